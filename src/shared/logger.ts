@@ -4,7 +4,7 @@
  */
 import winston from 'winston';
 import type Transport from 'winston-transport';
-import { redact, redactValue } from './redact.js';
+import { isSecretKey, redact, redactValue } from './redact.js';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'http' | 'verbose' | 'debug' | 'silly';
 
@@ -20,7 +20,10 @@ const redactFormat = winston.format((info) => {
   const out = info as Record<string | symbol, unknown>;
   for (const key of Object.keys(out)) {
     if (key === 'level') continue;
-    out[key] = key === 'message' ? redact(String(out[key])) : redactValue(out[key]);
+    const value = out[key];
+    if (key === 'message') out[key] = redact(String(value));
+    else if (isSecretKey(key) && typeof value === 'string') out[key] = '[REDACTED]';
+    else out[key] = redactValue(value);
   }
   return info;
 });

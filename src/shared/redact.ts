@@ -64,6 +64,11 @@ export function redactUrl(url: string | URL): string {
   return redact(typeof url === 'string' ? url : url.toString());
 }
 
+/** Whether an object key names a secret (its string value is masked whole). */
+export function isSecretKey(key: string): boolean {
+  return /token|secret|password|cookie|authorization|^sign$|sekey|randsk/i.test(key);
+}
+
 /** Deep-redact any value into a log-safe value (strings redacted, objects walked). */
 export function redactValue(value: unknown, depth = 0): unknown {
   if (typeof value === 'string') return redact(value);
@@ -74,7 +79,7 @@ export function redactValue(value: unknown, depth = 0): unknown {
   if (Array.isArray(value)) return value.map((v) => redactValue(v, depth + 1));
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
-    if (/token|secret|password|cookie|authorization|^sign$|sekey|randsk/i.test(k) && typeof v === 'string') {
+    if (isSecretKey(k) && typeof v === 'string') {
       out[k] = '[REDACTED]';
     } else {
       out[k] = redactValue(v, depth + 1);

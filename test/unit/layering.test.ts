@@ -1,0 +1,70 @@
+/**
+ * Keeps the layering of docs/architecture.md true: which src/ folder may import which.
+ * terabox -> remote contract <- vfs <- dav; cli wires; emulator sees only shared + wire types.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdir, readFile } from 'node:fs/promises';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const src = join(root, 'src');
+
+/** Layer -> layers (src/ folders) it may import. Files may always import within their own layer. */
+const allowed: Record<string, string[]> = {
+  shared: [],
+  remote: ['shared'],
+  terabox: ['shared', 'remote'],
+  vfs: ['shared', 'remote'],
+  dav: ['shared', 'vfs', 'remote'],
+  emulator: ['shared', 'terabox/api/types.ts'],
+  cli: ['shared', 'remote', 'terabox', 'vfs', 'dav', 'emulator'],
+};
+
+async function walk(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const d of await readdir(dir, { withFileTypes: true })) {
+    const p = join(dir, d.name);
+    if (d.isDirectory()) out.push(...(await walk(p)));
+    else if (d.name.endsWith('.ts')) out.push(p);
+  }
+  return out;
+}
+
+const IMPORT_RE = /(?:^|\n)\s*(?:import|export)\s[^'";]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g;
+
+test('src/ layers import only what docs/architecture.md allows', async () => {
+  const violations: string[] = [];
+  const files = await walk(src);
+  assert.ok(files.length > 0, 'no source files found');
+  for (const file of files) {
+    const rel = relative(src, file);
+    const layer = rel.split('/')[0]!;
+    const rules = allowed[layer];
+    if (!rules) {
+      violations.push(`${rel}: unknown layer '${layer}'`);
+      continue;
+    }
+    const text = await readFile(file, 'utf8');
+    for (const m of text.matchAll(IMPORT_RE)) {
+      const spec = m[1] ?? m[2]!;
+      if (!spec.startsWith('.')) continue; // packages and node: built-ins
+      const target = relative(src, resolve(dirname(file), spec)).replace(/\.js$/, '.ts');
+      const targetLayer = target.split('/')[0]!;
+      if (targetLayer === layer) continue;
+      const ok = rules.some((r) => (r.endsWith('.ts') ? target === r : targetLayer === r));
+      if (!ok) violations.push(`${rel} imports ${target}`);
+    }
+  }
+  assert.deepEqual(violations, []);
+});
+
+test('nothing in src/terabox knows about the emulator', async () => {
+  const hits: string[] = [];
+  for (const file of await walk(join(src, 'terabox'))) {
+    const text = await readFile(file, 'utf8');
+    if (/emulator/i.test(text.replace(/\/\/.*$|\/\*[\s\S]*?\*\//gm, ''))) hits.push(relative(src, file));
+  }
+  assert.deepEqual(hits, []);
+});
