@@ -1,0 +1,135 @@
+/**
+ * Where the token pair lives between runs. FileTokenStore keeps `tokens.json` (mode 0600) in the
+ * state dir, written atomically (temp file, fsync, rename) so that a crash never leaves half a
+ * file: each refresh token works once, so losing the new pair would force a new login.
+ *
+ * Concurrency: one writer at a time per store (`chain` serialises save/clear); the Authenticator
+ * above it serialises refreshes anyway.
+ */
+import { open, readFile, rename, rm, mkdir, chmod } from 'node:fs/promises';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { TbdavError } from '../../shared/errors.js';
+
+export interface StoredDomains {
+  /** host[:port] for every openapi call. */
+  apiDomain: string;
+  /** host[:port] for superfile2. */
+  uploadDomain: string;
+  /** When tokeninfo was asked, ms since epoch (cache at most 1 h). */
+  fetchedAt: number;
+}
+
+export interface StoredTokens {
+  accessToken: string;
+  refreshToken: string;
+  /** When the access token expires, ms since epoch. */
+  expiresAt: number;
+  /** When this pair was obtained, ms since epoch. */
+  obtainedAt: number;
+  domains?: StoredDomains;
+}
+
+export interface TokenStore {
+  /** The saved tokens, or null when not logged in. */
+  load(): Promise<StoredTokens | null>;
+  /** Save durably before returning. */
+  save(tokens: StoredTokens): Promise<void>;
+  /** Forget the tokens (logout). */
+  clear(): Promise<void>;
+}
+
+function validate(value: unknown, where: string): StoredTokens {
+  const v = value as Partial<StoredTokens> | null;
+  if (!v || typeof v.accessToken !== 'string' || typeof v.refreshToken !== 'string' || typeof v.expiresAt !== 'number') {
+    throw new TbdavError('TBDAV_AUTH', `token store ${where}: unreadable token file, log in again`);
+  }
+  return {
+    accessToken: v.accessToken,
+    refreshToken: v.refreshToken,
+    expiresAt: v.expiresAt,
+    obtainedAt: typeof v.obtainedAt === 'number' ? v.obtainedAt : 0,
+    ...(v.domains && typeof v.domains.apiDomain === 'string' ? { domains: v.domains } : {}),
+  };
+}
+
+export class FileTokenStore implements TokenStore {
+  readonly file: string;
+  private chain: Promise<unknown> = Promise.resolve();
+
+  constructor(readonly stateDir: string) {
+    this.file = join(stateDir, 'tokens.json');
+  }
+
+  async load(): Promise<StoredTokens | null> {
+    let text: string;
+    try {
+      text = await readFile(this.file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw new TbdavError('TBDAV_AUTH', `token store ${this.file}: cannot read`, { cause: err });
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (err) {
+      throw new TbdavError('TBDAV_AUTH', `token store ${this.file}: not JSON, log in again`, { cause: err });
+    }
+    return validate(parsed, this.file);
+  }
+
+  save(tokens: StoredTokens): Promise<void> {
+    const next = this.chain.then(() => this.writeAtomic(JSON.stringify(tokens, null, 2) + '\n'));
+    this.chain = next.catch(() => undefined); // the caller gets the error through `next`
+    return next;
+  }
+
+  clear(): Promise<void> {
+    const next = this.chain.then(() => rm(this.file, { force: true }));
+    this.chain = next.catch(() => undefined);
+    return next;
+  }
+
+  private async writeAtomic(text: string): Promise<void> {
+    await mkdir(this.stateDir, { recursive: true, mode: 0o700 });
+    const tmp = `${this.file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    const fh = await open(tmp, 'w', 0o600);
+    try {
+      await fh.writeFile(text, 'utf8');
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await chmod(tmp, 0o600);
+    try {
+      await rename(tmp, this.file);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+    // make the rename itself durable
+    const dir = await open(this.stateDir, 'r');
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+  }
+}
+
+/** Keeps tokens in memory only (tests, one-shot commands). */
+export class MemoryTokenStore implements TokenStore {
+  private tokens: StoredTokens | null;
+  constructor(initial: StoredTokens | null = null) {
+    this.tokens = initial ? { ...initial } : null;
+  }
+  async load(): Promise<StoredTokens | null> {
+    return this.tokens ? { ...this.tokens } : null;
+  }
+  async save(tokens: StoredTokens): Promise<void> {
+    this.tokens = { ...tokens };
+  }
+  async clear(): Promise<void> {
+    this.tokens = null;
+  }
+}

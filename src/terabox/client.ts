@@ -1,0 +1,656 @@
+/**
+ * TeraboxClient: one method per endpoint of the TeraBox Open Platform (ENDPOINTS in api/types.ts),
+ * all going through the one call path (http.ts) and the Authenticator (auth/).
+ *
+ * Token parameter: the spec passes the token as query `access_tokens` on openapi calls (its
+ * curl examples sometimes show `access_token`). We send `access_tokens` everywhere except where an
+ * endpoint's own parameter table says `access_token`: share/streaming (3.5.5), share/mediameta
+ * (3.5.6) and share/download (3.5.7); tokeninfo takes `access_token` as a form field (1.4.2.2).
+ *
+ * Auth errors: a call refused for its access token (errno -6, 111, 200002, 200003) refreshes the
+ * token once (single-flight in the Authenticator) and is repeated once; the service refused it,
+ * so repeating is safe for every call.
+ *
+ * Shared state: none of its own beyond `auth` (see its header) and `http` (its pacer).
+ */
+import { createReadStream } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { CallOptions } from '../remote/types.js';
+import type { Logger } from '../shared/logger.js';
+import { silentLogger } from '../shared/logger.js';
+import { redactUrl } from '../shared/redact.js';
+import {
+  APP_ID,
+  ENDPOINTS,
+  ERRNO,
+  type ActiveResponse,
+  type CreateResponse,
+  type DeviceCodeData,
+  type DownloadResponse,
+  type EndpointName,
+  type FileInfo,
+  type FileManagerItemCopyMove,
+  type FileManagerItemRename,
+  type FileManagerOpera,
+  type FileManagerResponse,
+  type FileMeta,
+  type FileMetasResponse,
+  type ListResponse,
+  type PrecreateResponse,
+  type QuotaResponse,
+  type RType,
+  type SearchResponse,
+  type ShareDownloadResponse,
+  type ShareListResponse,
+  type ShareMediaMetaResponse,
+  type ShareTransferResponse,
+  type ShareVerifyResponse,
+  type ShortUrlInfoResponse,
+  type StreamType,
+  type Superfile2Response,
+  type TokenInfoData,
+  type UinfoResponse,
+} from './api/types.js';
+import { Authenticator, type DeviceLoginOptions } from './auth/authenticator.js';
+import type { StoredTokens, TokenStore } from './auth/token-store.js';
+import { ACCESS_TOKEN_ERRNOS, TeraboxApiError, isTeraboxApiError } from './errors.js';
+import { HttpCaller, type HttpResponse, type RetryPolicy, type BodyFactory } from './http.js';
+
+export interface TeraboxClientOptions {
+  authUrl: string;
+  clientId: string;
+  clientSecret: string;
+  privateSecret: string;
+  tokenStore: TokenStore;
+  logger?: Logger;
+  concurrency?: number;
+  callsPerSecond?: number;
+  maxRetries?: number;
+  retryBaseMs?: number;
+  retryMaxMs?: number;
+  requestTimeoutMs?: number;
+  refreshMarginSec?: number;
+  /** Time for one shard upload or for the headers of a download (default 300 s). */
+  transferTimeoutMs?: number;
+}
+
+export interface ListOptions extends CallOptions {
+  /** 1-based page (default 1). */
+  page?: number;
+  /** Entries per page (default 1000). */
+  num?: number;
+  order?: 'time' | 'name' | 'size';
+  desc?: boolean;
+}
+
+export interface SearchOptions extends CallOptions {
+  dir?: string;
+  page?: number;
+  num?: number;
+  order?: string;
+  desc?: boolean;
+  recursion?: boolean;
+}
+
+/** A byte range of a local file, streamed as superfile2's `file` field. */
+export interface FileRange {
+  localPath: string;
+  start: number;
+  length: number;
+}
+
+export interface FileManagerOptions extends CallOptions {
+  /** 0 synchronous (default), 1 adaptive, 2 asynchronous. */
+  async?: 0 | 1 | 2;
+  ondup?: 'fail' | 'newcopy' | 'overwrite' | 'skip';
+}
+
+export interface DlinkResponse {
+  statusCode: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Readable;
+}
+
+export interface ShareVerifyResult {
+  randsk: string;
+  /** The BOXCLND cookie value: `spd` / `sekey` of the following share calls. */
+  sekey: string;
+}
+
+/** A dlink refused with 403/410 (expired or signature no longer valid): ask a fresh one. */
+export class DlinkExpiredError extends TeraboxApiError {
+  readonly dlinkExpired = true;
+}
+
+interface ApiSpec {
+  method: 'GET' | 'POST';
+  query?: Record<string, string | number | undefined>;
+  form?: Record<string, string | number | undefined>;
+  body?: BodyFactory;
+  retry: RetryPolicy;
+  expect?: 'json' | 'text';
+  host?: 'api' | 'upload';
+  tokenParam?: 'access_tokens' | 'access_token';
+  pace?: 'hold' | 'start';
+  timeoutMs?: number;
+  errnoFrom?: (json: unknown) => number;
+  onRetry?: () => void;
+}
+
+function compact(o: Record<string, string | number | undefined> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(o ?? {})) if (v !== undefined) out[k] = String(v);
+  return out;
+}
+
+function firstHeader(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+export class TeraboxClient {
+  readonly http: HttpCaller;
+  readonly auth: Authenticator;
+  readonly logger: Logger;
+  private readonly transferTimeoutMs: number;
+
+  constructor(opts: TeraboxClientOptions) {
+    this.logger = opts.logger ?? silentLogger();
+    this.http = new HttpCaller({
+      logger: this.logger,
+      concurrency: opts.concurrency,
+      callsPerSecond: opts.callsPerSecond,
+      maxRetries: opts.maxRetries,
+      retryBaseMs: opts.retryBaseMs,
+      retryMaxMs: opts.retryMaxMs,
+      requestTimeoutMs: opts.requestTimeoutMs,
+    });
+    this.auth = new Authenticator({
+      http: this.http,
+      authUrl: opts.authUrl,
+      clientId: opts.clientId,
+      clientSecret: opts.clientSecret,
+      privateSecret: opts.privateSecret,
+      tokenStore: opts.tokenStore,
+      logger: this.logger,
+      refreshMarginSec: opts.refreshMarginSec,
+    });
+    this.transferTimeoutMs = opts.transferTimeoutMs ?? 300_000;
+  }
+
+  async close(): Promise<void> {
+    await this.http.close();
+  }
+
+  // ================================================================ oauth (auth host)
+
+  /** GET /oauth/devicecode. */
+  deviceCode(opts: CallOptions = {}): Promise<DeviceCodeData> {
+    return this.auth.requestDeviceCode(opts);
+  }
+
+  /** POST /oauth/gettoken with grant device_code, once; errno 400001 while not approved. Saves on success. */
+  pollDeviceToken(deviceCode: string, opts: CallOptions = {}): Promise<StoredTokens> {
+    return this.auth.pollDeviceToken(deviceCode, opts);
+  }
+
+  /** Device-code login loop (poll until approved or expired). */
+  loginWithDeviceCode(opts: DeviceLoginOptions = {}): Promise<StoredTokens> {
+    return this.auth.loginWithDeviceCode(opts);
+  }
+
+  /** POST /oauth/gettoken with grant authorization_code. Saves on success. */
+  exchangeCode(code: string, opts: CallOptions = {}): Promise<StoredTokens> {
+    return this.auth.exchangeCode(code, opts);
+  }
+
+  /** POST /oauth/tokeninfo. */
+  tokenInfo(opts: CallOptions = {}): Promise<TokenInfoData> {
+    return this.auth.tokenInfo(undefined, opts);
+  }
+
+  /** POST /oauth/refreshtoken (single-flight). */
+  refresh(opts: CallOptions = {}): Promise<StoredTokens> {
+    return this.auth.refresh(opts);
+  }
+
+  /** Delete the stored tokens. */
+  logout(): Promise<void> {
+    return this.auth.logout();
+  }
+
+  // ================================================================ the authenticated call
+
+  /**
+   * One openapi/pcs call: session (token + domains), the one call path, and on an access-token
+   * error one refresh and one repeat.
+   */
+  private async api<T>(name: EndpointName, spec: ApiSpec, opts: CallOptions): Promise<HttpResponse<T>> {
+    let refreshed = false;
+    for (;;) {
+      const before = (await this.auth.tokens())?.accessToken;
+      let used = before;
+      try {
+        const session = await this.auth.session(opts);
+        used = session.accessToken;
+        const base = spec.host === 'upload' ? session.uploadBase : session.apiBase;
+        const url = new URL(ENDPOINTS[name], base);
+        for (const [k, v] of Object.entries(compact(spec.query))) url.searchParams.set(k, v);
+        url.searchParams.set(spec.tokenParam ?? 'access_tokens', session.accessToken);
+        return await this.http.call<T>({
+          endpoint: name,
+          method: spec.method,
+          url,
+          ...(spec.form ? { form: compact(spec.form) } : {}),
+          ...(spec.body ? { body: spec.body } : {}),
+          retry: spec.retry,
+          expect: spec.expect ?? 'json',
+          requestId: opts.requestId,
+          signal: opts.signal,
+          pace: spec.pace,
+          timeoutMs: spec.timeoutMs,
+          errnoFrom: spec.errnoFrom,
+          onRetry: spec.onRetry,
+        });
+      } catch (err) {
+        const tokenError =
+          isTeraboxApiError(err) && ((err.errno !== undefined && ACCESS_TOKEN_ERRNOS.has(err.errno)) || (err.errno === undefined && err.httpStatus === 401));
+        if (!tokenError || refreshed || used === undefined) throw err;
+        refreshed = true;
+        this.logger.debug(`${name}: access token refused, refreshing once`, { requestId: opts.requestId, errno: (err as TeraboxApiError).errno });
+        await this.auth.onAuthFailure(used, opts);
+      }
+    }
+  }
+
+  // ================================================================ user and quota
+
+  /** GET /openapi/uinfo. */
+  async uinfo(opts: CallOptions = {}): Promise<UinfoResponse> {
+    return (await this.api<UinfoResponse>('uinfo', { method: 'GET', retry: 'idempotent' }, opts)).data;
+  }
+
+  /** GET /openapi/active (external-link share activation). Repeating it is harmless. */
+  async active(opts: CallOptions = {}): Promise<ActiveResponse> {
+    return (await this.api<ActiveResponse>('active', { method: 'GET', retry: 'idempotent' }, opts)).data;
+  }
+
+  /** GET /openapi/api/quota. */
+  async quota(opts: CallOptions = {}): Promise<QuotaResponse> {
+    return (await this.api<QuotaResponse>('quota', { method: 'GET', retry: 'idempotent' }, opts)).data;
+  }
+
+  // ================================================================ files
+
+  /** GET /openapi/api/list: one page. */
+  async list(dir: string, opts: ListOptions = {}): Promise<FileInfo[]> {
+    const res = await this.api<ListResponse>(
+      'list',
+      {
+        method: 'GET',
+        retry: 'idempotent',
+        query: {
+          dir,
+          page: opts.page ?? 1,
+          num: opts.num ?? 1000,
+          order: opts.order,
+          desc: opts.desc === undefined ? undefined : opts.desc ? 1 : 0,
+        },
+      },
+      opts,
+    );
+    return res.data.list ?? [];
+  }
+
+  /** Every entry of a folder: pages of `num` (default 1000), stopping on a short page. */
+  async listAll(dir: string, opts: CallOptions & { num?: number } = {}): Promise<FileInfo[]> {
+    const num = opts.num ?? 1000;
+    const out: FileInfo[] = [];
+    for (let page = 1; ; page++) {
+      const items = await this.list(dir, { ...opts, page, num, order: 'name' });
+      out.push(...items);
+      if (items.length < num) return out;
+    }
+  }
+
+  /** GET /openapi/api/filemetas for absolute paths. */
+  async filemetas(paths: string[], opts: CallOptions & { dlink?: boolean } = {}): Promise<FileMeta[]> {
+    const res = await this.api<FileMetasResponse>(
+      'filemetas',
+      { method: 'GET', retry: 'idempotent', query: { target: JSON.stringify(paths), dlink: opts.dlink ? 1 : 0 } },
+      opts,
+    );
+    return res.data.info ?? [];
+  }
+
+  /** GET /openapi/api/search. */
+  async search(key: string, opts: SearchOptions = {}): Promise<SearchResponse> {
+    const res = await this.api<SearchResponse>(
+      'search',
+      {
+        method: 'GET',
+        retry: 'idempotent',
+        query: {
+          key,
+          dir: opts.dir,
+          page: opts.page,
+          num: opts.num,
+          order: opts.order,
+          desc: opts.desc === undefined ? undefined : opts.desc ? 1 : 0,
+          recursion: opts.recursion === false ? 0 : 1,
+        },
+      },
+      opts,
+    );
+    return res.data;
+  }
+
+  /** GET /openapi/api/download: dlinks of files by fs_id. */
+  async download(fsIds: (number | string)[], opts: CallOptions = {}): Promise<{ fs_id: string; dlink: string }[]> {
+    const res = await this.api<DownloadResponse>(
+      'download',
+      { method: 'GET', retry: 'idempotent', query: { fidlist: `[${fsIds.map(String).join(',')}]`, type: 'dlink' } },
+      opts,
+    );
+    return (res.data.dlink ?? []).map((d) => ({ fs_id: String(d.fs_id), dlink: d.dlink }));
+  }
+
+  /** GET /openapi/api/streaming: the m3u8 text. */
+  async streaming(path: string, type: StreamType, opts: CallOptions = {}): Promise<string> {
+    const res = await this.api<string>('streaming', { method: 'GET', retry: 'idempotent', expect: 'text', query: { path, type } }, opts);
+    return res.data;
+  }
+
+  /**
+   * POST /openapi/api/precreate. Idempotent: it only opens an upload session; a repeat opens
+   * another one and the first is abandoned by the service.
+   */
+  async precreate(path: string, blockList: string[], size?: number, opts: CallOptions = {}): Promise<PrecreateResponse> {
+    const res = await this.api<PrecreateResponse>(
+      'precreate',
+      {
+        method: 'POST',
+        retry: 'idempotent',
+        form: {
+          path,
+          autoinit: 1,
+          block_list: JSON.stringify(blockList),
+          ...(size !== undefined ? { size, isdir: 0 } : {}),
+        },
+      },
+      opts,
+    );
+    return res.data;
+  }
+
+  /**
+   * POST /rest/2.0/pcs/superfile2 on upload_domain: one shard, streamed from a file range as the
+   * multipart field `file` (never buffered). Idempotent: the same partseq replaces the shard.
+   */
+  async superfile2(path: string, uploadid: string, partseq: number, file: FileRange, opts: CallOptions = {}): Promise<Superfile2Response> {
+    const boundary = `----terabox-dav-${randomBytes(12).toString('hex')}`;
+    const head = Buffer.from(
+      `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="blob"\r\nContent-Type: application/octet-stream\r\n\r\n`,
+    );
+    const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
+    const body: BodyFactory = () => ({
+      body: Readable.from(
+        (async function* () {
+        yield head;
+        if (file.length > 0) {
+          for await (const chunk of createReadStream(file.localPath, { start: file.start, end: file.start + file.length - 1, highWaterMark: 256 * 1024 })) {
+            yield chunk as Buffer;
+          }
+        }
+        yield tail;
+      })(),
+      ),
+      headers: {
+        'content-type': `multipart/form-data; boundary=${boundary}`,
+        'content-length': String(head.length + file.length + tail.length),
+      },
+    });
+    const res = await this.api<Superfile2Response>(
+      'superfile2',
+      {
+        method: 'POST',
+        host: 'upload',
+        retry: 'idempotent',
+        pace: 'start',
+        timeoutMs: this.transferTimeoutMs,
+        query: { method: 'upload', app_id: APP_ID, path, uploadid, partseq },
+        body,
+      },
+      opts,
+    );
+    return res.data;
+  }
+
+  /**
+   * POST /openapi/api/create: commit an upload. rtype 3 (overwrite) is idempotent; other rtypes
+   * are repeated only when the service confirms nothing happened (a repeat of rtype 0 after a
+   * lost answer would fail with "exists", of rtype 1 would make a renamed copy).
+   */
+  async create(path: string, size: number, uploadid: string, blockList: string[], rtype: RType, opts: CallOptions = {}): Promise<CreateResponse> {
+    const res = await this.api<CreateResponse>(
+      'create',
+      {
+        method: 'POST',
+        retry: rtype === 3 ? 'idempotent' : 'unsafe',
+        form: { path, size, isdir: 0, uploadid, block_list: JSON.stringify(blockList), rtype },
+      },
+      opts,
+    );
+    return res.data;
+  }
+
+  /**
+   * POST /openapi/api/create with isdir=1: make a folder (the service makes missing parents).
+   * Retried as idempotent; when a repeat answers "exists" (-8) after a lost first answer, the
+   * folder is ours: that counts as success and its metadata is fetched.
+   */
+  async createDir(path: string, opts: CallOptions = {}): Promise<CreateResponse> {
+    let retried = false;
+    try {
+      const res = await this.api<CreateResponse>(
+        'create',
+        {
+          method: 'POST',
+          retry: 'idempotent',
+          form: { path, size: 0, isdir: 1, block_list: '[]', rtype: 0 },
+          onRetry: () => {
+            retried = true;
+          },
+        },
+        opts,
+      );
+      return res.data;
+    } catch (err) {
+      if (retried && isTeraboxApiError(err) && err.errno === ERRNO.FILE_EXISTS) {
+        const [meta] = await this.filemetas([path], opts);
+        if (meta && meta.isdir === 1) {
+          this.logger.debug(`createDir ${path}: exists after a retry, taken as created`, { requestId: opts.requestId });
+          return {
+            errno: 0,
+            fs_id: meta.fs_id,
+            server_filename: meta.server_filename,
+            category: meta.category,
+            path: meta.path,
+            size: 0,
+            ctime: meta.server_ctime,
+            mtime: meta.server_mtime,
+            isdir: 1,
+          };
+        }
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * POST /openapi/api/filemanager. delete is idempotent (retried; the remote treats a
+   * not-found after a retry as done); copy/move/rename are 'unsafe' (a repeat after a lost
+   * answer could copy twice or fail on the moved source). Per-item errnos are errors too.
+   */
+  async filemanager(
+    opera: FileManagerOpera,
+    filelist: (string | FileManagerItemCopyMove | FileManagerItemRename)[],
+    opts: FileManagerOptions = {},
+  ): Promise<FileManagerResponse> {
+    const res = await this.api<FileManagerResponse>(
+      'filemanager',
+      {
+        method: 'POST',
+        retry: opera === 'delete' ? 'idempotent' : 'unsafe',
+        query: { opera },
+        form: { async: opts.async ?? 0, filelist: JSON.stringify(filelist), ondup: opts.ondup },
+        errnoFrom: (json) => {
+          const o = json as { errno?: number; info?: { errno?: number }[] } | undefined;
+          const item = o?.info?.find((i) => Number(i.errno ?? 0) !== 0);
+          if (item) return Number(item.errno);
+          return Number(o?.errno ?? 0);
+        },
+      },
+      opts,
+    );
+    return res.data;
+  }
+
+  // ================================================================ shares
+
+  /** POST /openapi/share/verify: check a share's extraction code; keeps the BOXCLND cookie as sekey. */
+  async shareVerify(surl: string, pwd: string, opts: CallOptions = {}): Promise<ShareVerifyResult> {
+    const res = await this.api<ShareVerifyResponse>('shareVerify', { method: 'POST', retry: 'idempotent', query: { surl }, form: { pwd } }, opts);
+    const cookies = res.headers['set-cookie'];
+    const list = Array.isArray(cookies) ? cookies : cookies ? [cookies] : [];
+    let sekey = '';
+    for (const c of list) {
+      const m = /(?:^|;\s*)BOXCLND=([^;]*)/.exec(c);
+      if (m) sekey = decodeURIComponent(m[1]!);
+    }
+    const randsk = typeof res.data.randsk === 'string' ? res.data.randsk : JSON.stringify(res.data.randsk ?? '');
+    return { randsk, sekey };
+  }
+
+  /** GET /openapi/api/shorturlinfo. `shorturl` is the part after /s/. */
+  async shortUrlInfo(shorturl: string, spd: string, opts: CallOptions = {}): Promise<ShortUrlInfoResponse> {
+    return (await this.api<ShortUrlInfoResponse>('shortUrlInfo', { method: 'GET', retry: 'idempotent', query: { shorturl, root: 1, spd } }, opts)).data;
+  }
+
+  /** GET /openapi/share/list: root (no dir) or a folder of the share. */
+  async shareList(
+    shorturl: string,
+    sekey: string,
+    opts: CallOptions & { dir?: string; page?: number; num?: number; order?: 'asc' | 'desc'; by?: 'time' | 'name' | 'size' } = {},
+  ): Promise<ShareListResponse> {
+    const query = {
+      shorturl,
+      sekey,
+      page: opts.page ?? 1,
+      num: opts.num ?? 100,
+      ...(opts.dir ? { dir: opts.dir } : { root: 1 }),
+      order: opts.order,
+      by: opts.by,
+    };
+    return (await this.api<ShareListResponse>('shareList', { method: 'GET', retry: 'idempotent', query }, opts)).data;
+  }
+
+  /** GET /openapi/share/download (its table names the token `access_token`). */
+  async shareDownload(shareid: number | string, uk: number | string, fsIds: (number | string)[], sekey: string, opts: CallOptions = {}): Promise<ShareDownloadResponse> {
+    const query = { shareid, uk, fid_list: `[${fsIds.map(String).join(',')}]`, sekey };
+    return (await this.api<ShareDownloadResponse>('shareDownload', { method: 'GET', retry: 'idempotent', tokenParam: 'access_token', query }, opts)).data;
+  }
+
+  /**
+   * POST /openapi/share/transfer: copy share files into the drive. 'unsafe' (a repeat could copy
+   * twice). `from` is the sharer's uk.
+   */
+  async shareTransfer(
+    shareid: number | string,
+    from: number | string,
+    sekey: string,
+    what: { fsIds?: (number | string)[]; filelist?: string[]; path?: string; ondup?: 'fail' | 'newcopy'; async?: 0 | 1 | 2 },
+    opts: CallOptions = {},
+  ): Promise<ShareTransferResponse> {
+    const form: Record<string, string | undefined> = {
+      fsidlist: what.fsIds ? JSON.stringify(what.fsIds.map(String)) : undefined,
+      filelist: what.filelist ? JSON.stringify(what.filelist) : undefined,
+      path: what.path ?? '/',
+    };
+    const query = { shareid, from, sekey, async: what.async ?? 0, ondup: what.ondup };
+    return (await this.api<ShareTransferResponse>('shareTransfer', { method: 'POST', retry: 'unsafe', query, form }, opts)).data;
+  }
+
+  /** GET /openapi/share/streaming: m3u8 text (its table names the token `access_token`). */
+  async shareStreaming(shareid: number | string, uk: number | string, fid: number | string, type: StreamType, sekey: string, opts: CallOptions = {}): Promise<string> {
+    const query = { shareid, uk, fid, type, channel: 'dubox', clienttype: 0, sekey };
+    return (await this.api<string>('shareStreaming', { method: 'GET', retry: 'idempotent', expect: 'text', tokenParam: 'access_token', query }, opts)).data;
+  }
+
+  /** GET /openapi/share/mediameta (its table names the token `access_token`). */
+  async shareMediaMeta(shareid: number | string, uk: number | string, fid: number | string, sekey: string, opts: CallOptions = {}): Promise<ShareMediaMetaResponse> {
+    const query = { clienttype: 0, uk, shareid, fid, sekey };
+    return (await this.api<ShareMediaMetaResponse>('shareMediaMeta', { method: 'GET', retry: 'idempotent', tokenParam: 'access_token', query }, opts)).data;
+  }
+
+  // ================================================================ download
+
+  /**
+   * Open a dlink: appends the access token, follows one redirect (http/https only) to the CDN,
+   * sends Range, and returns the answer with its body as a stream (destroy it to stop the
+   * transfer). A 403/410 rejects with DlinkExpiredError: ask a fresh dlink and try again.
+   */
+  async openDlink(dlink: string, range?: { start: number; end?: number }, signal?: AbortSignal, requestId?: string): Promise<DlinkResponse> {
+    const session = await this.auth.session({ signal, requestId });
+    let url = new URL(dlink);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new TeraboxApiError({ endpoint: 'dlink', category: 'fatal', message: `unsupported dlink scheme ${url.protocol}` });
+    }
+    url.searchParams.set('access_tokens', session.accessToken);
+    const headers: Record<string, string> = {};
+    if (range) headers.range = `bytes=${range.start}-${range.end ?? ''}`;
+    for (let hop = 0; hop < 4; hop++) {
+      const res = await this.http.call<Readable & { dump?: () => Promise<void> }>({
+        endpoint: 'dlink',
+        method: 'GET',
+        url,
+        headers,
+        retry: 'idempotent',
+        expect: 'stream',
+        pace: hop === 0 ? 'start' : 'start',
+        timeoutMs: this.transferTimeoutMs,
+        passStatuses: [301, 302, 303, 307, 308, 403, 410],
+        signal,
+        requestId,
+      });
+      const status = res.status;
+      if (status >= 300 && status < 400) {
+        const location = firstHeader(res.headers.location);
+        await this.drain(res.data);
+        if (!location) throw new TeraboxApiError({ endpoint: 'dlink', category: 'fatal', httpStatus: status, message: 'redirect without location' });
+        const next = new URL(location, url);
+        if (next.protocol !== 'http:' && next.protocol !== 'https:') {
+          throw new TeraboxApiError({ endpoint: 'dlink', category: 'fatal', httpStatus: status, message: `refusing redirect to ${next.protocol}` });
+        }
+        this.logger.debug(`dlink: redirected to ${redactUrl(next)}`, { requestId });
+        url = next;
+        continue;
+      }
+      if (status === 403 || status === 410) {
+        await this.drain(res.data);
+        throw new DlinkExpiredError({ endpoint: 'dlink', category: 'retryable', httpStatus: status, message: 'download link refused or expired' });
+      }
+      return { statusCode: status, headers: res.headers, body: res.data };
+    }
+    throw new TeraboxApiError({ endpoint: 'dlink', category: 'fatal', message: 'too many redirects' });
+  }
+
+  private async drain(body: Readable & { dump?: () => Promise<void> }): Promise<void> {
+    try {
+      if (typeof body.dump === 'function') await body.dump();
+      else body.destroy();
+    } catch (err) {
+      this.logger.debug('dlink: discarding a body failed', { error: String(err) });
+    }
+  }
+}

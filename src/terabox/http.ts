@@ -1,0 +1,420 @@
+/**
+ * The ONE call path of the TeraBox client: every request (oauth, openapi, upload, dlink) goes
+ * through HttpCaller.call(). It does, in this order, per attempt:
+ *   pacer (p-queue: concurrency + calls per second) -> undici request on a shared Agent ->
+ *   HTTP status / errno check (HTTP 200 with errno != 0 is an error, detected only here) ->
+ *   the retry classifier (classifyRetry) -> backoff with full jitter, honouring Retry-After.
+ * URLs and errors are redacted before they reach a log line or an error message.
+ *
+ * Concurrency: `queue` (p-queue) is the only shared mutable state; it bounds concurrent API calls
+ * and their rate. Transfers (shard bodies, dlink bodies) take a rate slot from the same queue but do
+ * not hold a concurrency slot while their body streams (pace: 'start'), so that a long upload
+ * does not starve listings. The Agent is shared and owned by this object (close() ends it).
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Readable } from 'node:stream';
+import PQueue from 'p-queue';
+import { Agent, request, type Dispatcher } from 'undici';
+import { abortError, isTbdavError } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+import { silentLogger } from '../shared/logger.js';
+import { redact, redactUrl } from '../shared/redact.js';
+import { TeraboxApiError, errnoError, httpStatusCategory, isTeraboxApiError } from './errors.js';
+import { ERRNO } from './api/types.js';
+
+/**
+ * How a failed request may be retried.
+ *  - 'idempotent': repeating it has the same effect (GETs, precreate, superfile2 of the same
+ *    partseq, filemanager delete, create with rtype 3, tokeninfo): retried on any transient error.
+ *  - 'unsafe': repeating it could do the thing twice or fail because the first try worked
+ *    (move, copy, rename, create with rtype 0, code exchange, refresh): retried only when the
+ *    service confirms that nothing happened (HTTP 429, rate-limit errno, connection refused).
+ */
+export type RetryPolicy = 'idempotent' | 'unsafe';
+
+export type BodyFactory = () => { body: string | Buffer | Readable; headers: Record<string, string> };
+
+export interface HttpRequest {
+  /** Endpoint name for logs and errors ('list', 'superfile2', 'dlink'...). */
+  endpoint: string;
+  method: 'GET' | 'POST';
+  /** Full URL (secrets in the query are fine: it is redacted before any log). */
+  url: URL;
+  /** application/x-www-form-urlencoded body. */
+  form?: Record<string, string>;
+  /** Any other body; a factory, because each attempt needs a fresh stream. */
+  body?: BodyFactory;
+  headers?: Record<string, string>;
+  retry: RetryPolicy;
+  /** 'json' parses and errno-checks; 'text' returns text (errno-checked if it is JSON); 'stream' returns the body. */
+  expect: 'json' | 'text' | 'stream';
+  /** Our request id (from the WebDAV request) for log lines. */
+  requestId?: string;
+  signal?: AbortSignal;
+  /** 'hold' (default): the pacer slot is held until the answer is read. 'start': only a rate slot. */
+  pace?: 'hold' | 'start';
+  /** Total time for one attempt (headers + body for json/text; headers only for stream). */
+  timeoutMs?: number;
+  /** Stream answers: statuses that are returned to the caller rather than thrown (e.g. 302, 403). */
+  passStatuses?: readonly number[];
+  /** Which errno an answer carries (default: `errno`, or superfile2's `error_code`). */
+  errnoFrom?: (json: unknown) => number;
+  /** Called before each retry (callers that must know whether a repeat happened). */
+  onRetry?: () => void;
+}
+
+export interface HttpResponse<T> {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  data: T;
+}
+
+export interface HttpCallerOptions {
+  logger?: Logger;
+  /** Concurrent API calls (default 4). */
+  concurrency?: number;
+  /** Calls started per second (default 10). */
+  callsPerSecond?: number;
+  /** Retries after the first attempt (default 5). */
+  maxRetries?: number;
+  /** Backoff base (default 500 ms) and cap (default 30 s). */
+  retryBaseMs?: number;
+  retryMaxMs?: number;
+  /** Time for one attempt of an API call (default 30 s). */
+  requestTimeoutMs?: number;
+  /** For tests: the random source of the jitter. */
+  random?: () => number;
+}
+
+// ------------------------------------------------------------------ retry classifier
+
+/** Socket errors where the request surely did not reach the service. */
+const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+/** Socket errors where the request may or may not have been processed. */
+const IO_CODES = new Set([
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'UND_ERR_SOCKET',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'UND_ERR_CLOSED',
+  'TIMEOUT',
+]);
+const RATE_ERRNOS = new Set<number>([ERRNO.RATE_LIMIT, ERRNO.RATE_LIMIT_42000, ERRNO.CODE_RATE]);
+
+export interface RetryContext {
+  /** Attempts already made (1 after the first failure). */
+  attempt: number;
+  maxRetries: number;
+  baseMs: number;
+  maxMs: number;
+  policy: RetryPolicy;
+  signal?: AbortSignal;
+  random?: () => number;
+}
+
+export interface RetryDecision {
+  retry: boolean;
+  delayMs: number;
+  reason: string;
+}
+
+function errCode(err: unknown): string | undefined {
+  let e: unknown = err;
+  for (let i = 0; i < 4 && e && typeof e === 'object'; i++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && (NOT_SENT_CODES.has(code) || IO_CODES.has(code))) return code;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+/**
+ * THE retry classifier. Pure: decides from the error, the attempt count and the policy.
+ *  - never after the caller's signal fired;
+ *  - HTTP 429 and rate-limit errnos (31034, 42000, 300001): the service refused before acting,
+ *    so any request may be retried;
+ *  - connection refused / connect timeout: nothing was sent, any request may be retried;
+ *  - 5xx, errno 500001, resets and timeouts: the request may have been processed, so only
+ *    'idempotent' requests are retried;
+ *  - everything else (auth, not-found, exists, bad params...) is not retried here.
+ * Delay: Retry-After when the service sent one (capped at maxMs * 4), else full jitter:
+ * random() * min(maxMs, baseMs * 2^(attempt-1)).
+ */
+export function classifyRetry(err: unknown, ctx: RetryContext): RetryDecision {
+  const no = (reason: string): RetryDecision => ({ retry: false, delayMs: 0, reason });
+  if (ctx.signal?.aborted) return no('aborted');
+  if (isTbdavError(err, 'TBDAV_ABORTED')) return no('aborted');
+  if (ctx.attempt > ctx.maxRetries) return no('retries exhausted');
+
+  let transient = false;
+  let safeForAny = false;
+  let retryAfterSec: number | undefined;
+  const code = errCode(err);
+  if (code && NOT_SENT_CODES.has(code)) {
+    transient = true;
+    safeForAny = true;
+  } else if (code && IO_CODES.has(code)) {
+    transient = true;
+  } else if (isTeraboxApiError(err) && err.category === 'retryable') {
+    transient = true;
+    retryAfterSec = err.retryAfterSec;
+    if (err.httpStatus === 429 || (err.errno !== undefined && RATE_ERRNOS.has(err.errno))) safeForAny = true;
+  }
+  if (!transient) return no('not transient');
+  if (!safeForAny && ctx.policy !== 'idempotent') return no('not idempotent');
+
+  const random = ctx.random ?? Math.random;
+  let delayMs: number;
+  if (retryAfterSec !== undefined && Number.isFinite(retryAfterSec) && retryAfterSec >= 0) {
+    delayMs = Math.min(retryAfterSec * 1000, ctx.maxMs * 4);
+  } else {
+    const ceiling = Math.min(ctx.maxMs, ctx.baseMs * 2 ** Math.max(0, ctx.attempt - 1));
+    delayMs = Math.floor(random() * ceiling);
+  }
+  return { retry: true, delayMs, reason: code ?? (isTeraboxApiError(err) ? `errno ${err.errno ?? '-'} HTTP ${err.httpStatus ?? '-'}` : 'transient') };
+}
+
+/** Parse Retry-After (seconds or HTTP date) into seconds. */
+export function parseRetryAfter(value: string | string[] | undefined, now = Date.now()): number | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  if (!v) return undefined;
+  if (/^\d+$/.test(v.trim())) return Number(v.trim());
+  const t = Date.parse(v);
+  if (Number.isNaN(t)) return undefined;
+  return Math.max(0, (t - now) / 1000);
+}
+
+/** Pull the service's request id out of a parsed answer. */
+function serviceRequestId(json: unknown): string | undefined {
+  if (json && typeof json === 'object' && 'request_id' in json) {
+    const v = (json as { request_id?: unknown }).request_id;
+    if (typeof v === 'string' || typeof v === 'number') return String(v);
+  }
+  return undefined;
+}
+
+/**
+ * Parse JSON keeping 64-bit integers (request_id, fs_id of some answers) exact enough: numbers
+ * beyond 2^53 are only ids we print or echo; fs_ids of real drives are below 2^53.
+ */
+function parseJson(text: string): unknown {
+  return JSON.parse(text);
+}
+
+/** The errno of an answer: `errno`, or superfile2's `error_code`. 0 when absent. */
+function answerErrno(json: unknown): number {
+  if (!json || typeof json !== 'object') return 0;
+  const o = json as { errno?: unknown; error_code?: unknown };
+  const n = Number(o.errno ?? o.error_code ?? 0);
+  return Number.isFinite(n) ? n : 0;
+}
+
+export class HttpCaller {
+  readonly logger: Logger;
+  private readonly queue: PQueue;
+  private readonly agent: Agent;
+  private readonly maxRetries: number;
+  private readonly retryBaseMs: number;
+  private readonly retryMaxMs: number;
+  private readonly requestTimeoutMs: number;
+  private readonly random: () => number;
+
+  constructor(options: HttpCallerOptions = {}) {
+    this.logger = options.logger ?? silentLogger();
+    const cps = options.callsPerSecond ?? 10;
+    this.queue = new PQueue({
+      concurrency: options.concurrency ?? 4,
+      ...(cps > 0 && Number.isFinite(cps) ? { intervalCap: Math.max(1, Math.round(cps)), interval: 1000 } : {}),
+    });
+    this.agent = new Agent({ keepAliveTimeout: 10_000, connections: 32 });
+    this.maxRetries = options.maxRetries ?? 5;
+    this.retryBaseMs = options.retryBaseMs ?? 500;
+    this.retryMaxMs = options.retryMaxMs ?? 30_000;
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
+    this.random = options.random ?? Math.random;
+  }
+
+  get dispatcher(): Dispatcher {
+    return this.agent;
+  }
+
+  async close(): Promise<void> {
+    this.queue.clear();
+    await this.agent.close();
+  }
+
+  /** One call with retries. Rejects with TeraboxApiError or TBDAV_ABORTED. */
+  async call<T = unknown>(req: HttpRequest): Promise<HttpResponse<T>> {
+    const log = this.logger;
+    for (let attempt = 1; ; attempt++) {
+      if (req.signal?.aborted) throw abortError(req.endpoint, req.signal);
+      try {
+        return await this.attempt<T>(req, attempt);
+      } catch (err) {
+        if (req.signal?.aborted) throw abortError(req.endpoint, req.signal);
+        const decision = classifyRetry(err, {
+          attempt,
+          maxRetries: this.maxRetries,
+          baseMs: this.retryBaseMs,
+          maxMs: this.retryMaxMs,
+          policy: req.retry,
+          signal: req.signal,
+          random: this.random,
+        });
+        const wrapped = this.wrap(req, err);
+        if (!decision.retry) {
+          log.debug(`${req.endpoint}: failed, not retried (${decision.reason})`, { requestId: req.requestId, attempt, error: wrapped.message });
+          throw wrapped;
+        }
+        log.debug(`${req.endpoint}: retry ${attempt}/${this.maxRetries} in ${decision.delayMs} ms (${decision.reason})`, {
+          requestId: req.requestId,
+          error: wrapped.message,
+        });
+        try {
+          await sleep(decision.delayMs, undefined, req.signal ? { signal: req.signal } : undefined);
+        } catch (sleepErr) {
+          log.debug(`${req.endpoint}: backoff interrupted`, { requestId: req.requestId, error: String(sleepErr) });
+          throw abortError(req.endpoint, req.signal);
+        }
+        req.onRetry?.();
+      }
+    }
+  }
+
+  /** Turn anything thrown into a TeraboxApiError (network errors become 'retryable'). */
+  private wrap(req: HttpRequest, err: unknown): Error {
+    if (isTbdavError(err)) return err;
+    const code = errCode(err);
+    const msg = err instanceof Error ? err.message : String(err);
+    return new TeraboxApiError({
+      endpoint: req.endpoint,
+      category: code ? 'retryable' : 'fatal',
+      message: `${code ?? 'request failed'}: ${redact(msg)}`,
+      cause: err,
+    });
+  }
+
+  private async attempt<T>(req: HttpRequest, attempt: number): Promise<HttpResponse<T>> {
+    const run = () => this.send<T>(req, attempt);
+    if (req.pace === 'start') {
+      // take a rate slot only; the transfer itself runs outside the concurrency bound
+      await this.queue.add(async () => undefined, req.signal ? { signal: req.signal } : {});
+      return run();
+    }
+    return (await this.queue.add(run, req.signal ? { signal: req.signal } : {})) as HttpResponse<T>;
+  }
+
+  private async send<T>(req: HttpRequest, attempt: number): Promise<HttpResponse<T>> {
+    const timeoutMs = req.timeoutMs ?? this.requestTimeoutMs;
+    const timeout = new AbortController();
+    const timer = setTimeout(() => timeout.abort(Object.assign(new Error('request timed out'), { code: 'TIMEOUT' })), timeoutMs);
+    const signal = req.signal ? AbortSignal.any([req.signal, timeout.signal]) : timeout.signal;
+    const headers: Record<string, string> = { 'user-agent': 'terabox-dav', ...(req.headers ?? {}) };
+    let body: string | Buffer | Readable | undefined;
+    if (req.form) {
+      body = new URLSearchParams(req.form).toString();
+      headers['content-type'] = 'application/x-www-form-urlencoded';
+    } else if (req.body) {
+      const made = req.body();
+      body = made.body;
+      Object.assign(headers, made.headers);
+    }
+    const started = Date.now();
+    try {
+      const res = await request(req.url, {
+        dispatcher: this.agent,
+        method: req.method,
+        headers,
+        body,
+        signal,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+      });
+      const status = res.statusCode;
+      const resHeaders = res.headers as Record<string, string | string[] | undefined>;
+      this.logger.debug(`${req.endpoint}: ${req.method} ${redactUrl(req.url)} -> HTTP ${status}`, {
+        requestId: req.requestId,
+        attempt,
+        ms: Date.now() - started,
+      });
+
+      if (req.expect === 'stream') {
+        if (status >= 200 && status < 300) {
+          // the body has its own inactivity timeout (bodyTimeout); the total timer stops here
+          return { status, headers: resHeaders, data: res.body as unknown as T };
+        }
+        if (req.passStatuses?.includes(status)) {
+          return { status, headers: resHeaders, data: res.body as unknown as T };
+        }
+        const text = await res.body.text().catch((e: unknown) => {
+          this.logger.debug(`${req.endpoint}: error body unreadable`, { requestId: req.requestId, error: String(e) });
+          return '';
+        });
+        throw this.statusError(req, status, resHeaders, text);
+      }
+
+      const text = await res.body.text();
+      let json: unknown;
+      const looksJson = /^\s*[{[]/.test(text);
+      if (looksJson) {
+        try {
+          json = parseJson(text);
+        } catch (parseErr) {
+          if (req.expect === 'json') {
+            throw new TeraboxApiError({
+              endpoint: req.endpoint,
+              category: status >= 500 ? 'retryable' : 'fatal',
+              httpStatus: status,
+              message: 'answer is not valid JSON',
+              cause: parseErr,
+            });
+          }
+        }
+      }
+      const errno = json === undefined ? 0 : (req.errnoFrom ?? answerErrno)(json);
+      if (errno !== 0) {
+        throw errnoError(req.endpoint, errno, {
+          httpStatus: status === 200 ? undefined : status,
+          requestId: serviceRequestId(json),
+          retryAfterSec: parseRetryAfter(resHeaders['retry-after']),
+          message: this.serviceMessage(json, errno),
+        });
+      }
+      if (status < 200 || status >= 300) throw this.statusError(req, status, resHeaders, text);
+      if (req.expect === 'json') {
+        if (json === undefined) {
+          throw new TeraboxApiError({ endpoint: req.endpoint, category: 'fatal', httpStatus: status, message: 'answer is not JSON' });
+        }
+        return { status, headers: resHeaders, data: json as T };
+      }
+      return { status, headers: resHeaders, data: text as unknown as T };
+    } catch (err) {
+      // a timeout of our own is an I/O error, not the caller's abort
+      if (timeout.signal.aborted && !req.signal?.aborted && !isTbdavError(err)) {
+        throw Object.assign(new Error(`${req.endpoint}: no answer within ${timeoutMs} ms`), { code: 'TIMEOUT', cause: err });
+      }
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private serviceMessage(json: unknown, errno: number): string | undefined {
+    const o = (json ?? {}) as { show_msg?: unknown; errmsg?: unknown; error_msg?: unknown };
+    const m = [o.errmsg, o.error_msg, o.show_msg].find((x) => typeof x === 'string' && x.length > 0) as string | undefined;
+    void errno;
+    return m;
+  }
+
+  private statusError(req: HttpRequest, status: number, headers: Record<string, string | string[] | undefined>, text: string): TeraboxApiError {
+    return new TeraboxApiError({
+      endpoint: req.endpoint,
+      category: httpStatusCategory(status),
+      httpStatus: status,
+      retryAfterSec: parseRetryAfter(headers['retry-after']),
+      message: text && text.length < 200 && !/^\s*</.test(text) ? redact(text.trim()) : undefined,
+    });
+  }
+}
