@@ -497,11 +497,15 @@ export class TeraboxClient {
     filelist: (string | FileManagerItemCopyMove | FileManagerItemRename)[],
     opts: FileManagerOptions = {},
   ): Promise<FileManagerResponse> {
-    const res = await this.api<FileManagerResponse>(
+    let retried = false;
+    const call = this.api<FileManagerResponse>(
       'filemanager',
       {
         method: 'POST',
         retry: opera === 'delete' ? 'idempotent' : 'unsafe',
+        onRetry: () => {
+          retried = true;
+        },
         query: { opera },
         form: { async: opts.async ?? 0, filelist: JSON.stringify(filelist), ondup: opts.ondup },
         errnoFrom: (json) => {
@@ -513,7 +517,16 @@ export class TeraboxClient {
       },
       opts,
     );
-    return res.data;
+    try {
+      return (await call).data;
+    } catch (err) {
+      // a repeated delete that finds nothing: the first try did it
+      if (opera === 'delete' && retried && isTeraboxApiError(err) && err.errno === ERRNO.FILE_NOT_FOUND) {
+        this.logger.debug('filemanager delete: not found after a retry, taken as done', { requestId: opts.requestId });
+        return { errno: 0, info: [] };
+      }
+      throw err;
+    }
   }
 
   // ================================================================ shares

@@ -1,0 +1,439 @@
+/**
+ * TeraboxRemote: the Remote contract (src/remote/types.ts) over TeraboxClient.
+ *
+ * Paths: a share path '/a/b' maps onto `root + '/a/b'` on the drive ('/' is the root itself).
+ * Errors follow the contract (and MemoryRemote, the reference): NOT_FOUND, EXISTS, CONFLICT
+ * (parent missing or wrong kind), BAD_REQUEST (root removal, onto itself), RANGE, INTEGRITY.
+ *
+ * Shared state (concurrency):
+ *  - `dlinks`: fs_id -> { dlink, fetchedAt }, read and written by openRead only; a stale or
+ *    refused dlink is replaced; races just fetch twice (harmless).
+ *  - `uploads`: a p-queue bounding concurrent shard uploads over all writes (uploadConcurrency).
+ */
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import PQueue from 'p-queue';
+import type { ByteRange, CallOptions, Entry, MoveOptions, Quota, Remote, SpooledFile, WriteOptions, WriteResult } from '../remote/types.js';
+import { TbdavError, abortError, isTbdavError } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+import { silentLogger } from '../shared/logger.js';
+import { ERRNO, type CreateResponse, type FileInfo, type FileMeta, type PrecreateResponse } from './api/types.js';
+import { DlinkExpiredError, type TeraboxClient } from './client.js';
+import { UPLOAD_SESSION_ERRNOS, isTeraboxApiError } from './errors.js';
+
+export interface TeraboxRemoteOptions {
+  /** Drive folder the share maps to, e.g. '/From: Other Applications/terabox-dav'. */
+  root: string;
+  /** Shards uploaded at once, over all writes (default 4). */
+  uploadConcurrency?: number;
+  logger?: Logger;
+  /** How long a dlink is reused (default 50 min; the service's live about 1 h). */
+  dlinkTtlMs?: number;
+}
+
+const EMPTY_MD5 = 'd41d8cd98f00b204e9800998ecf8427e';
+
+function parentOf(path: string): string {
+  const i = path.lastIndexOf('/');
+  return i <= 0 ? '/' : path.slice(0, i);
+}
+function nameOf(path: string): string {
+  return path === '/' ? '' : path.slice(path.lastIndexOf('/') + 1);
+}
+function isInside(child: string, parent: string): boolean {
+  return parent === '/' ? child !== '/' : child.startsWith(parent + '/');
+}
+
+/** The md5 the service reports for a file with these shard md5s. */
+export function serviceMd5(blockMd5s: string[]): string {
+  if (blockMd5s.length <= 1) return blockMd5s[0] ?? EMPTY_MD5;
+  return createHash('md5').update(JSON.stringify(blockMd5s)).digest('hex');
+}
+
+/** Re-label an API error with the operation and path, keeping its code. */
+function relabel(op: string, path: string, err: unknown): unknown {
+  if (isTbdavError(err) && !isTeraboxApiError(err)) return err;
+  if (isTeraboxApiError(err)) {
+    return new TbdavError(err.code, `${op} ${path}: ${err.message}`, { cause: err, detail: err.detail });
+  }
+  return err;
+}
+
+export class TeraboxRemote implements Remote {
+  readonly name = 'terabox';
+  private readonly root: string;
+  private readonly logger: Logger;
+  private readonly dlinkTtlMs: number;
+  private readonly uploads: PQueue;
+  private readonly dlinks = new Map<string, { dlink: string; fetchedAt: number }>();
+
+  constructor(
+    private readonly client: TeraboxClient,
+    opts: TeraboxRemoteOptions,
+  ) {
+    const r = opts.root.replace(/\/+$/, '');
+    this.root = r.startsWith('/') ? r : '/' + r;
+    this.logger = opts.logger ?? client.logger ?? silentLogger();
+    this.dlinkTtlMs = opts.dlinkTtlMs ?? 50 * 60_000;
+    this.uploads = new PQueue({ concurrency: opts.uploadConcurrency ?? 4 });
+  }
+
+  // ---------------------------------------------------------------- mapping
+
+  private full(path: string): string {
+    return path === '/' ? this.root || '/' : this.root + path;
+  }
+
+  private entryOf(path: string, info: Pick<FileInfo, 'isdir' | 'size' | 'server_mtime' | 'server_ctime' | 'md5' | 'fs_id'>): Entry {
+    const isDir = Number(info.isdir) === 1;
+    const e: Entry = {
+      path,
+      name: nameOf(path),
+      isDir,
+      size: isDir ? 0 : Number(info.size) || 0,
+      mtime: (Number(info.server_mtime) || 0) * 1000,
+      ctime: (Number(info.server_ctime) || 0) * 1000,
+      id: String(info.fs_id),
+    };
+    if (!isDir && info.md5) e.hash = info.md5;
+    return e;
+  }
+
+  private rootEntry(): Entry {
+    return { path: '/', name: '', isDir: true, size: 0, mtime: 0, ctime: 0 };
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  async list(path: string, opts: CallOptions = {}): Promise<Entry[]> {
+    let items: FileInfo[];
+    try {
+      items = await this.client.listAll(this.full(path), opts);
+    } catch (err) {
+      if (isTeraboxApiError(err) && err.category === 'not-found') {
+        if (path === '/') return []; // the app folder appears with the first upload
+        const e = await this.lookup(path, opts);
+        if (e && !e.isDir) throw new TbdavError('TBDAV_CONFLICT', `list ${path}: not a folder`);
+        throw new TbdavError('TBDAV_NOT_FOUND', `list ${path}: no such folder`, { cause: err });
+      }
+      throw relabel('list', path, err);
+    }
+    if (items.length === 0 && path !== '/') {
+      // an empty answer is also what some services give for a file or a missing folder
+      const e = await this.lookup(path, opts);
+      if (!e) throw new TbdavError('TBDAV_NOT_FOUND', `list ${path}: no such folder`);
+      if (!e.isDir) throw new TbdavError('TBDAV_CONFLICT', `list ${path}: not a folder`);
+    }
+    const base = path === '/' ? '' : path;
+    return items
+      .map((i) => this.entryOf(`${base}/${i.server_filename}`, i))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /** The entry at `path`, or undefined. */
+  private async lookup(path: string, opts: CallOptions): Promise<Entry | undefined> {
+    let metas: FileMeta[];
+    try {
+      metas = await this.client.filemetas([this.full(path)], opts);
+    } catch (err) {
+      if (isTeraboxApiError(err) && err.category === 'not-found') return undefined;
+      throw relabel('stat', path, err);
+    }
+    const m = metas.find((x) => Number(x.errno ?? 0) === 0 && (x.path === undefined || x.path === this.full(path))) ?? metas.find((x) => Number(x.errno ?? 0) === 0);
+    if (!m) return undefined;
+    return this.entryOf(path, m);
+  }
+
+  async stat(path: string, opts: CallOptions = {}): Promise<Entry> {
+    const e = await this.lookup(path, opts);
+    if (e) return e;
+    if (path === '/') return this.rootEntry();
+    throw new TbdavError('TBDAV_NOT_FOUND', `stat ${path}: not found`);
+  }
+
+  async openRead(path: string, range?: ByteRange, opts: CallOptions & { entry?: Entry } = {}): Promise<Readable> {
+    const entry = opts.entry ?? (await this.stat(path, opts));
+    if (entry.isDir) throw new TbdavError('TBDAV_CONFLICT', `openRead ${path}: is a folder`);
+    const size = entry.size;
+    let start = 0;
+    let end = size - 1;
+    if (range) {
+      if (!Number.isInteger(range.start) || range.start < 0 || (range.end !== undefined && (!Number.isInteger(range.end) || range.end < range.start))) {
+        throw new TbdavError('TBDAV_RANGE', `openRead ${path}: bad range`);
+      }
+      if (range.start >= size && size > 0) throw new TbdavError('TBDAV_RANGE', `openRead ${path}: range starts beyond ${size} bytes`);
+      start = Math.min(range.start, size);
+      end = range.end === undefined ? size - 1 : Math.min(range.end, size - 1);
+    }
+    const length = Math.max(0, end - start + 1);
+    if (length === 0) return Readable.from([]);
+    if (!entry.id) throw new TbdavError('TBDAV_FATAL', `openRead ${path}: no file id`);
+    const fsId = entry.id;
+
+    for (let attempt = 1; ; attempt++) {
+      const dlink = await this.dlinkFor(fsId, path, opts);
+      try {
+        const res = await this.client.openDlink(dlink, { start, end }, opts.signal, opts.requestId);
+        let skip = 0;
+        if (res.statusCode === 200 && start > 0) skip = start; // range ignored: skip to it ourselves
+        if (res.statusCode === 206) {
+          const cr = String(res.headers['content-range'] ?? '');
+          const m = /bytes\s+(\d+)-/.exec(cr);
+          if (m && Number(m[1]) !== start) {
+            res.body.destroy();
+            throw new TbdavError('TBDAV_RETRYABLE', `openRead ${path}: the service answered another range (${cr})`);
+          }
+        }
+        return this.exact(res.body, skip, length, path, opts.signal);
+      } catch (err) {
+        if (err instanceof DlinkExpiredError && attempt === 1) {
+          this.logger.debug(`openRead ${path}: dlink refused, asking a fresh one`, { requestId: opts.requestId });
+          this.dlinks.delete(fsId);
+          continue;
+        }
+        if (opts.signal?.aborted) throw abortError(`openRead ${path}`, opts.signal);
+        throw relabel('openRead', path, err);
+      }
+    }
+  }
+
+  private async dlinkFor(fsId: string, path: string, opts: CallOptions): Promise<string> {
+    const cached = this.dlinks.get(fsId);
+    if (cached && Date.now() - cached.fetchedAt < this.dlinkTtlMs) return cached.dlink;
+    let links;
+    try {
+      links = await this.client.download([fsId], opts);
+    } catch (err) {
+      throw relabel('openRead', path, err);
+    }
+    const link = links.find((l) => l.fs_id === fsId) ?? links[0];
+    if (!link?.dlink) throw new TbdavError('TBDAV_NOT_FOUND', `openRead ${path}: no download link`);
+    this.dlinks.set(fsId, { dlink: link.dlink, fetchedAt: Date.now() });
+    return link.dlink;
+  }
+
+  /**
+   * A stream of exactly `length` bytes after skipping `skip` bytes of `body`. Stops (destroys)
+   * the upstream as soon as it has them; destroying it destroys the upstream; an upstream that
+   * ends early is an error.
+   */
+  private exact(body: Readable, skip: number, length: number, path: string, signal?: AbortSignal): Readable {
+    let toSkip = skip;
+    let left = length;
+    let done = false;
+    const out = new Readable({
+      read() {
+        body.resume();
+      },
+      destroy(err, cb) {
+        done = true;
+        body.destroy();
+        cb(err);
+      },
+    });
+    const finish = () => {
+      done = true;
+      out.push(null);
+      body.destroy();
+    };
+    body.on('data', (chunk: Buffer) => {
+      if (done) return;
+      let c = chunk;
+      if (toSkip > 0) {
+        if (c.length <= toSkip) {
+          toSkip -= c.length;
+          return;
+        }
+        c = c.subarray(toSkip);
+        toSkip = 0;
+      }
+      if (c.length >= left) {
+        out.push(c.subarray(0, left));
+        left = 0;
+        finish();
+        return;
+      }
+      left -= c.length;
+      if (!out.push(c)) body.pause();
+    });
+    body.on('end', () => {
+      if (done) return;
+      done = true;
+      out.destroy(new TbdavError('TBDAV_RETRYABLE', `openRead ${path}: the download ended ${left} bytes early`));
+    });
+    body.on('error', (err) => {
+      if (done) return;
+      done = true;
+      out.destroy(signal?.aborted ? abortError(`openRead ${path}`, signal) : new TbdavError('TBDAV_RETRYABLE', `openRead ${path}: download failed`, { cause: err }));
+    });
+    if (length === 0) finish();
+    return out;
+  }
+
+  // ---------------------------------------------------------------- writes
+
+  /** Parent must be a folder (the service would make it: the contract says it must exist). */
+  private async requireParent(op: string, path: string, opts: CallOptions): Promise<void> {
+    const parent = parentOf(path);
+    if (parent === '/') return;
+    const p = await this.lookup(parent, opts);
+    if (!p || !p.isDir) throw new TbdavError('TBDAV_CONFLICT', `${op} ${path}: parent folder missing`);
+  }
+
+  async write(path: string, file: SpooledFile, opts: WriteOptions): Promise<WriteResult> {
+    if (path === '/') throw new TbdavError('TBDAV_CONFLICT', 'write /: is a folder');
+    if (opts.signal?.aborted) throw abortError(`write ${path}`, opts.signal);
+    await this.requireParent('write', path, opts);
+    const existing = await this.lookup(path, opts);
+    if (existing?.isDir) throw new TbdavError('TBDAV_CONFLICT', `write ${path}: a folder is there`);
+    if (existing && !opts.overwrite) throw new TbdavError('TBDAV_EXISTS', `write ${path}: exists`);
+    const blockMd5s = file.blockMd5s.length > 0 ? file.blockMd5s : [EMPTY_MD5];
+    try {
+      return await this.upload(path, file, blockMd5s, opts, existing !== undefined);
+    } catch (err) {
+      if (opts.signal?.aborted) throw abortError(`write ${path}`, opts.signal);
+      throw relabel('write', path, err);
+    }
+  }
+
+  private async upload(path: string, file: SpooledFile, blockMd5s: string[], opts: WriteOptions, existed: boolean): Promise<WriteResult> {
+    const target = this.full(path);
+    for (let session = 1; ; session++) {
+      const pre: PrecreateResponse = await this.client.precreate(target, blockMd5s, file.size, opts);
+      if (pre.return_type === 2) return this.finishRapid(path, file, blockMd5s, pre, opts, existed);
+      const uploadid = pre.uploadid;
+      if (!uploadid) throw new TbdavError('TBDAV_FATAL', `write ${path}: precreate gave no upload id`);
+      try {
+        const wanted = pre.block_list && pre.block_list.length > 0 ? pre.block_list : [0];
+        await Promise.all(wanted.map((i) => this.uploads.add(() => this.uploadShard(path, target, uploadid, i, file, blockMd5s, opts))));
+        const created: CreateResponse = await this.client.create(target, file.size, uploadid, blockMd5s, opts.overwrite ? 3 : 0, opts);
+        const expected = serviceMd5(blockMd5s);
+        if (created.md5 && created.md5 !== expected) {
+          throw new TbdavError('TBDAV_INTEGRITY', `write ${path}: the service reports md5 ${created.md5}, expected ${expected}`);
+        }
+        const entry = this.entryOf(path, {
+          isdir: 0,
+          size: created.size ?? file.size,
+          server_mtime: created.mtime,
+          server_ctime: created.ctime,
+          md5: created.md5 ?? expected,
+          fs_id: created.fs_id,
+        });
+        entry.contentMd5 = file.contentMd5;
+        return { entry, rapid: false };
+      } catch (err) {
+        if (session === 1 && isTeraboxApiError(err) && err.errno !== undefined && UPLOAD_SESSION_ERRNOS.has(err.errno)) {
+          this.logger.info(`write ${path}: upload session forgotten (errno ${err.errno}), starting again`, { requestId: opts.requestId });
+          continue;
+        }
+        if (isTeraboxApiError(err) && err.errno === ERRNO.FILE_EXISTS) {
+          throw new TbdavError('TBDAV_EXISTS', `write ${path}: exists`, { cause: err });
+        }
+        throw err;
+      }
+    }
+  }
+
+  private async uploadShard(path: string, target: string, uploadid: string, i: number, file: SpooledFile, blockMd5s: string[], opts: WriteOptions): Promise<void> {
+    const start = i * file.shardSize;
+    const length = Math.max(0, Math.min(file.shardSize, file.size - start));
+    const want = blockMd5s[i];
+    if (want === undefined) throw new TbdavError('TBDAV_FATAL', `write ${path}: the service asks for shard ${i} of ${blockMd5s.length}`);
+    for (let attempt = 1; ; attempt++) {
+      const res = await this.client.superfile2(target, uploadid, i, { localPath: file.localPath, start, length }, opts);
+      if (!res.md5 || res.md5 === want) return;
+      if (attempt >= 2) throw new TbdavError('TBDAV_INTEGRITY', `write ${path}: shard ${i} arrived with md5 ${res.md5}, expected ${want}`);
+      this.logger.warn(`write ${path}: shard ${i} md5 mismatch, sending it again`, { requestId: opts.requestId });
+    }
+  }
+
+  /**
+   * The service already had the content (return_type 2) and made the file from it. It may have
+   * put it under another name when something was at the path: with overwrite, replace the old
+   * file with it; the caller's EXISTS check ran before.
+   */
+  private async finishRapid(path: string, file: SpooledFile, blockMd5s: string[], pre: PrecreateResponse, opts: WriteOptions, existed: boolean): Promise<WriteResult> {
+    const target = this.full(path);
+    const madePath = pre.info?.path ?? target;
+    if (madePath !== target) {
+      this.logger.debug(`write ${path}: rapid upload landed on another name, moving it over`, { requestId: opts.requestId });
+      if (existed) await this.client.filemanager('delete', [target], opts);
+      const dest = parentOf(target);
+      if (parentOf(madePath) === dest) await this.client.filemanager('rename', [{ path: madePath, newname: nameOf(target) }], opts);
+      else await this.client.filemanager('move', [{ path: madePath, dest, newname: nameOf(target), ondup: 'fail' }], opts);
+    }
+    const e = await this.lookup(path, opts);
+    if (!e || e.isDir) throw new TbdavError('TBDAV_RETRYABLE', `write ${path}: rapid upload did not show up`);
+    const expected = serviceMd5(blockMd5s);
+    if (e.hash && e.hash !== expected) throw new TbdavError('TBDAV_INTEGRITY', `write ${path}: the service reports md5 ${e.hash}, expected ${expected}`);
+    e.contentMd5 = file.contentMd5;
+    return { entry: e, rapid: true };
+  }
+
+  async mkdir(path: string, opts: CallOptions = {}): Promise<Entry> {
+    if (path === '/') throw new TbdavError('TBDAV_EXISTS', 'mkdir /: exists');
+    const existing = await this.lookup(path, opts);
+    if (existing) throw new TbdavError('TBDAV_EXISTS', `mkdir ${path}: exists`);
+    await this.requireParent('mkdir', path, opts);
+    try {
+      const c = await this.client.createDir(this.full(path), opts);
+      return this.entryOf(path, { isdir: 1, size: 0, server_mtime: c.mtime, server_ctime: c.ctime, fs_id: c.fs_id });
+    } catch (err) {
+      throw relabel('mkdir', path, err);
+    }
+  }
+
+  async remove(path: string, opts: CallOptions = {}): Promise<void> {
+    if (path === '/') throw new TbdavError('TBDAV_BAD_REQUEST', 'remove /: the root cannot be removed');
+    try {
+      await this.client.filemanager('delete', [this.full(path)], opts);
+    } catch (err) {
+      throw relabel('remove', path, err);
+    }
+  }
+
+  private async transfer(op: 'move' | 'copy', from: string, to: string, opts: MoveOptions): Promise<void> {
+    if (from === '/' || from === to || isInside(to, from)) {
+      throw new TbdavError('TBDAV_BAD_REQUEST', `${op} ${from} -> ${to}: onto itself or into its own subtree`);
+    }
+    if (isInside(from, to)) throw new TbdavError('TBDAV_BAD_REQUEST', `${op} ${from} -> ${to}: destination contains the source`);
+    const src = await this.lookup(from, opts);
+    if (!src) throw new TbdavError('TBDAV_NOT_FOUND', `${op} ${from}: not found`);
+    await this.requireParent(op, to, opts);
+    const dst = await this.lookup(to, opts);
+    if (dst && !opts.overwrite) throw new TbdavError('TBDAV_EXISTS', `${op} ${from} -> ${to}: destination exists`);
+    try {
+      // WebDAV overwrite = delete the destination first (a folder is replaced, not merged)
+      if (dst) await this.client.filemanager('delete', [this.full(to)], opts);
+      const source = this.full(from);
+      const destDir = this.full(parentOf(to));
+      if (op === 'move' && parentOf(from) === parentOf(to)) {
+        await this.client.filemanager('rename', [{ path: source, newname: nameOf(to) }], opts);
+      } else {
+        await this.client.filemanager(op, [{ path: source, dest: destDir, newname: nameOf(to), ondup: 'fail' }], opts);
+      }
+    } catch (err) {
+      if (isTeraboxApiError(err) && err.errno === ERRNO.FILE_EXISTS) {
+        throw new TbdavError('TBDAV_EXISTS', `${op} ${from} -> ${to}: destination exists`, { cause: err });
+      }
+      throw relabel(op, from, err);
+    }
+  }
+
+  move(from: string, to: string, opts: MoveOptions): Promise<void> {
+    return this.transfer('move', from, to, opts);
+  }
+
+  copy(from: string, to: string, opts: MoveOptions): Promise<void> {
+    return this.transfer('copy', from, to, opts);
+  }
+
+  async quota(opts: CallOptions = {}): Promise<Quota> {
+    try {
+      const q = await this.client.quota(opts);
+      return { total: Number(q.total), used: Number(q.used) };
+    } catch (err) {
+      throw relabel('quota', '/', err);
+    }
+  }
+}
