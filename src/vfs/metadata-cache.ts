@@ -1,0 +1,204 @@
+/**
+ * Metadata cache of remote entries: folder listings and single entries, each with a TTL, bounded by
+ * an LRU. Only remote entries live here; local-only files (placeholders, ignored names) are merged in
+ * by the Vfs from the state store.
+ *
+ * Rules:
+ *  - A listing is fresh for `ttlMs` after it was fetched or last rewritten in full; a fresh listing
+ *    answers stat of any child (present -> entry, absent -> known absent) with no remote call.
+ *  - Writes update the cache at once for the paths they touched (putEntry / removeTree / moveTree),
+ *    so a client sees its own writes without waiting for the TTL. Changes made elsewhere show up
+ *    when the TTL has passed.
+ *  - Concurrent lists of the same folder share one fetch (single flight). A fetch that started
+ *    before a write to that folder completed is returned to its callers but not stored (it may
+ *    predate the write).
+ *
+ * Concurrency: all fields are touched only from synchronous sections (no await between a read and
+ * the write that depends on it); `inflight` holds at most one fetch per folder; `epoch` per folder
+ * is bumped by every mutation touching that folder's listing.
+ */
+import { LRUCache } from 'lru-cache';
+import type { Entry } from '../remote/types.js';
+import { baseName, isSameOrInside, parentPath, rebase } from './paths.js';
+
+export interface MetadataCacheOptions {
+  /** Time a listing/entry stays fresh, ms (default 5 min). */
+  ttlMs?: number;
+  /** Bound on cached entries (listings count their children), default 100 000. */
+  maxEntries?: number;
+  /** Clock, ms (tests). */
+  now?: () => number;
+}
+
+interface Listing {
+  /** Children by name. */
+  children: Map<string, Entry>;
+  at: number;
+}
+
+interface Single {
+  entry: Entry;
+  at: number;
+}
+
+export const DEFAULT_CACHE_TTL_MS = 5 * 60 * 1000;
+export const DEFAULT_CACHE_MAX_ENTRIES = 100_000;
+
+function cloneEntry(e: Entry, path?: string): Entry {
+  const c = { ...e };
+  if (path !== undefined) {
+    c.path = path;
+    c.name = baseName(path);
+  }
+  return c;
+}
+
+export class MetadataCache {
+  readonly ttlMs: number;
+  private readonly now: () => number;
+  private readonly listings: LRUCache<string, Listing>;
+  private readonly singles: LRUCache<string, Single>;
+  private readonly inflight = new Map<string, { epoch: number; promise: Promise<Entry[]> }>();
+  private readonly epochs = new Map<string, number>();
+
+  constructor(options: MetadataCacheOptions = {}) {
+    this.ttlMs = options.ttlMs ?? DEFAULT_CACHE_TTL_MS;
+    this.now = options.now ?? Date.now;
+    const max = Math.max(16, options.maxEntries ?? DEFAULT_CACHE_MAX_ENTRIES);
+    this.listings = new LRUCache<string, Listing>({ maxSize: max, sizeCalculation: (l) => l.children.size + 1 });
+    this.singles = new LRUCache<string, Single>({ max });
+  }
+
+  private fresh(at: number): boolean {
+    return this.now() - at < this.ttlMs;
+  }
+
+  private bump(folder: string): void {
+    this.epochs.set(folder, (this.epochs.get(folder) ?? 0) + 1);
+  }
+
+  private epoch(folder: string): number {
+    return this.epochs.get(folder) ?? 0;
+  }
+
+  /** Fresh listing of a folder, or undefined. */
+  getListing(folder: string): Entry[] | undefined {
+    const l = this.listings.get(folder);
+    if (!l) return undefined;
+    if (!this.fresh(l.at)) {
+      this.listings.delete(folder);
+      return undefined;
+    }
+    return [...l.children.values()].map((e) => cloneEntry(e));
+  }
+
+  /**
+   * What the cache knows of one path: the entry, null when a fresh parent listing says it is absent,
+   * undefined when it does not know.
+   */
+  lookup(path: string): Entry | null | undefined {
+    if (path !== '/') {
+      const l = this.listings.get(parentPath(path));
+      if (l && this.fresh(l.at)) {
+        const e = l.children.get(baseName(path));
+        return e ? cloneEntry(e) : null;
+      }
+    }
+    const s = this.singles.get(path);
+    if (s && this.fresh(s.at)) return cloneEntry(s.entry);
+    if (s) this.singles.delete(path);
+    return undefined;
+  }
+
+  /** List a folder through the cache: fresh listing, else one shared fetch. */
+  async list(folder: string, fetch: () => Promise<Entry[]>): Promise<Entry[]> {
+    const cached = this.getListing(folder);
+    if (cached) return cached;
+    let flight = this.inflight.get(folder);
+    if (!flight) {
+      const epoch = this.epoch(folder);
+      const promise = (async () => {
+        try {
+          const entries = await fetch();
+          if (this.epoch(folder) === epoch) this.setListing(folder, entries);
+          return entries;
+        } finally {
+          this.inflight.delete(folder);
+        }
+      })();
+      flight = { epoch, promise };
+      this.inflight.set(folder, flight);
+    }
+    const entries = await flight.promise;
+    return entries.map((e) => cloneEntry(e));
+  }
+
+  /** Store a complete, fresh listing of a folder (e.g. an empty one right after mkdir). */
+  setListing(folder: string, entries: Entry[]): void {
+    const children = new Map<string, Entry>();
+    for (const e of entries) children.set(e.name, cloneEntry(e));
+    this.listings.set(folder, { children, at: this.now() });
+  }
+
+  /** Remember one entry (stat result or a write's result) and insert it into its parent's listing. */
+  putEntry(entry: Entry): void {
+    const e = cloneEntry(entry);
+    this.singles.set(e.path, { entry: e, at: this.now() });
+    if (e.path === '/') return;
+    const parent = parentPath(e.path);
+    this.bump(parent);
+    const l = this.listings.get(parent);
+    if (l) l.children.set(e.name, e);
+  }
+
+  /** Forget a path and everything under it, and take it out of its parent's listing. */
+  removeTree(path: string): void {
+    for (const k of [...this.singles.keys()]) if (isSameOrInside(k, path)) this.singles.delete(k);
+    for (const k of [...this.listings.keys()]) {
+      if (isSameOrInside(k, path)) {
+        this.listings.delete(k);
+        this.bump(k);
+      }
+    }
+    if (path === '/') return;
+    const parent = parentPath(path);
+    this.bump(parent);
+    const l = this.listings.get(parent);
+    if (l) l.children.delete(baseName(path));
+  }
+
+  /**
+   * A move: entries and listings at/under `from` are rebased onto `to` (their age kept), the
+   * destination's old subtree is dropped, and both parents' listings are updated. `top` is the
+   * moved entry as known before the move.
+   */
+  moveTree(from: string, to: string, top: Entry): void {
+    const singles: [string, Single][] = [];
+    for (const [k, v] of this.singles.entries()) {
+      if (isSameOrInside(k, from)) singles.push([rebase(k, from, to), { entry: cloneEntry(v.entry, rebase(k, from, to)), at: v.at }]);
+    }
+    const listings: [string, Listing][] = [];
+    for (const [k, v] of this.listings.entries()) {
+      if (!isSameOrInside(k, from)) continue;
+      const nk = rebase(k, from, to);
+      const children = new Map<string, Entry>();
+      for (const [name, e] of v.children) children.set(name, cloneEntry(e, nk === '/' ? '/' + name : nk + '/' + name));
+      listings.push([nk, { children, at: v.at }]);
+    }
+    this.removeTree(from);
+    this.removeTree(to);
+    for (const [k, v] of singles) this.singles.set(k, v);
+    for (const [k, v] of listings) {
+      this.listings.set(k, v);
+      this.bump(k);
+    }
+    this.putEntry(cloneEntry(top, to));
+  }
+
+  /** Forget everything. */
+  clear(): void {
+    for (const k of this.listings.keys()) this.bump(k);
+    this.listings.clear();
+    this.singles.clear();
+  }
+}

@@ -1,0 +1,185 @@
+/**
+ * Disk spool: a request body is streamed to a file under `<cacheDir>/spool/` while the md5 of each
+ * shard and of the whole content are computed in the same pass. Memory stays bounded (one chunk at a
+ * time; the next chunk is pulled only after the previous one is on disk). A body that errors, is
+ * aborted, or ends with a size other than the announced one never yields a SpooledFile: the spool
+ * file is removed and the call rejects (TBDAV_ABORTED / TBDAV_BAD_REQUEST / TBDAV_TOO_LARGE /
+ * TBDAV_INSUFFICIENT_STORAGE). On ABORTED the body is destroyed; on the others the rest of the body
+ * is drained (resume) so that the caller can still answer on the same connection.
+ *
+ * Shard size: SHARD_BYTES (4 MiB) unless the file would need more than MAX_SHARDS shards; then the
+ * smallest multiple of 4 MiB that fits in MAX_SHARDS (shardSizeFor). When the size is not known in
+ * advance, hashing uses 4 MiB and a second pass over the spool file re-hashes only when needed.
+ *
+ * No shared state: each call owns its own file handle and hashes.
+ */
+import { createHash, randomUUID, type Hash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, rm, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { TbdavError, abortError, isTbdavError } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+import type { SpooledFile } from '../remote/types.js';
+
+export const SHARD_BYTES = 4 * 1024 * 1024;
+export const MAX_SHARDS = 1024;
+export const EMPTY_MD5 = 'd41d8cd98f00b204e9800998ecf8427e';
+
+/** Smallest multiple of SHARD_BYTES that splits `size` bytes into at most `maxShards` shards. */
+export function shardSizeFor(size: number, maxShards: number = MAX_SHARDS): number {
+  if (!Number.isFinite(size) || size < 0) throw new TbdavError('TBDAV_BAD_REQUEST', `shard size for ${size} bytes: bad size`);
+  const perShard = Math.ceil(size / maxShards);
+  return Math.max(1, Math.ceil(perShard / SHARD_BYTES)) * SHARD_BYTES;
+}
+
+export interface SpoolOptions {
+  /** Root of local caches; spool files go to `<cacheDir>/spool/`. */
+  cacheDir: string;
+  /** Size announced by the client: a body of another length is refused (TBDAV_BAD_REQUEST). */
+  expectedSize?: number;
+  /** Refuse bodies longer than this (TBDAV_TOO_LARGE). */
+  maxBytes?: number;
+  signal?: AbortSignal;
+  /** Subject for messages, e.g. 'PUT /a.txt'. */
+  subject?: string;
+  logger?: Logger;
+}
+
+/** Incremental shard hasher: feed chunks in order, get one md5 per shard. */
+class ShardHasher {
+  readonly blockMd5s: string[] = [];
+  private current: Hash = createHash('md5');
+  private inShard = 0;
+  constructor(readonly shardSize: number) {}
+
+  update(chunk: Buffer): void {
+    let off = 0;
+    while (off < chunk.length) {
+      const take = Math.min(this.shardSize - this.inShard, chunk.length - off);
+      this.current.update(chunk.subarray(off, off + take));
+      this.inShard += take;
+      off += take;
+      if (this.inShard === this.shardSize) {
+        this.blockMd5s.push(this.current.digest('hex'));
+        this.current = createHash('md5');
+        this.inShard = 0;
+      }
+    }
+  }
+
+  finish(): string[] {
+    if (this.inShard > 0 || this.blockMd5s.length === 0) this.blockMd5s.push(this.current.digest('hex'));
+    return this.blockMd5s;
+  }
+}
+
+/** Re-hash a spooled file with another shard size (second pass). */
+export async function hashShards(localPath: string, shardSize: number): Promise<string[]> {
+  const hasher = new ShardHasher(shardSize);
+  for await (const chunk of createReadStream(localPath, { highWaterMark: 1024 * 1024 })) hasher.update(chunk as Buffer);
+  return hasher.finish();
+}
+
+function spoolError(subject: string, err: unknown, signal?: AbortSignal): TbdavError {
+  if (isTbdavError(err)) return err;
+  if (signal?.aborted) return abortError(subject, signal);
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new TbdavError('TBDAV_INSUFFICIENT_STORAGE', `${subject}: local spool is full`, { cause: err });
+  }
+  if (code === 'EACCES' || code === 'EROFS' || code === 'EMFILE') {
+    return new TbdavError('TBDAV_FATAL', `${subject}: cannot write the spool file (${code})`, { cause: err });
+  }
+  // Anything else comes from the body: the client went away or the stream broke.
+  return new TbdavError('TBDAV_ABORTED', `${subject}: request body ended early (${code ?? (err as Error)?.message ?? 'error'})`, { cause: err });
+}
+
+/**
+ * Stream `body` to a new spool file, hashing as it goes. The caller owns the result and must call
+ * removeSpool() when done with it (success or failure).
+ */
+export async function spoolBody(body: Readable, opts: SpoolOptions): Promise<SpooledFile> {
+  const subject = opts.subject ?? 'spool';
+  const dir = join(opts.cacheDir, 'spool');
+  const localPath = join(dir, `${randomUUID()}.part`);
+  const expected = opts.expectedSize;
+  if (expected !== undefined && (!Number.isSafeInteger(expected) || expected < 0)) {
+    body.resume();
+    throw new TbdavError('TBDAV_BAD_REQUEST', `${subject}: bad expected size ${expected}`);
+  }
+  if (expected !== undefined && opts.maxBytes !== undefined && expected > opts.maxBytes) {
+    body.resume();
+    throw new TbdavError('TBDAV_TOO_LARGE', `${subject}: ${expected} bytes exceed the limit of ${opts.maxBytes}`);
+  }
+  const shardSize = expected !== undefined ? shardSizeFor(expected) : SHARD_BYTES;
+  const hasher = new ShardHasher(shardSize);
+  const whole = createHash('md5');
+  let size = 0;
+  let fh: FileHandle | undefined;
+  const onAbort = (): void => {
+    body.destroy(abortError(subject, opts.signal));
+  };
+  try {
+    if (opts.signal?.aborted) throw abortError(subject, opts.signal);
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    await mkdir(dir, { recursive: true });
+    fh = await open(localPath, 'wx', 0o600);
+    // destroyOnReturn false: on our own refusals the body is drained, not destroyed (destroying an
+    // IncomingMessage kills the socket and the error answer with it).
+    for await (const raw of body.iterator({ destroyOnReturn: false })) {
+      const chunk = typeof raw === 'string' ? Buffer.from(raw) : (raw as Buffer);
+      size += chunk.length;
+      if (expected !== undefined && size > expected) {
+        throw new TbdavError('TBDAV_BAD_REQUEST', `${subject}: body longer than the announced ${expected} bytes`);
+      }
+      if (opts.maxBytes !== undefined && size > opts.maxBytes) {
+        throw new TbdavError('TBDAV_TOO_LARGE', `${subject}: body exceeds the limit of ${opts.maxBytes} bytes`);
+      }
+      hasher.update(chunk);
+      whole.update(chunk);
+      let off = 0;
+      while (off < chunk.length) {
+        const { bytesWritten } = await fh.write(chunk, off, chunk.length - off);
+        off += bytesWritten;
+      }
+    }
+    if (opts.signal?.aborted) throw abortError(subject, opts.signal);
+    if (expected !== undefined && size !== expected) {
+      throw new TbdavError('TBDAV_BAD_REQUEST', `${subject}: body of ${size} bytes, ${expected} announced`);
+    }
+    await fh.sync();
+    await fh.close();
+    fh = undefined;
+    let blockMd5s = hasher.finish();
+    let usedShard = shardSize;
+    if (blockMd5s.length > MAX_SHARDS) {
+      usedShard = shardSizeFor(size);
+      blockMd5s = await hashShards(localPath, usedShard);
+    }
+    return { localPath, size, shardSize: usedShard, blockMd5s, contentMd5: whole.digest('hex') };
+  } catch (err) {
+    const e = spoolError(subject, err, opts.signal);
+    if (!body.destroyed) {
+      if (e.code === 'TBDAV_ABORTED') body.destroy();
+      else body.resume(); // discard the rest of the body; the caller answers the error
+    }
+    if (fh) {
+      await fh.close().catch((closeErr: unknown) => opts.logger?.debug(`${subject}: closing spool file failed`, { error: String(closeErr) }));
+    }
+    await rm(localPath, { force: true }).catch((rmErr: unknown) => opts.logger?.debug(`${subject}: removing spool file failed`, { error: String(rmErr) }));
+    throw e;
+  } finally {
+    opts.signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+/** Remove a spool file; never throws (logs at debug). */
+export async function removeSpool(file: SpooledFile | string, logger?: Logger): Promise<void> {
+  const p = typeof file === 'string' ? file : file.localPath;
+  try {
+    await rm(p, { force: true });
+  } catch (err) {
+    logger?.debug(`spool ${p}: remove failed`, { error: String(err) });
+  }
+}

@@ -1,0 +1,446 @@
+/**
+ * Vfs: filesystem semantics (src/vfs/types.ts FileSystem) over any Remote.
+ *
+ *  - Metadata through MetadataCache (TTL + precise updates on our own writes).
+ *  - PUT: spool to disk while hashing, then upload; answered after remote.write succeeded.
+ *    The commit step (`commitPut`) is where a write-back queue can slot in later.
+ *  - Local-only files from StateStore: ignored names (never uploaded) and 0-byte placeholders (when
+ *    the remote refuses empty files). They list, stat and read like remote files (`local: true`).
+ *  - Dead properties and X-OC-Mtime values in StateStore; they follow moves/copies and go with deletes.
+ *
+ * Concurrency:
+ *  - `putTails` (path -> promise of the last PUT commit queued for that path): PUTs to the same path
+ *    take their place in arrival order, spool concurrently, and commit one after the other, so the
+ *    later request wins. Other operations are not serialised against each other (the remote and the
+ *    cache each apply their own updates atomically).
+ *  - `quotaCache` / `quotaFlight`: one quota fetch at a time; the cached value is replaced whole.
+ */
+import { createReadStream } from 'node:fs';
+import { Readable } from 'node:stream';
+import { TbdavError, isTbdavError, type ErrorCode } from '../shared/errors.js';
+import { silentLogger, type Logger } from '../shared/logger.js';
+import type { ByteRange, CallOptions, Entry, Quota, Remote, SpooledFile } from '../remote/types.js';
+import { MetadataCache } from './metadata-cache.js';
+import { baseName, isInside, normalizePath, parentPath } from './paths.js';
+import { EMPTY_MD5, removeSpool, spoolBody } from './spool.js';
+import { StateStore, type LocalFile } from './state-store.js';
+import type { CopyMoveResult, DeadProps, FileSystem, OpenReadResult, PutOptions, PutResult, VfsEntry } from './types.js';
+
+export interface VfsOptions {
+  remote: Remote;
+  stateDir: string;
+  cacheDir: string;
+  logger?: Logger;
+  /** Metadata freshness, ms (default 5 min). */
+  cacheTtlMs?: number;
+  /** Bound on cached metadata entries (default 100 000). */
+  cacheMaxEntries?: number;
+  /** Quota freshness, ms (default 60 s). */
+  quotaTtlMs?: number;
+  /** Glob-ish basenames kept locally, never uploaded (default ['._*', '.DS_Store', 'Thumbs.db', 'desktop.ini']). */
+  ignore?: string[];
+  /** Largest accepted body, bytes (default: no limit). */
+  maxUploadBytes?: number;
+  /** Clock, ms (tests). */
+  now?: () => number;
+}
+
+export const DEFAULT_IGNORE = ['._*', '.DS_Store', 'Thumbs.db', 'desktop.ini'];
+export const DEFAULT_QUOTA_TTL_MS = 60_000;
+/** Reported when the remote has no quota: 1 PiB. */
+export const UNKNOWN_QUOTA_TOTAL = 2 ** 50;
+
+/** Errors of a 0-byte write that do NOT mean "the service refuses empty files". */
+const NOT_A_ZERO_BYTE_REFUSAL: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'TBDAV_RETRYABLE',
+  'TBDAV_ABORTED',
+  'TBDAV_AUTH',
+  'TBDAV_CONFLICT',
+  'TBDAV_EXISTS',
+  'TBDAV_NOT_FOUND',
+  'TBDAV_QUOTA',
+  'TBDAV_INSUFFICIENT_STORAGE',
+  'TBDAV_INTEGRITY',
+  'TBDAV_CONFIG',
+]);
+
+/** Compile glob-ish basename patterns ('*' any run, '?' one character) into one matcher. */
+export function compileIgnore(patterns: readonly string[]): (name: string) => boolean {
+  const res = patterns.map((p) => {
+    const body = [...p].map((c) => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[.+^${}()|[\]\\]/g, '\\$&'))).join('');
+    return new RegExp(`^${body}$`, 'u');
+  });
+  return (name: string) => res.some((r) => r.test(name));
+}
+
+function emptyStream(): Readable {
+  return Readable.from([], { objectMode: false });
+}
+
+export class Vfs implements FileSystem {
+  readonly remote: Remote;
+  readonly cache: MetadataCache;
+  readonly state: StateStore;
+  private readonly cacheDir: string;
+  private readonly logger: Logger;
+  private readonly quotaTtlMs: number;
+  private readonly isIgnored: (name: string) => boolean;
+  private readonly maxUploadBytes: number | undefined;
+  private readonly now: () => number;
+  private readonly startedAt: number;
+  private readonly putTails = new Map<string, Promise<void>>();
+  private quotaCache: { quota: Quota; at: number } | undefined;
+  private quotaFlight: Promise<Quota> | undefined;
+
+  private constructor(opts: VfsOptions, state: StateStore) {
+    this.remote = opts.remote;
+    this.state = state;
+    this.cacheDir = opts.cacheDir;
+    this.logger = opts.logger ?? silentLogger();
+    this.now = opts.now ?? Date.now;
+    this.cache = new MetadataCache({ ttlMs: opts.cacheTtlMs, maxEntries: opts.cacheMaxEntries, now: this.now });
+    this.quotaTtlMs = opts.quotaTtlMs ?? DEFAULT_QUOTA_TTL_MS;
+    this.isIgnored = compileIgnore(opts.ignore ?? DEFAULT_IGNORE);
+    this.maxUploadBytes = opts.maxUploadBytes;
+    this.startedAt = this.now();
+  }
+
+  /** Open the vfs: loads the local state from `stateDir`. */
+  static async open(opts: VfsOptions): Promise<Vfs> {
+    const state = await StateStore.open(opts.stateDir, { logger: opts.logger });
+    return new Vfs(opts, state);
+  }
+
+  // ------------------------------------------------------------------ entries
+
+  private localEntry(f: LocalFile): VfsEntry {
+    return {
+      path: f.path,
+      name: baseName(f.path),
+      isDir: false,
+      size: f.size,
+      mtime: this.state.getMtime(f.path) ?? f.mtime,
+      ctime: f.ctime,
+      hash: f.contentMd5,
+      contentMd5: f.contentMd5,
+      local: true,
+    };
+  }
+
+  private decorate(e: Entry): VfsEntry {
+    const mtime = this.state.getMtime(e.path);
+    return mtime === undefined ? { ...e } : { ...e, mtime };
+  }
+
+  private rootEntry(): VfsEntry {
+    return { path: '/', name: '', isDir: true, size: 0, mtime: this.startedAt, ctime: this.startedAt };
+  }
+
+  /** Entry of a normalised path, or undefined when absent. */
+  private async lookup(path: string, opts?: CallOptions): Promise<VfsEntry | undefined> {
+    if (path === '/') return this.rootEntry();
+    const local = this.state.getLocal(path);
+    if (local) return this.localEntry(local);
+    const known = this.cache.lookup(path);
+    if (known === null) return undefined;
+    if (known) return this.decorate(known);
+    try {
+      const e = await this.remote.stat(path, opts);
+      this.cache.putEntry(e);
+      return this.decorate(e);
+    } catch (err) {
+      if (isTbdavError(err, 'TBDAV_NOT_FOUND')) return undefined;
+      throw err;
+    }
+  }
+
+  private async require(op: string, path: string, opts?: CallOptions): Promise<VfsEntry> {
+    const e = await this.lookup(path, opts);
+    if (!e) throw new TbdavError('TBDAV_NOT_FOUND', `${op} ${path}: not found`);
+    return e;
+  }
+
+  /** The parent of `path` must be an existing folder (TBDAV_CONFLICT otherwise). */
+  private async requireParent(op: string, path: string, opts?: CallOptions): Promise<void> {
+    const parent = parentPath(path);
+    const e = await this.lookup(parent, opts);
+    if (!e || !e.isDir) throw new TbdavError('TBDAV_CONFLICT', `${op} ${path}: parent folder ${parent} missing`);
+  }
+
+  async stat(path: string, opts?: CallOptions): Promise<VfsEntry> {
+    const p = normalizePath(path);
+    return this.require('stat', p, opts);
+  }
+
+  async list(path: string, opts?: CallOptions): Promise<VfsEntry[]> {
+    const p = normalizePath(path);
+    if (this.state.getLocal(p)) throw new TbdavError('TBDAV_CONFLICT', `list ${p}: not a folder`);
+    const known = p === '/' ? undefined : this.cache.lookup(p);
+    if (known === null) throw new TbdavError('TBDAV_NOT_FOUND', `list ${p}: no such folder`);
+    if (known && !known.isDir) throw new TbdavError('TBDAV_CONFLICT', `list ${p}: not a folder`);
+    const remote = await this.cache.list(p, () => this.remote.list(p, opts));
+    const byName = new Map<string, VfsEntry>();
+    for (const e of remote) byName.set(e.name, this.decorate(e));
+    for (const f of this.state.listLocal(p)) byName.set(baseName(f.path), this.localEntry(f));
+    return [...byName.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  // ------------------------------------------------------------------ reads
+
+  async openRead(path: string, range?: ByteRange, opts?: CallOptions): Promise<OpenReadResult> {
+    const p = normalizePath(path);
+    const entry = await this.require('openRead', p, opts);
+    if (entry.isDir) throw new TbdavError('TBDAV_CONFLICT', `openRead ${p}: is a folder`);
+    const size = entry.size;
+    let start = 0;
+    let end = size - 1;
+    if (range) {
+      if (!Number.isSafeInteger(range.start) || range.start < 0 || (range.end !== undefined && (!Number.isSafeInteger(range.end) || range.end < range.start))) {
+        throw new TbdavError('TBDAV_RANGE', `openRead ${p}: bad range ${range.start}-${range.end ?? ''}`);
+      }
+      if (size > 0 && range.start >= size) throw new TbdavError('TBDAV_RANGE', `openRead ${p}: range starts at ${range.start}, file has ${size} bytes`);
+      start = Math.min(range.start, size);
+      end = range.end === undefined ? size - 1 : Math.min(range.end, size - 1);
+    }
+    if (size === 0 || end < start) return { entry, stream: emptyStream() };
+    if (entry.local) {
+      const f = this.state.getLocal(p);
+      if (!f?.blob) return { entry, stream: emptyStream() };
+      return { entry, stream: createReadStream(this.state.blobPath(f.blob), { start, end }) };
+    }
+    const remoteRange = range ? { start, end } : undefined;
+    try {
+      const stream = await this.remote.openRead(p, remoteRange, { ...opts, entry });
+      return { entry, stream };
+    } catch (err) {
+      if (isTbdavError(err, 'TBDAV_NOT_FOUND')) this.cache.removeTree(p);
+      throw err;
+    }
+  }
+
+  // ------------------------------------------------------------------ writes
+
+  async put(path: string, body: Readable, opts: PutOptions): Promise<PutResult> {
+    const p = normalizePath(path);
+    const subject = `put ${p}`;
+    // Take our place among PUTs to this path now: the later request commits later and wins.
+    const prev = this.putTails.get(p) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((r) => (release = r));
+    const tail = prev.then(() => mine);
+    this.putTails.set(p, tail);
+    let spool: SpooledFile | undefined;
+    try {
+      if (p === '/') throw new TbdavError('TBDAV_CONFLICT', `${subject}: is a folder`);
+      await this.requireParent('put', p, opts);
+      const before = await this.lookup(p, opts);
+      if (before?.isDir) throw new TbdavError('TBDAV_CONFLICT', `${subject}: a folder is there`);
+      if (before && !opts.overwrite) throw new TbdavError('TBDAV_EXISTS', `${subject}: exists`);
+      spool = await spoolBody(body, {
+        cacheDir: this.cacheDir,
+        expectedSize: opts.expectedSize,
+        maxBytes: this.maxUploadBytes,
+        signal: opts.signal,
+        subject,
+        logger: this.logger,
+      });
+      await prev;
+      return await this.commitPut(p, spool, opts);
+    } finally {
+      if (spool) await removeSpool(spool, this.logger);
+      release();
+      if (this.putTails.get(p) === tail) this.putTails.delete(p);
+    }
+  }
+
+  /**
+   * Store a spooled body at `p` (the write-back queue will replace this step for large files).
+   * Runs alone for its path (see putTails).
+   */
+  private async commitPut(p: string, spool: SpooledFile, opts: PutOptions): Promise<PutResult> {
+    const subject = `put ${p}`;
+    await this.requireParent('put', p, opts);
+    const before = await this.lookup(p, opts);
+    if (before?.isDir) throw new TbdavError('TBDAV_CONFLICT', `${subject}: a folder is there`);
+    if (before && !opts.overwrite) throw new TbdavError('TBDAV_EXISTS', `${subject}: exists`);
+    const created = before === undefined;
+    const now = this.now();
+
+    if (this.isIgnored(baseName(p))) {
+      const blob = spool.size > 0 ? await this.state.adoptBlob(spool.localPath) : undefined;
+      const file: LocalFile = { path: p, kind: 'ignored', size: spool.size, mtime: opts.mtime ?? now, ctime: before?.ctime ?? now, contentMd5: spool.contentMd5 };
+      if (blob) file.blob = blob;
+      await this.state.setLocal(file);
+      this.logger.debug(`${subject}: ignored name, kept locally`, { size: spool.size });
+      return { entry: this.localEntry(file), created };
+    }
+
+    let entry: Entry;
+    try {
+      const res = await this.remote.write(p, spool, { overwrite: opts.overwrite || before !== undefined, mtime: opts.mtime, signal: opts.signal, requestId: opts.requestId });
+      entry = { ...res.entry, contentMd5: spool.contentMd5 };
+    } catch (err) {
+      if (spool.size === 0 && isTbdavError(err) && !NOT_A_ZERO_BYTE_REFUSAL.has(err.code)) {
+        return this.keepPlaceholder(p, before, created, opts, err);
+      }
+      throw err;
+    }
+    this.cache.putEntry(entry);
+    if (this.state.getLocal(p)) await this.state.deleteLocal(p);
+    if (opts.mtime !== undefined) await this.state.setMtime(p, opts.mtime);
+    else if (this.state.getMtime(p) !== undefined) await this.state.setMtime(p, undefined);
+    return { entry: this.decorate(entry), created };
+  }
+
+  /** The remote refused an empty file: keep a local placeholder that lists and reads as empty. */
+  private async keepPlaceholder(p: string, before: VfsEntry | undefined, created: boolean, opts: PutOptions, cause: TbdavError): Promise<PutResult> {
+    this.logger.info(`put ${p}: the remote refused a 0-byte file (${cause.code}); keeping a local placeholder`);
+    if (before && !before.local) {
+      // The path held remote content that an empty file replaces.
+      await this.remote.remove(p, opts);
+      this.cache.removeTree(p);
+    }
+    const now = this.now();
+    const file: LocalFile = { path: p, kind: 'placeholder', size: 0, mtime: opts.mtime ?? now, ctime: before?.ctime ?? now, contentMd5: EMPTY_MD5 };
+    await this.state.setLocal(file);
+    return { entry: this.localEntry(file), created };
+  }
+
+  async mkdir(path: string, opts?: CallOptions): Promise<VfsEntry> {
+    const p = normalizePath(path);
+    if (p === '/') throw new TbdavError('TBDAV_EXISTS', 'mkdir /: exists');
+    await this.requireParent('mkdir', p, opts);
+    if (await this.lookup(p, opts)) throw new TbdavError('TBDAV_EXISTS', `mkdir ${p}: exists`);
+    const e = await this.remote.mkdir(p, opts);
+    this.cache.putEntry(e);
+    this.cache.setListing(p, []);
+    return this.decorate(e);
+  }
+
+  async remove(path: string, opts?: CallOptions): Promise<void> {
+    const p = normalizePath(path);
+    if (p === '/') throw new TbdavError('TBDAV_BAD_REQUEST', 'remove /: the root cannot be removed');
+    const e = await this.require('remove', p, opts);
+    await this.removeKnown(p, e, opts);
+  }
+
+  private async removeKnown(p: string, e: VfsEntry, opts?: CallOptions): Promise<void> {
+    if (!e.local) {
+      try {
+        await this.remote.remove(p, opts);
+      } catch (err) {
+        // Already gone upstream (changed elsewhere): the local records still go.
+        if (!isTbdavError(err, 'TBDAV_NOT_FOUND')) throw err;
+        this.logger.debug(`remove ${p}: already absent on the remote`);
+      }
+    }
+    this.cache.removeTree(p);
+    await this.state.deleteTree(p);
+  }
+
+  private async transferChecks(op: 'move' | 'copy', fromIn: string, toIn: string, opts: CallOptions) {
+    const from = normalizePath(fromIn);
+    const to = normalizePath(toIn);
+    if (from === '/' || to === '/') throw new TbdavError('TBDAV_BAD_REQUEST', `${op} ${from} -> ${to}: the root cannot be moved, copied or replaced`);
+    if (from === to || isInside(to, from)) throw new TbdavError('TBDAV_BAD_REQUEST', `${op} ${from} -> ${to}: onto itself or into its own subtree`);
+    const src = await this.require(op, from, opts);
+    await this.requireParent(op, to, opts);
+    const dst = await this.lookup(to, opts);
+    return { from, to, src, dst };
+  }
+
+  async move(fromIn: string, toIn: string, opts: { overwrite: boolean } & CallOptions): Promise<CopyMoveResult> {
+    const { from, to, src, dst } = await this.transferChecks('move', fromIn, toIn, opts);
+    if (dst) {
+      if (!opts.overwrite) throw new TbdavError('TBDAV_PRECONDITION', `move ${from} -> ${to}: destination exists`);
+      if (isInside(from, to)) throw new TbdavError('TBDAV_BAD_REQUEST', `move ${from} -> ${to}: destination contains the source`);
+    }
+    const bothRemoteFiles = dst !== undefined && !dst.local && !dst.isDir && !src.local && !src.isDir;
+    if (dst && !bothRemoteFiles) await this.removeKnown(to, dst, opts);
+    if (!src.local) {
+      if (!this.remote.move) throw new TbdavError('TBDAV_FATAL', `move ${from} -> ${to}: the ${this.remote.name} remote cannot move`);
+      await this.remote.move(from, to, { overwrite: bothRemoteFiles, signal: opts.signal, requestId: opts.requestId });
+      this.cache.moveTree(from, to, src);
+    } else {
+      this.cache.removeTree(to);
+    }
+    await this.state.moveTree(from, to);
+    return { created: dst === undefined };
+  }
+
+  async copy(fromIn: string, toIn: string, opts: { overwrite: boolean; depth: 0 | 'infinity' } & CallOptions): Promise<CopyMoveResult> {
+    const { from, to, src, dst } = await this.transferChecks('copy', fromIn, toIn, opts);
+    if (dst) {
+      if (!opts.overwrite) throw new TbdavError('TBDAV_PRECONDITION', `copy ${from} -> ${to}: destination exists`);
+      if (isInside(from, to)) throw new TbdavError('TBDAV_BAD_REQUEST', `copy ${from} -> ${to}: destination contains the source`);
+    }
+    const shallowFolder = src.isDir && opts.depth === 0;
+    const bothRemoteFiles = dst !== undefined && !dst.local && !dst.isDir && !src.local && !src.isDir;
+    if (dst && !bothRemoteFiles) await this.removeKnown(to, dst, opts);
+    if (shallowFolder) {
+      const e = await this.remote.mkdir(to, opts);
+      this.cache.putEntry(e);
+      this.cache.setListing(to, []);
+    } else if (!src.local) {
+      if (!this.remote.copy) throw new TbdavError('TBDAV_FATAL', `copy ${from} -> ${to}: the ${this.remote.name} remote cannot copy`);
+      await this.remote.copy(from, to, { overwrite: bothRemoteFiles, signal: opts.signal, requestId: opts.requestId });
+      this.cache.removeTree(to);
+      try {
+        this.cache.putEntry(await this.remote.stat(to, opts));
+      } catch (err) {
+        // The copy is done; the listing will be fetched again when asked.
+        this.logger.debug(`copy ${from} -> ${to}: stat of the copy failed`, { error: String(err) });
+        this.cache.removeTree(parentPath(to));
+      }
+    } else {
+      this.cache.removeTree(to);
+    }
+    await this.state.copyTree(from, to, !shallowFolder);
+    return { created: dst === undefined };
+  }
+
+  // ------------------------------------------------------------------ quota and properties
+
+  async quota(opts?: CallOptions): Promise<Quota> {
+    const c = this.quotaCache;
+    if (c && this.now() - c.at < this.quotaTtlMs) return { ...c.quota };
+    if (!this.remote.quota) return { total: UNKNOWN_QUOTA_TOTAL, used: 0 };
+    if (!this.quotaFlight) {
+      const quotaFn = this.remote.quota.bind(this.remote);
+      this.quotaFlight = (async () => {
+        try {
+          const q = await quotaFn(opts);
+          this.quotaCache = { quota: { ...q }, at: this.now() };
+          return q;
+        } finally {
+          this.quotaFlight = undefined;
+        }
+      })();
+    }
+    return { ...(await this.quotaFlight) };
+  }
+
+  async getProps(path: string): Promise<DeadProps> {
+    return this.state.getProps(normalizePath(path));
+  }
+
+  async patchProps(path: string, patch: Record<string, string | null>): Promise<void> {
+    await this.state.patchProps(normalizePath(path), patch);
+  }
+
+  /** The X-OC-Mtime (or upload mtime) recorded for a path, if any. */
+  getRecordedMtime(path: string): number | undefined {
+    return this.state.getMtime(normalizePath(path));
+  }
+
+  /** Whether a basename is kept locally (ignore list). */
+  ignores(name: string): boolean {
+    return this.isIgnored(name);
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.putTails.values()]);
+    await this.state.close();
+  }
+}
+
