@@ -1,0 +1,179 @@
+/**
+ * Locks as seen by the methods implemented in src/dav/methods: which locks apply to a path, and
+ * whether a write may proceed given the request's If header.
+ *
+ * The locks themselves live in `LockTable` (webdav-server LocalLockManager objects, one per locked
+ * path), filled by webdav-server's LOCK/UNLOCK running over DavFileSystem. In memory only: locks do
+ * not survive a restart (clients re-lock).
+ *
+ * Shared state: `LockTable.managers` — touched only on the event loop, no lock needed.
+ *
+ * TODO(dav-compliance): full RFC 4918 §10.4 If-header evaluation (etags, Not, resource tags) is
+ * theirs; this gate only asks that a token of each applicable lock appears in the If header.
+ */
+import type { IncomingMessage } from 'node:http';
+import { v2 as webdav } from 'webdav-server';
+import { TbdavError } from '../shared/errors.js';
+import { hrefFor, isSameOrBelow, parentOf } from './paths.js';
+import { escapeXml } from './xml.js';
+
+export interface ActiveLock {
+  token: string;
+  /** FileSystem path the lock was taken on. */
+  root: string;
+  depth: 0 | 'infinity';
+  scope: 'exclusive' | 'shared';
+  /** Owner as raw XML (may be empty). */
+  ownerXml: string;
+  /** Seconds left. */
+  timeoutSec: number;
+}
+
+export interface LockTarget {
+  path: string;
+  /** The operation reaches everything below the path too (DELETE, MOVE, COPY destination). */
+  deep?: boolean;
+  /** The operation changes the membership of the parent collection (its depth-0 locks apply). */
+  membership?: boolean;
+}
+
+/** What the dav methods need from the lock machinery (dav-compliance's LockStore plugs in here). */
+export interface LockGate {
+  /** Throw TBDAV_LOCKED (423) / TBDAV_PRECONDITION (412) unless the request may write the targets. */
+  checkWrite(req: IncomingMessage, targets: LockTarget[]): Promise<void>;
+  /** Evaluate an If header on a read (412 when it fails). */
+  checkConditions(req: IncomingMessage, path: string): Promise<void>;
+  /** A resource and everything under it is gone (deleted or moved away): drop its locks. */
+  forgetTree(path: string): void;
+  /** Inner XML of DAV:lockdiscovery for a path ('' when unlocked). */
+  lockDiscoveryXml(path: string): string;
+  /** Inner XML of DAV:supportedlock. */
+  readonly supportedLockXml: string;
+}
+
+type LibLock = InstanceType<typeof webdav.Lock>;
+
+function ownerToXml(owner: unknown): string {
+  if (owner === null || owner === undefined) return '';
+  if (typeof owner === 'string') return owner;
+  if (Array.isArray(owner)) return owner.map(ownerToXml).join('');
+  const o = owner as { type?: string; text?: unknown; name?: string; elements?: unknown[]; attributes?: Record<string, string> };
+  if (o.type === 'text' || o.type === 'cdata') return escapeText(String(o.text ?? ''));
+  if (o.type === 'element' && o.name) {
+    const attrs = Object.entries(o.attributes ?? {})
+      .map(([k, v]) => ` ${k}="${escapeText(String(v))}"`)
+      .join('');
+    return `<${o.name}${attrs}>${ownerToXml(o.elements ?? [])}</${o.name}>`;
+  }
+  return '';
+}
+
+function escapeText(s: string): string {
+  return s.replace(/[&<>"]/g, (c) => (c === '&' ? '&amp;' : c === '<' ? '&lt;' : c === '>' ? '&gt;' : '&quot;'));
+}
+
+/** Lock tokens named inside the lists of an If header (resource tags excluded). */
+export function tokensInIfHeader(ifHeader: string | undefined): Set<string> {
+  const out = new Set<string>();
+  if (!ifHeader) return out;
+  for (const list of ifHeader.matchAll(/\(([^)]*)\)/g)) {
+    for (const t of list[1]!.matchAll(/<([^>]+)>/g)) out.add(t[1]!.trim());
+  }
+  return out;
+}
+
+/** Stand-in LockGate over webdav-server's LocalLockManager (until dav-compliance's LockStore). */
+export class LockTable implements LockGate {
+  private readonly managers = new Map<string, InstanceType<typeof webdav.LocalLockManager>>();
+
+  /** The lock manager of one path (created on first use). */
+  managerFor(path: string): InstanceType<typeof webdav.LocalLockManager> {
+    let m = this.managers.get(path);
+    if (!m) {
+      m = new webdav.LocalLockManager();
+      this.managers.set(path, m);
+    }
+    return m;
+  }
+
+  private live(path: string): LibLock[] {
+    const m = this.managers.get(path);
+    if (!m) return [];
+    const locks = (m as unknown as { locks: LibLock[] }).locks.filter((l) => !l.expired());
+    (m as unknown as { locks: LibLock[] }).locks = locks;
+    if (locks.length === 0) this.managers.delete(path);
+    return locks;
+  }
+
+  private toActive(path: string, l: LibLock): ActiveLock {
+    return {
+      token: l.uuid,
+      root: path,
+      depth: l.depth === -1 ? 'infinity' : 0,
+      scope: l.lockKind.scope.value.toLowerCase().includes('shared') ? 'shared' : 'exclusive',
+      ownerXml: ownerToXml(l.owner),
+      timeoutSec: Math.max(0, Math.round((l.expirationDate - Date.now()) / 1000)),
+    };
+  }
+
+  locksFor(path: string): ActiveLock[] {
+    if (this.managers.size === 0) return [];
+    const out: ActiveLock[] = this.live(path).map((l) => this.toActive(path, l));
+    let p = path;
+    while (p !== '/') {
+      p = parentOf(p);
+      for (const l of this.live(p)) if (l.depth === -1) out.push(this.toActive(p, l));
+    }
+    return out;
+  }
+
+  async checkWrite(req: IncomingMessage, targets: LockTarget[]): Promise<void> {
+    if (this.managers.size === 0) return;
+    const ifHeader = req.headers['if'];
+    const tokens = tokensInIfHeader(Array.isArray(ifHeader) ? ifHeader.join(' ') : ifHeader);
+    const applicable: ActiveLock[] = [];
+    for (const t of targets) {
+      applicable.push(...this.locksFor(t.path));
+      if (t.membership && t.path !== '/') {
+        const parent = parentOf(t.path);
+        applicable.push(...this.live(parent).filter((l) => l.depth !== -1).map((l) => this.toActive(parent, l)));
+      }
+      if (t.deep) {
+        for (const key of [...this.managers.keys()]) {
+          if (key !== t.path && isSameOrBelow(key, t.path)) applicable.push(...this.live(key).map((l) => this.toActive(key, l)));
+        }
+      }
+    }
+    for (const lock of applicable) {
+      if (!tokens.has(lock.token)) {
+        throw new TbdavError('TBDAV_LOCKED', `${lock.root}: locked (submit the lock token in an If header)`);
+      }
+    }
+  }
+
+  async checkConditions(_req: IncomingMessage, _path: string): Promise<void> {
+    // The stand-in does not evaluate If headers on reads (dav-compliance's LockStore does).
+  }
+
+  lockDiscoveryXml(path: string): string {
+    return this.locksFor(path)
+      .map(
+        (l) =>
+          `<D:activelock><D:locktype><D:write/></D:locktype><D:lockscope><D:${l.scope}/></D:lockscope>` +
+          `<D:depth>${l.depth === 'infinity' ? 'infinity' : '0'}</D:depth>` +
+          (l.ownerXml ? `<D:owner>${l.ownerXml}</D:owner>` : '') +
+          `<D:timeout>Second-${l.timeoutSec}</D:timeout>` +
+          `<D:locktoken><D:href>${escapeXml(l.token)}</D:href></D:locktoken>` +
+          `<D:lockroot><D:href>${escapeXml(hrefFor(l.root, false))}</D:href></D:lockroot></D:activelock>`,
+      )
+      .join('');
+  }
+
+  readonly supportedLockXml =
+    '<D:lockentry><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockentry>' +
+    '<D:lockentry><D:lockscope><D:shared/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockentry>';
+
+  forgetTree(path: string): void {
+    for (const key of [...this.managers.keys()]) if (isSameOrBelow(key, path)) this.managers.delete(key);
+  }
+}

@@ -1,0 +1,64 @@
+/** COPY and MOVE (RFC 4918 §9.8, §9.9). */
+import { TbdavError } from '../../shared/errors.js';
+import { DavStatusError } from '../errors.js';
+import { endEmpty, header, type DavDeps, type DavRequest } from '../context.js';
+import type { LockTarget } from '../lock-gate.js';
+import { decodePath, isSameOrBelow, pathOfTarget } from '../paths.js';
+import { requireParentFolder, statOrUndefined } from './write.js';
+
+/** Destination header -> FileSystem path; 502 for another host, 400 when malformed. */
+export function destinationPath(r: DavRequest): string {
+  const dest = header(r, 'destination');
+  if (!dest) throw new TbdavError('TBDAV_BAD_REQUEST', `${r.method} ${r.path}: Destination header missing`);
+  const m = /^([a-z][a-z0-9+.-]*):\/\/([^/?#]*)/i.exec(dest.trim());
+  if (m) {
+    const host = header(r, 'host')?.toLowerCase();
+    const destHost = m[2]!.replace(/^[^@]*@/, '').toLowerCase();
+    if (!host || !sameHost(destHost, host, m[1]!.toLowerCase())) {
+      throw new DavStatusError(502, 'TBDAV_BAD_REQUEST', `${r.method} ${r.path}: Destination is on another server`);
+    }
+  }
+  return decodePath(pathOfTarget(dest.trim())).path;
+}
+
+function sameHost(a: string, b: string, scheme: string): boolean {
+  const def = scheme === 'https' ? '443' : '80';
+  const norm = (h: string): string => (/:\d+$/.test(h) ? h : `${h}:${def}`);
+  return norm(a) === norm(b);
+}
+
+function overwriteOf(r: DavRequest): boolean {
+  const v = header(r, 'overwrite')?.trim().toUpperCase();
+  if (v === undefined || v === 'T') return true;
+  if (v === 'F') return false;
+  throw new TbdavError('TBDAV_BAD_REQUEST', `${r.method} ${r.path}: Overwrite must be T or F`);
+}
+
+export async function handleCopyMove(r: DavRequest, deps: DavDeps): Promise<void> {
+  const isMove = r.method === 'MOVE';
+  const to = destinationPath(r);
+  const overwrite = overwriteOf(r);
+  const depthRaw = header(r, 'depth')?.trim().toLowerCase();
+  let depth: 0 | 'infinity' = 'infinity';
+  if (depthRaw !== undefined && depthRaw !== 'infinity') {
+    if (isMove || depthRaw !== '0') {
+      throw new TbdavError('TBDAV_BAD_REQUEST', `${r.method} ${r.path}: Depth ${depthRaw} not allowed`);
+    }
+    depth = 0;
+  }
+  const src = await deps.fs.stat(r.path, r.call);
+  if (to === r.path) return endEmpty(r, 403);
+  if (src.isDir && isSameOrBelow(to, r.path)) return endEmpty(r, 403);
+  if (r.path === '/') return endEmpty(r, 403);
+  await requireParentFolder(deps, to, r);
+  const existing = await statOrUndefined(deps, to, r);
+  if (existing && !overwrite) return endEmpty(r, 412);
+  const targets: LockTarget[] = [{ path: to, deep: true, membership: true }];
+  if (isMove) targets.push({ path: r.path, deep: true, membership: true });
+  await deps.locks.checkWrite(r.req, targets);
+  const result = isMove
+    ? await deps.fs.move(r.path, to, { ...r.call, overwrite })
+    : await deps.fs.copy(r.path, to, { ...r.call, overwrite, depth });
+  if (isMove) deps.locks.forgetTree(r.path);
+  endEmpty(r, result.created && !existing ? 201 : 204);
+}

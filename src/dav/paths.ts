@@ -1,0 +1,84 @@
+/**
+ * Request URL <-> FileSystem path. A request path is percent-decoded exactly once, segment by
+ * segment; traversal ('.', '..'), NUL, encoded '/' and bad encodings are refused (400).
+ * Hrefs in answers are percent-encoded per segment.
+ */
+import { TbdavError } from '../shared/errors.js';
+
+function bad(what: string): TbdavError {
+  return new TbdavError('TBDAV_BAD_REQUEST', `bad request path: ${what}`);
+}
+
+export interface DecodedPath {
+  /** Normalised FileSystem path ('/' = share root, no trailing slash). */
+  path: string;
+  /** The URL ended with '/'. */
+  trailingSlash: boolean;
+}
+
+/** Path part of a request target (origin-form or absolute-form), query and fragment removed. */
+export function pathOfTarget(target: string): string {
+  let t = target;
+  if (!t.startsWith('/')) {
+    if (t === '*') return '/';
+    const m = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i.exec(t);
+    if (!m) throw bad('not a path');
+    t = t.slice(m[0].length) || '/';
+  }
+  const q = t.search(/[?#]/);
+  return q === -1 ? t : t.slice(0, q);
+}
+
+/** Decode a raw (still percent-encoded) URL path into a FileSystem path. */
+export function decodePath(raw: string): DecodedPath {
+  if (!raw.startsWith('/')) throw bad('not absolute');
+  const segments: string[] = [];
+  for (const seg of raw.split('/')) {
+    if (seg === '') continue;
+    let name: string;
+    try {
+      name = decodeURIComponent(seg);
+    } catch {
+      throw bad('invalid percent-encoding');
+    }
+    if (name === '.' || name === '..') throw bad('traversal');
+    if (name.includes('/') || name.includes('\\')) throw bad('encoded separator');
+    // C0 controls (NUL included) and DEL are never valid in a stored name.
+    // eslint-disable-next-line no-control-regex
+    if (/[\u0000-\u001f\u007f]/.test(name)) throw bad('control character');
+    segments.push(name.normalize('NFC'));
+  }
+  return { path: '/' + segments.join('/'), trailingSlash: raw.length > 1 && raw.endsWith('/') };
+}
+
+/** Parent of a FileSystem path ('/' for top-level entries and for '/'). */
+export function parentOf(path: string): string {
+  const i = path.lastIndexOf('/');
+  return i <= 0 ? '/' : path.slice(0, i);
+}
+
+/** Join a folder path and a name. */
+export function joinPath(dir: string, name: string): string {
+  return dir === '/' ? `/${name}` : `${dir}/${name}`;
+}
+
+/** True when `child` is `parent` or lies below it. */
+export function isSameOrBelow(child: string, parent: string): boolean {
+  if (parent === '/') return true;
+  return child === parent || child.startsWith(parent + '/');
+}
+
+/** Percent-encode one path segment (UTF-8; only unreserved characters and !'()* kept). */
+export function encodeSegment(seg: string): string {
+  return encodeURIComponent(seg);
+}
+
+/** Href for a FileSystem path: encoded per segment, folders with a trailing slash. */
+export function hrefFor(path: string, isDir: boolean): string {
+  if (path === '/') return '/';
+  const enc = path
+    .split('/')
+    .map((s) => (s === '' ? '' : encodeSegment(s)))
+    .join('/');
+  return isDir ? enc + '/' : enc;
+}

@@ -1,0 +1,290 @@
+/**
+ * The WebDAV bridge: our own node http(s) server in front of the FileSystem.
+ *
+ *  - every request: request id, Basic auth, path decoding (400 on traversal/bad encoding), logging;
+ *  - OPTIONS/GET/HEAD/PUT/PROPFIND/MKCOL/DELETE/COPY/MOVE: our handlers in ./methods;
+ *  - anything else (LOCK, UNLOCK, PROPPATCH): webdav-server's own methods over DavFileSystem
+ *    (locks in LockTable, dead properties through fs.getProps/patchProps).
+ *
+ * Shared state: `safetyNetUsers` (module level, counts live bridges for the process-level
+ * uncaughtException net) — event loop only. Each bridge's LockTable: event loop only.
+ */
+import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { v2 as webdav } from 'webdav-server';
+import { ConfigError, isTbdavError } from '../shared/errors.js';
+import { silentLogger, type Logger } from '../shared/logger.js';
+import { redact } from '../shared/redact.js';
+import type { FileSystem } from '../vfs/types.js';
+import { BasicAuthenticator, type BridgeUser } from './auth.js';
+import type { DavDeps, DavHandler, DavRequest } from './context.js';
+import { DavFileSystem } from './dav-filesystem.js';
+import { httpErrorFor, sendError } from './errors.js';
+import { LockTable } from './lock-gate.js';
+import { handleCopyMove } from './methods/copy-move.js';
+import { handleGet } from './methods/get.js';
+import { handleOptions } from './methods/options.js';
+import { handlePropfind } from './methods/propfind.js';
+import { handleDelete, handleMkcol, handlePut } from './methods/write.js';
+import { decodePath, pathOfTarget } from './paths.js';
+
+export type { BridgeUser } from './auth.js';
+
+export interface BridgeOptions {
+  fs: FileSystem;
+  /** Default '127.0.0.1'. */
+  host?: string;
+  /** Default 0 (tests); the CLI passes 8080. */
+  port?: number;
+  /** None: no auth, and then only loopback hosts are allowed. */
+  users?: BridgeUser[];
+  /** PEM contents or file paths. */
+  tls?: { cert: string; key: string };
+  /** Default 'terabox-dav'. */
+  realm?: string;
+  logger?: Logger;
+  /** Default 0: no Node request timeout (long uploads must not be cut). */
+  requestTimeoutMs?: number;
+}
+
+export interface Bridge {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+const HANDLERS: Record<string, DavHandler> = {
+  OPTIONS: handleOptions,
+  GET: handleGet,
+  HEAD: handleGet,
+  PUT: handlePut,
+  PROPFIND: handlePropfind,
+  MKCOL: handleMkcol,
+  DELETE: handleDelete,
+  COPY: handleCopyMove,
+  MOVE: handleCopyMove,
+};
+
+/** Bodies the library buffers whole (LOCK/PROPPATCH XML): refuse anything bigger. */
+const MAX_LIBRARY_BODY = 1 << 20;
+
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h) || /^::ffff:127\.\d+\.\d+\.\d+$/.test(h);
+}
+
+async function pem(value: string, key: string): Promise<string> {
+  if (value.includes('-----BEGIN')) return value;
+  try {
+    return await readFile(value, 'utf8');
+  } catch (err) {
+    throw new ConfigError(key, `cannot read ${value}`, { cause: err });
+  }
+}
+
+let safetyNetUsers = 0;
+let safetyNetLogger: Logger | undefined;
+function safetyNet(err: unknown): void {
+  safetyNetLogger?.error(`process: uncaught exception kept the bridge alive: ${redact(String((err as Error)?.message ?? err))}`, {
+    stack: redact(String((err as Error)?.stack ?? '')),
+  });
+}
+
+function requestIdOf(req: IncomingMessage): string {
+  const given = req.headers['x-request-id'];
+  const v = Array.isArray(given) ? given[0] : given;
+  if (v && /^[A-Za-z0-9._:-]{1,64}$/.test(v)) return v;
+  return randomUUID().slice(0, 8);
+}
+
+interface LibraryRequest extends IncomingMessage {
+  tbdavRequestId?: string;
+  tbdavUser?: string;
+}
+
+export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
+  const host = opts.host ?? '127.0.0.1';
+  const users = opts.users ?? [];
+  if (users.length === 0 && !isLoopback(host)) {
+    throw new ConfigError('server.host', `refusing to serve ${host} without users: configure server.users or bind to 127.0.0.1`);
+  }
+  const auth = users.length ? new BasicAuthenticator(users) : undefined;
+  const realm = (opts.realm ?? 'terabox-dav').replace(/["\\]/g, '');
+  const logger = opts.logger ?? silentLogger();
+  const locks = new LockTable();
+  const deps: DavDeps = { fs: opts.fs, locks, logger };
+
+  const library = new webdav.WebDAVServer({
+    rootFileSystem: new DavFileSystem(opts.fs, locks),
+    requireAuthentification: false,
+    serverName: 'terabox-dav',
+    version: '1',
+    httpAuthentication: {
+      askForAuthentication: () => ({}),
+      getUser: (ctx: webdav.HTTPRequestContext, cb: (e: Error | null, user?: webdav.IUser) => void) => {
+        const name = (ctx.request as LibraryRequest).tbdavUser ?? 'anonymous';
+        cb(null, { uid: name, username: name, isAdministrator: true, isDefaultUser: false } as webdav.IUser);
+      },
+    } as unknown as webdav.HTTPAuthentication,
+  });
+
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    handle(req, res).catch((err: unknown) => {
+      // handle() catches everything itself; this is the last line.
+      logger.error(`${req.method ?? '?'}: request handler failed: ${redact(String(err))}`);
+      if (!res.headersSent) sendError(res, httpErrorFor(err, req.method ?? ''), 'n/a');
+      else res.destroy();
+    });
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const started = process.hrtime.bigint();
+    const requestId = requestIdOf(req);
+    const method = (req.method ?? 'GET').toUpperCase();
+    const socket = req.socket;
+    const bytesOut0 = socket.bytesWritten;
+    const bytesIn0 = socket.bytesRead;
+    let logged = false;
+    let userName: string | undefined;
+    const logLine = (): void => {
+      if (logged) return;
+      logged = true;
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      const aborted = !res.writableFinished;
+      logger.info(`${method} ${redact(req.url ?? '')}: ${res.statusCode}${aborted ? ' (client gone)' : ''}`, {
+        requestId,
+        status: res.statusCode,
+        bytesOut: socket.bytesWritten - bytesOut0,
+        bytesIn: socket.bytesRead - bytesIn0,
+        ms: Math.round(ms * 10) / 10,
+        user: userName,
+      });
+    };
+    res.on('close', logLine);
+    res.setHeader('X-Request-Id', requestId);
+    res.setHeader('DAV', '1, 2');
+    res.setHeader('MS-Author-Via', 'DAV');
+
+    if (auth) {
+      userName = await auth.check(req.headers.authorization);
+      if (!userName) {
+        res.setHeader('WWW-Authenticate', `Basic realm="${realm}", charset="UTF-8"`);
+        sendError(res, { status: 401, message: 'authentication required', headers: {} }, requestId);
+        return;
+      }
+    }
+
+    let decoded;
+    try {
+      decoded = decodePath(pathOfTarget(req.url ?? '/'));
+    } catch (err) {
+      sendError(res, httpErrorFor(err, method), requestId);
+      return;
+    }
+
+    const ac = new AbortController();
+    res.on('close', () => {
+      if (!res.writableFinished) ac.abort(new Error('client closed the connection'));
+    });
+    const r: DavRequest = {
+      req,
+      res,
+      method,
+      path: decoded.path,
+      trailingSlash: decoded.trailingSlash,
+      requestId,
+      user: userName,
+      signal: ac.signal,
+      call: { signal: ac.signal, requestId },
+    };
+
+    const handler = HANDLERS[method];
+    if (!handler) {
+      const cl = Number(req.headers['content-length'] ?? 0);
+      if (cl > MAX_LIBRARY_BODY) {
+        sendError(res, { status: 413, message: `${method} body too large`, headers: { Connection: 'close' } }, requestId);
+        return;
+      }
+      const lr = req as LibraryRequest;
+      lr.tbdavRequestId = requestId;
+      lr.tbdavUser = userName;
+      library.executeRequest(req, res);
+      return;
+    }
+    try {
+      await handler(r, deps);
+    } catch (err) {
+      if (ac.signal.aborted) {
+        logger.debug(`${method} ${decoded.path}: client went away: ${redact(String((err as Error)?.message ?? err))}`, { requestId });
+        res.destroy();
+        return;
+      }
+      const he = httpErrorFor(err, method);
+      if (he.status >= 500) {
+        logger.error(`${method} ${decoded.path}: ${he.status}: ${redact(String((err as Error)?.message ?? err))}`, {
+          requestId,
+          code: isTbdavError(err) ? err.code : undefined,
+          stack: isTbdavError(err) ? undefined : redact(String((err as Error)?.stack ?? '')),
+        });
+      } else {
+        logger.debug(`${method} ${decoded.path}: ${he.status}: ${he.message}`, { requestId });
+      }
+      // A body the handler did not read must not be parsed as the next request.
+      if (!req.readableEnded) res.setHeader('Connection', 'close');
+      sendError(res, he, requestId);
+    }
+  };
+
+  const serverOptions: http.ServerOptions = {
+    requestTimeout: opts.requestTimeoutMs ?? 0,
+    headersTimeout: 60_000,
+    keepAliveTimeout: 65_000,
+  };
+  let server: http.Server;
+  if (opts.tls) {
+    const [cert, key] = await Promise.all([pem(opts.tls.cert, 'server.tls.cert'), pem(opts.tls.key, 'server.tls.key')]);
+    server = https.createServer({ ...serverOptions, cert, key }, onRequest);
+  } else {
+    server = http.createServer(serverOptions, onRequest);
+  }
+  server.on('clientError', (err, socket) => {
+    logger.debug(`http: client error: ${redact(String((err as Error).message))}`);
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    else socket.destroy();
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  server.on('error', (err) => logger.error(`http: server error: ${redact(String(err.message))}`));
+
+  if (safetyNetUsers++ === 0) process.on('uncaughtException', safetyNet);
+  safetyNetLogger = logger;
+
+  const port = (server.address() as AddressInfo).port;
+  const urlHost = host.includes(':') ? `[${host}]` : host;
+  const url = `${opts.tls ? 'https' : 'http'}://${urlHost}:${port}`;
+  logger.info(`bridge: listening on ${url}`, { auth: auth ? 'basic' : 'none' });
+
+  let closed = false;
+  return {
+    url,
+    port,
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      if (--safetyNetUsers === 0) process.off('uncaughtException', safetyNet);
+    },
+  };
+}
