@@ -120,6 +120,16 @@ export async function spoolBody(body: Readable, opts: SpoolOptions): Promise<Spo
   const onAbort = (): void => {
     body.destroy(abortError(subject, opts.signal));
   };
+  // The body may fail before iteration starts (while the file is opened): keep that error from
+  // becoming an uncaught exception; the iterator reports it (the stream is then errored).
+  // The listener stays after we are done: an error of a drained or destroyed body must not crash.
+  let bodyError: unknown;
+  let done = false;
+  const onBodyError = (err: unknown): void => {
+    if (done) opts.logger?.debug(`${subject}: request body error after spooling`, { error: String(err) });
+    else bodyError ??= err;
+  };
+  body.on('error', onBodyError);
   try {
     if (opts.signal?.aborted) throw abortError(subject, opts.signal);
     opts.signal?.addEventListener('abort', onAbort, { once: true });
@@ -145,6 +155,7 @@ export async function spoolBody(body: Readable, opts: SpoolOptions): Promise<Spo
       }
     }
     if (opts.signal?.aborted) throw abortError(subject, opts.signal);
+    if (bodyError !== undefined) throw bodyError;
     if (expected !== undefined && size !== expected) {
       throw new TbdavError('TBDAV_BAD_REQUEST', `${subject}: body of ${size} bytes, ${expected} announced`);
     }
@@ -159,7 +170,7 @@ export async function spoolBody(body: Readable, opts: SpoolOptions): Promise<Spo
     }
     return { localPath, size, shardSize: usedShard, blockMd5s, contentMd5: whole.digest('hex') };
   } catch (err) {
-    const e = spoolError(subject, err, opts.signal);
+    const e = spoolError(subject, bodyError !== undefined && !isTbdavError(err) ? bodyError : err, opts.signal);
     if (!body.destroyed) {
       if (e.code === 'TBDAV_ABORTED') body.destroy();
       else body.resume(); // discard the rest of the body; the caller answers the error
@@ -171,6 +182,7 @@ export async function spoolBody(body: Readable, opts: SpoolOptions): Promise<Spo
     throw e;
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);
+    done = true;
   }
 }
 

@@ -1,0 +1,155 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
+import { isTbdavError } from '../../src/shared/errors.js';
+import { MAX_SHARDS, SHARD_BYTES, hashShards, removeSpool, shardSizeFor, spoolBody } from '../../src/vfs/spool.js';
+
+const MiB = 1024 * 1024;
+const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
+
+async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'tbdav-spool-'));
+  try {
+    await fn(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** A body delivered in uneven chunks (so shard boundaries fall inside chunks). */
+function chunked(buf: Buffer, size = 65_537): Readable {
+  const parts: Buffer[] = [];
+  for (let i = 0; i < buf.length; i += size) parts.push(buf.subarray(i, i + size));
+  return Readable.from(parts);
+}
+
+function expectedShards(buf: Buffer, shard: number): string[] {
+  if (buf.length === 0) return [md5(buf)];
+  const out: string[] = [];
+  for (let i = 0; i < buf.length; i += shard) out.push(md5(buf.subarray(i, i + shard)));
+  return out;
+}
+
+async function spoolFiles(dir: string): Promise<string[]> {
+  try {
+    return await readdir(join(dir, 'spool'));
+  } catch {
+    return [];
+  }
+}
+
+for (const [label, size, known] of [
+  ['0 B', 0, true],
+  ['1 KiB', 1024, true],
+  ['exactly 4 MiB', 4 * MiB, true],
+  ['9 MiB', 9 * MiB, true],
+  ['9 MiB, size unknown', 9 * MiB, false],
+  ['4 MiB + 1, size unknown', 4 * MiB + 1, false],
+] as const) {
+  test(`spool ${label}: shard md5s and content md5 match crypto of the same bytes`, async () => {
+    await withDir(async (dir) => {
+      const buf = randomBytes(size);
+      const f = await spoolBody(chunked(buf), { cacheDir: dir, expectedSize: known ? size : undefined });
+      assert.equal(f.size, size);
+      assert.equal(f.shardSize, SHARD_BYTES);
+      assert.equal(f.contentMd5, md5(buf));
+      assert.deepEqual(f.blockMd5s, expectedShards(buf, SHARD_BYTES));
+      if (size === 0) assert.deepEqual(f.blockMd5s, ['d41d8cd98f00b204e9800998ecf8427e']);
+      if (size === 9 * MiB) assert.equal(f.blockMd5s.length, 3);
+      if (size === 4 * MiB) assert.equal(f.blockMd5s.length, 1);
+      assert.ok(f.localPath.startsWith(join(dir, 'spool')));
+      assert.deepEqual(await readFile(f.localPath), buf);
+      await removeSpool(f);
+      assert.deepEqual(await spoolFiles(dir), []);
+    });
+  });
+}
+
+test('shardSizeFor: 4 MiB up to 1024 shards, then the smallest multiple of 4 MiB that fits', () => {
+  assert.equal(shardSizeFor(0), SHARD_BYTES);
+  assert.equal(shardSizeFor(1), SHARD_BYTES);
+  assert.equal(shardSizeFor(MAX_SHARDS * SHARD_BYTES), SHARD_BYTES);
+  assert.equal(shardSizeFor(MAX_SHARDS * SHARD_BYTES + 1), 2 * SHARD_BYTES);
+  assert.equal(shardSizeFor(2 * MAX_SHARDS * SHARD_BYTES), 2 * SHARD_BYTES);
+  assert.equal(shardSizeFor(2 * MAX_SHARDS * SHARD_BYTES + 1), 3 * SHARD_BYTES);
+  for (const size of [5e9, 20e9, 123_456_789_012]) {
+    const s = shardSizeFor(size);
+    assert.equal(s % SHARD_BYTES, 0);
+    assert.ok(Math.ceil(size / s) <= MAX_SHARDS);
+    assert.ok(Math.ceil(size / (s - SHARD_BYTES)) > MAX_SHARDS, `${s} is not the smallest for ${size}`);
+  }
+  // a smaller shard budget exercises the same rule on small numbers
+  assert.equal(shardSizeFor(9 * MiB, 2), 8 * MiB);
+  assert.equal(shardSizeFor(8 * MiB, 2), 4 * MiB);
+});
+
+test('hashShards re-hashes a spool file with a larger shard size (second pass)', async () => {
+  await withDir(async (dir) => {
+    const buf = randomBytes(9 * MiB);
+    const f = await spoolBody(chunked(buf), { cacheDir: dir });
+    assert.deepEqual(await hashShards(f.localPath, 8 * MiB), expectedShards(buf, 8 * MiB));
+    await removeSpool(f);
+  });
+});
+
+test('spool refuses a body shorter or longer than announced, leaving no file', async () => {
+  await withDir(async (dir) => {
+    await assert.rejects(spoolBody(chunked(randomBytes(1000)), { cacheDir: dir, expectedSize: 1001 }), (e: unknown) => isTbdavError(e, 'TBDAV_BAD_REQUEST'));
+    await assert.rejects(spoolBody(chunked(randomBytes(1000)), { cacheDir: dir, expectedSize: 999 }), (e: unknown) => isTbdavError(e, 'TBDAV_BAD_REQUEST'));
+    assert.deepEqual(await spoolFiles(dir), []);
+  });
+});
+
+test('spool refuses a body over maxBytes with TBDAV_TOO_LARGE', async () => {
+  await withDir(async (dir) => {
+    await assert.rejects(spoolBody(chunked(randomBytes(5000), 1000), { cacheDir: dir, maxBytes: 4096 }), (e: unknown) => isTbdavError(e, 'TBDAV_TOO_LARGE'));
+    assert.deepEqual(await spoolFiles(dir), []);
+  });
+});
+
+test('a body that errors mid-way rejects with TBDAV_ABORTED and leaves no file', async () => {
+  await withDir(async (dir) => {
+    const body = new PassThrough();
+    const p = spoolBody(body, { cacheDir: dir, expectedSize: 10_000 });
+    body.write(randomBytes(3000));
+    setImmediate(() => body.destroy(Object.assign(new Error('aborted'), { code: 'ECONNRESET' })));
+    await assert.rejects(p, (e: unknown) => isTbdavError(e, 'TBDAV_ABORTED'));
+    assert.deepEqual(await spoolFiles(dir), []);
+  });
+});
+
+test('an AbortSignal stops the spool with TBDAV_ABORTED and leaves no file', async () => {
+  await withDir(async (dir) => {
+    const body = new PassThrough();
+    const ac = new AbortController();
+    const p = spoolBody(body, { cacheDir: dir, signal: ac.signal });
+    body.write(randomBytes(3000));
+    setImmediate(() => ac.abort());
+    await assert.rejects(p, (e: unknown) => isTbdavError(e, 'TBDAV_ABORTED'));
+    assert.equal(body.destroyed, true);
+    assert.deepEqual(await spoolFiles(dir), []);
+  });
+});
+
+test('spool pulls a 64 MiB generator body chunk by chunk to the end', async () => {
+  await withDir(async (dir) => {
+    let produced = 0;
+    const chunk = randomBytes(MiB);
+    async function* gen(): AsyncGenerator<Buffer> {
+      for (let i = 0; i < 64; i++) {
+        produced++;
+        yield chunk;
+      }
+    }
+    const f = await spoolBody(Readable.from(gen()), { cacheDir: dir, expectedSize: 64 * MiB });
+    assert.equal(produced, 64);
+    assert.equal(f.size, 64 * MiB);
+    assert.equal(f.blockMd5s.length, 16);
+    assert.equal(new Set(f.blockMd5s).size, 1);
+    await removeSpool(f);
+  });
+});
