@@ -19,7 +19,7 @@ import { Readable } from 'node:stream';
 import type { CallOptions } from '../remote/types.js';
 import type { Logger } from '../shared/logger.js';
 import { silentLogger } from '../shared/logger.js';
-import { redactUrl } from '../shared/redact.js';
+import { redactUrl, registerSecret } from '../shared/redact.js';
 import {
   APP_ID,
   ENDPOINTS,
@@ -362,10 +362,10 @@ export class TeraboxClient {
   }
 
   /**
-   * POST /openapi/api/precreate. Idempotent: it only opens an upload session; a repeat opens
+   * POST /openapi/api/precreate (opts.rtype: conflict policy of a rapid upload). Idempotent: it only opens an upload session; a repeat opens
    * another one and the first is abandoned by the service.
    */
-  async precreate(path: string, blockList: string[], size?: number, opts: CallOptions = {}): Promise<PrecreateResponse> {
+  async precreate(path: string, blockList: string[], size?: number, opts: CallOptions & { rtype?: RType } = {}): Promise<PrecreateResponse> {
     const res = await this.api<PrecreateResponse>(
       'precreate',
       {
@@ -376,6 +376,9 @@ export class TeraboxClient {
           autoinit: 1,
           block_list: JSON.stringify(blockList),
           ...(size !== undefined ? { size, isdir: 0 } : {}),
+          // rtype is not in the spec's table for precreate but the Baidu-family service takes it:
+          // it decides what a rapid upload (return_type 2) does when something is at the path
+          rtype: opts.rtype,
         },
       },
       opts,
@@ -541,6 +544,7 @@ export class TeraboxClient {
       const m = /(?:^|;\s*)BOXCLND=([^;]*)/.exec(c);
       if (m) sekey = decodeURIComponent(m[1]!);
     }
+    registerSecret(sekey);
     const randsk = typeof res.data.randsk === 'string' ? res.data.randsk : JSON.stringify(res.data.randsk ?? '');
     return { randsk, sekey };
   }

@@ -299,7 +299,7 @@ export class TeraboxRemote implements Remote {
   private async upload(path: string, file: SpooledFile, blockMd5s: string[], opts: WriteOptions, existed: boolean): Promise<WriteResult> {
     const target = this.full(path);
     for (let session = 1; ; session++) {
-      const pre: PrecreateResponse = await this.client.precreate(target, blockMd5s, file.size, opts);
+      const pre: PrecreateResponse = await this.client.precreate(target, blockMd5s, file.size, { ...opts, rtype: opts.overwrite ? 3 : 0 });
       if (pre.return_type === 2) return this.finishRapid(path, file, blockMd5s, pre, opts, existed);
       const uploadid = pre.uploadid;
       if (!uploadid) throw new TbdavError('TBDAV_FATAL', `write ${path}: precreate gave no upload id`);
@@ -348,9 +348,10 @@ export class TeraboxRemote implements Remote {
   }
 
   /**
-   * The service already had the content (return_type 2) and made the file from it. It may have
-   * put it under another name when something was at the path: with overwrite, replace the old
-   * file with it; the caller's EXISTS check ran before.
+   * The service already had the content (return_type 2) and made the file from it. precreate got
+   * rtype 3 (overwrite) or 0 (fail on conflict), so it should be at the path; a service that
+   * ignores rtype may have put it under another name (rtype 1 behaviour): then, with overwrite,
+   * replace the old file with it (the caller's EXISTS check ran before).
    */
   private async finishRapid(path: string, file: SpooledFile, blockMd5s: string[], pre: PrecreateResponse, opts: WriteOptions, existed: boolean): Promise<WriteResult> {
     const target = this.full(path);

@@ -1,0 +1,199 @@
+/**
+ * TeraboxRemote against the Remote contract (src/remote/types.ts, MemoryRemote's behaviour) over
+ * the emulator on port 0: list/stat/openRead with ranges/write/mkdir/remove/move/copy/quota.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { TeraboxRemote, serviceMd5 } from '../../src/terabox/remote.js';
+import { startRig, makeSpool, readAll, type Rig } from './setup.js';
+
+const MiB = 1024 * 1024;
+let rig: Rig;
+let remote: TeraboxRemote;
+let n = 0;
+const spool = (data: Buffer | string) => makeSpool(rig.dir, `spool-${++n}`, 0, 4 * MiB, Buffer.from(data));
+
+before(async () => {
+  rig = await startRig();
+  remote = new TeraboxRemote(rig.client, { root: rig.emu.appRoot, logger: rig.logger });
+});
+after(async () => {
+  await rig?.close();
+});
+
+test('root: stat and list work before anything was written', async () => {
+  const r = await remote.stat('/');
+  assert.equal(r.isDir, true);
+  assert.equal(r.path, '/');
+  assert.deepEqual(await remote.list('/'), []);
+});
+
+test('mkdir, stat, list and their errors', async () => {
+  const d = await remote.mkdir('/docs');
+  assert.equal(d.isDir, true);
+  assert.equal(d.name, 'docs');
+  assert.ok(d.id);
+  await assert.rejects(remote.mkdir('/docs'), { code: 'TBDAV_EXISTS' });
+  await assert.rejects(remote.mkdir('/missing/child'), { code: 'TBDAV_CONFLICT' });
+  await assert.rejects(remote.mkdir('/'), { code: 'TBDAV_EXISTS' });
+  await assert.rejects(remote.stat('/nope'), { code: 'TBDAV_NOT_FOUND' });
+  await assert.rejects(remote.list('/nope'), { code: 'TBDAV_NOT_FOUND' });
+  assert.deepEqual(await remote.list('/docs'), []);
+  const s = await remote.stat('/docs');
+  assert.equal(s.isDir, true);
+  assert.ok(s.mtime > 1_000_000_000_000, 'mtime in ms');
+});
+
+test('write, stat, list, read back, ranges', async () => {
+  const text = 'The quick brown fox jumps over the lazy dog';
+  const f = await spool(text);
+  const w = await remote.write('/docs/fox.txt', f, { overwrite: false });
+  assert.equal(w.rapid, false);
+  assert.equal(w.entry.path, '/docs/fox.txt');
+  assert.equal(w.entry.size, text.length);
+  assert.equal(w.entry.hash, f.contentMd5, 'one shard: the content md5');
+  const s = await remote.stat('/docs/fox.txt');
+  assert.equal(s.isDir, false);
+  assert.equal(s.size, text.length);
+  assert.equal(s.id, w.entry.id);
+  assert.equal(s.hash, f.contentMd5);
+  const l = await remote.list('/docs');
+  assert.deepEqual(l.map((e) => [e.name, e.path, e.size]), [['fox.txt', '/docs/fox.txt', text.length]]);
+  await assert.rejects(remote.list('/docs/fox.txt'), { code: 'TBDAV_CONFLICT' });
+
+  assert.equal((await readAll(await remote.openRead('/docs/fox.txt'))).toString(), text);
+  assert.equal((await readAll(await remote.openRead('/docs/fox.txt', { start: 4, end: 8 }))).toString(), 'quick');
+  assert.equal((await readAll(await remote.openRead('/docs/fox.txt', { start: 0, end: 0 }))).toString(), 'T');
+  assert.equal((await readAll(await remote.openRead('/docs/fox.txt', { start: text.length - 3 }))).toString(), 'dog');
+  assert.equal((await readAll(await remote.openRead('/docs/fox.txt', { start: 40, end: 1000 }))).toString(), 'dog');
+  assert.equal((await readAll(await remote.openRead('/docs/fox.txt', { start: 4, end: 8 }, { entry: s }))).toString(), 'quick');
+  await assert.rejects(remote.openRead('/docs/fox.txt', { start: text.length }), { code: 'TBDAV_RANGE' });
+  await assert.rejects(remote.openRead('/docs'), { code: 'TBDAV_CONFLICT' });
+  await assert.rejects(remote.openRead('/docs/none.txt'), { code: 'TBDAV_NOT_FOUND' });
+});
+
+test('write: exists without overwrite, replaced with it, conflict without parent or onto a folder', async () => {
+  const a = await spool('version one');
+  const b = await spool('version two, longer');
+  await remote.write('/docs/v.txt', a, { overwrite: false });
+  await assert.rejects(remote.write('/docs/v.txt', b, { overwrite: false }), { code: 'TBDAV_EXISTS' });
+  const w = await remote.write('/docs/v.txt', b, { overwrite: true });
+  assert.equal(w.entry.size, b.size);
+  assert.equal((await readAll(await remote.openRead('/docs/v.txt'))).toString(), 'version two, longer');
+  await assert.rejects(remote.write('/nowhere/v.txt', a, { overwrite: true }), { code: 'TBDAV_CONFLICT' });
+  await assert.rejects(remote.write('/docs', a, { overwrite: true }), { code: 'TBDAV_CONFLICT' });
+  assert.deepEqual((await remote.list('/docs')).map((e) => e.name), ['fox.txt', 'v.txt'], 'no renamed copies left behind');
+});
+
+test('rapid upload onto an existing file with overwrite replaces it in place', async () => {
+  const a = await spool('rapid content A');
+  const b = await spool('other content B');
+  await remote.write('/docs/ra.txt', a, { overwrite: false });
+  await remote.write('/docs/rb.txt', b, { overwrite: false });
+  const sf = rig.count('/rest/2.0/pcs/superfile2');
+  const w = await remote.write('/docs/rb.txt', a, { overwrite: true });
+  assert.equal(w.rapid, true);
+  assert.equal(rig.count('/rest/2.0/pcs/superfile2'), sf);
+  assert.equal((await readAll(await remote.openRead('/docs/rb.txt'))).toString(), 'rapid content A');
+  await assert.rejects(remote.write('/docs/ra.txt', b, { overwrite: false }), { code: 'TBDAV_EXISTS' });
+  assert.deepEqual((await remote.list('/docs')).map((e) => e.name), ['fox.txt', 'ra.txt', 'rb.txt', 'v.txt']);
+});
+
+test('multi-shard file: hash is md5 of the shard list, ranges across shard borders', async () => {
+  const f = await makeSpool(rig.dir, 'multi.bin', 5 * MiB);
+  const w = await remote.write('/multi.bin', f, { overwrite: false });
+  assert.equal(w.entry.hash, serviceMd5(f.blockMd5s));
+  assert.notEqual(w.entry.hash, f.contentMd5);
+  const start = 4 * MiB - 10;
+  const got = await readAll(await remote.openRead('/multi.bin', { start, end: start + 19 }));
+  assert.deepEqual(got, f.data.subarray(start, start + 20));
+});
+
+test('destroying a read stops the transfer upstream', async () => {
+  const f = await makeSpool(rig.dir, 'slow.bin', 8 * MiB);
+  await remote.write('/slow.bin', f, { overwrite: false });
+  rig.emu.setOptions({ throughputBytesPerSec: 512 * 1024 });
+  try {
+    const servedBefore = rig.emu.counters.bytesServed;
+    const s = await remote.openRead('/slow.bin');
+    const first: Buffer = await new Promise((resolve, reject) => {
+      s.once('data', resolve);
+      s.once('error', reject);
+    });
+    assert.ok(first.length > 0);
+    s.destroy();
+    await sleep(500);
+    assert.ok(rig.emu.counters.bytesServed - servedBefore < 8 * MiB, 'the emulator did not serve the whole file');
+  } finally {
+    rig.emu.setOptions({ throughputBytesPerSec: 0 });
+  }
+});
+
+test('an expired dlink is fetched again', async () => {
+  const f = await spool('dlink expiry test');
+  await remote.write('/dl.txt', f, { overwrite: false });
+  rig.emu.setOptions({ dlinkTtlSec: 1 });
+  try {
+    assert.equal((await readAll(await remote.openRead('/dl.txt'))).toString(), 'dlink expiry test');
+    const downloads = rig.count('/openapi/api/download');
+    await sleep(2100);
+    assert.equal((await readAll(await remote.openRead('/dl.txt'))).toString(), 'dlink expiry test');
+    assert.equal(rig.count('/openapi/api/download') - downloads, 1, 'one fresh dlink after the 403');
+  } finally {
+    rig.emu.setOptions({ dlinkTtlSec: 3600 });
+  }
+});
+
+test('move and copy: files and folders, overwrite, errors', async () => {
+  await remote.mkdir('/m');
+  await remote.mkdir('/m/sub');
+  await remote.write('/m/sub/x.txt', await spool('x content'), { overwrite: false });
+  await remote.write('/m/y.txt', await spool('y content'), { overwrite: false });
+
+  await remote.move('/m/y.txt', '/m/y2.txt', { overwrite: false }); // rename
+  await assert.rejects(remote.stat('/m/y.txt'), { code: 'TBDAV_NOT_FOUND' });
+  await remote.move('/m/y2.txt', '/m/sub/y.txt', { overwrite: false }); // move to another folder
+  assert.deepEqual((await remote.list('/m/sub')).map((e) => e.name), ['x.txt', 'y.txt']);
+
+  await remote.copy('/m/sub', '/m/copy', { overwrite: false }); // folder with content
+  assert.deepEqual((await remote.list('/m/copy')).map((e) => e.name), ['x.txt', 'y.txt']);
+  assert.equal((await readAll(await remote.openRead('/m/copy/x.txt'))).toString(), 'x content');
+
+  await assert.rejects(remote.copy('/m/sub/x.txt', '/m/sub/y.txt', { overwrite: false }), { code: 'TBDAV_EXISTS' });
+  await remote.copy('/m/sub/x.txt', '/m/sub/y.txt', { overwrite: true });
+  assert.equal((await readAll(await remote.openRead('/m/sub/y.txt'))).toString(), 'x content');
+
+  await assert.rejects(remote.move('/m/copy', '/m/sub', { overwrite: false }), { code: 'TBDAV_EXISTS' });
+  await remote.move('/m/copy', '/m/sub', { overwrite: true }); // folder replaces folder
+  assert.deepEqual((await remote.list('/m')).map((e) => e.name), ['sub']);
+
+  await assert.rejects(remote.move('/m/none', '/m/z', { overwrite: false }), { code: 'TBDAV_NOT_FOUND' });
+  await assert.rejects(remote.move('/m/sub', '/nowhere/sub', { overwrite: false }), { code: 'TBDAV_CONFLICT' });
+  await assert.rejects(remote.copy('/m/sub', '/m/sub/inner', { overwrite: false }), { code: 'TBDAV_BAD_REQUEST' });
+  await assert.rejects(remote.move('/m/sub', '/m/sub', { overwrite: true }), { code: 'TBDAV_BAD_REQUEST' });
+});
+
+test('remove files and folders; errors', async () => {
+  await remote.mkdir('/r');
+  await remote.write('/r/a.txt', await spool('a'), { overwrite: false });
+  await remote.remove('/r/a.txt');
+  await assert.rejects(remote.stat('/r/a.txt'), { code: 'TBDAV_NOT_FOUND' });
+  await remote.write('/r/b.txt', await spool('b'), { overwrite: false });
+  await remote.remove('/r');
+  await assert.rejects(remote.stat('/r'), { code: 'TBDAV_NOT_FOUND' });
+  await assert.rejects(remote.remove('/r'), { code: 'TBDAV_NOT_FOUND' });
+  await assert.rejects(remote.remove('/'), { code: 'TBDAV_BAD_REQUEST' });
+});
+
+test('quota', async () => {
+  const q = await remote.quota();
+  assert.ok(q.total > 0);
+  assert.ok(q.used > 0 && q.used <= q.total);
+});
+
+test('an aborted signal stops a call', async () => {
+  const ac = new AbortController();
+  ac.abort();
+  await assert.rejects(remote.list('/', { signal: ac.signal }), { code: 'TBDAV_ABORTED' });
+});

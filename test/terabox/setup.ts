@@ -1,0 +1,118 @@
+/**
+ * Shared set-up of the terabox tests: an emulator on port 0 in a temp dir, a logged-in
+ * TeraboxClient (authorization-code flow, tokens in a FileTokenStore in the temp dir), a
+ * captured debug log, and spool files shaped like the vfs spool.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createHash, randomBytes } from 'node:crypto';
+import { PassThrough } from 'node:stream';
+import winston from 'winston';
+import { startEmulator } from '../../src/emulator/index.js';
+import { createLogger, type Logger } from '../../src/shared/logger.js';
+import { FileTokenStore } from '../../src/terabox/auth/token-store.js';
+import { TeraboxClient, type TeraboxClientOptions } from '../../src/terabox/client.js';
+import type { SpooledFile } from '../../src/remote/types.js';
+
+export type Emulator = Awaited<ReturnType<typeof startEmulator>>;
+
+export interface Rig {
+  dir: string;
+  emu: Emulator;
+  client: TeraboxClient;
+  logs: string[];
+  logger: Logger;
+  /** Every access/refresh token the stores of this rig saved. */
+  seenTokens: Set<string>;
+  newClient(over?: Partial<TeraboxClientOptions>): TeraboxClient;
+  count(path: string): number;
+  close(): Promise<void>;
+}
+
+/** A FileTokenStore that remembers every token it saved (for the log-leak test). */
+class RecordingStore extends FileTokenStore {
+  constructor(
+    stateDir: string,
+    private readonly seen: Set<string>,
+  ) {
+    super(stateDir);
+  }
+  override save(tokens: Parameters<FileTokenStore['save']>[0]): Promise<void> {
+    this.seen.add(tokens.accessToken);
+    this.seen.add(tokens.refreshToken);
+    return super.save(tokens);
+  }
+}
+
+export function captureLogger(): { logger: Logger; logs: string[] } {
+  const logs: string[] = [];
+  const stream = new PassThrough();
+  stream.on('data', (c: Buffer) => logs.push(c.toString('utf8')));
+  const logger = createLogger({ level: 'debug', format: 'json', transports: [new winston.transports.Stream({ stream })] });
+  return { logger, logs };
+}
+
+export async function startRig(emuOptions: Record<string, unknown> = {}, clientOver: Partial<TeraboxClientOptions> = {}): Promise<Rig> {
+  const dir = await mkdtemp(join(tmpdir(), 'tbdav-terabox-'));
+  const emu = await startEmulator({ dataDir: join(dir, 'emu'), ...emuOptions } as Parameters<typeof startEmulator>[0]);
+  const { logger, logs } = captureLogger();
+  const clients: TeraboxClient[] = [];
+  const seenTokens = new Set<string>();
+  const newClient = (over: Partial<TeraboxClientOptions> = {}): TeraboxClient => {
+    const c = new TeraboxClient({
+      authUrl: emu.authUrl,
+      clientId: emu.credentials.clientId,
+      clientSecret: emu.credentials.clientSecret,
+      privateSecret: emu.credentials.privateSecret,
+      tokenStore: new RecordingStore(join(dir, 'state'), seenTokens),
+      logger,
+      callsPerSecond: 1000,
+      concurrency: 8,
+      retryBaseMs: 5,
+      retryMaxMs: 50,
+      maxRetries: 8,
+      requestTimeoutMs: 20_000,
+      ...clientOver,
+      ...over,
+    });
+    clients.push(c);
+    return c;
+  };
+  const client = newClient();
+  await client.exchangeCode(emu.issueAuthorizationCode());
+  return {
+    dir,
+    emu,
+    client,
+    logs,
+    logger,
+    seenTokens,
+    newClient,
+    count: (path: string) => emu.counters.requests[path] ?? 0,
+    async close() {
+      for (const c of clients) await c.close();
+      await emu.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Write `size` random bytes and compute what the vfs spool would: shard md5s and content md5. */
+export async function makeSpool(dir: string, name: string, size: number, shardSize = 4 * 1024 * 1024, data?: Buffer): Promise<SpooledFile & { data: Buffer }> {
+  const bytes = data ?? randomBytes(size);
+  const localPath = join(dir, name);
+  await writeFile(localPath, bytes);
+  const blockMd5s: string[] = [];
+  for (let off = 0; off < bytes.length; off += shardSize) {
+    blockMd5s.push(createHash('md5').update(bytes.subarray(off, off + shardSize)).digest('hex'));
+  }
+  if (blockMd5s.length === 0) blockMd5s.push('d41d8cd98f00b204e9800998ecf8427e');
+  return { localPath, size: bytes.length, shardSize, blockMd5s, contentMd5: createHash('md5').update(bytes).digest('hex'), data: bytes };
+}
+
+export async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of stream) parts.push(Buffer.isBuffer(c) ? c : Buffer.from(c as string));
+  return Buffer.concat(parts);
+}
