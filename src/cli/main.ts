@@ -1,0 +1,392 @@
+/**
+ * The terabox-dav command line (yargs). Commands only parse, load the configuration and call the
+ * composition root (stack.ts) or the client; every failure ends as one clear line on stderr:
+ *   exit 2  configuration or usage problem (`config server.port: must be an integer 0-65535`)
+ *   exit 1  anything else (not logged in, service refused, ...)
+ * Stack traces are never printed (run with log.level=debug to see causes in the logs).
+ */
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import yargs, { type Argv } from 'yargs';
+import { startEmulator, EMULATOR_CREDENTIALS } from '../emulator/index.js';
+import { isTbdavError, TbdavError } from '../shared/errors.js';
+import { hashPassword } from '../shared/password.js';
+import { redact } from '../shared/redact.js';
+import { isTeraboxApiError } from '../terabox/errors.js';
+import { CONFIG_KEYS, hasCredentials, loadConfig, redactConfig, type Config } from './config.js';
+import { pngFromDataUrl, pngToTerminalQr } from './qr-terminal.js';
+import { clientFor, loggerFor, startStack, type Stack } from './stack.js';
+
+export interface CliIo {
+  env: Record<string, string | undefined>;
+  cwd: string;
+  stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  stderr: NodeJS.WritableStream;
+  stdin: NodeJS.ReadableStream & { isTTY?: boolean };
+  /** Resolves with the signal name when the process is asked to stop (default: SIGINT/SIGTERM). */
+  waitForStop: () => Promise<string>;
+  /** Record the exit code (default: process.exitCode). */
+  setExitCode: (code: number) => void;
+}
+
+class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+function defaultWaitForStop(): Promise<string> {
+  return new Promise((resolve) => {
+    const on = (sig: NodeJS.Signals): void => {
+      process.off('SIGINT', on);
+      process.off('SIGTERM', on);
+      // A second signal while stopping: give up at once.
+      const force = (): void => {
+        process.stderr.write('terabox-dav: stopping immediately\n');
+        process.exit(1);
+      };
+      process.once('SIGINT', force);
+      process.once('SIGTERM', force);
+      resolve(sig);
+    };
+    process.on('SIGINT', on);
+    process.on('SIGTERM', on);
+  });
+}
+
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let v = n;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${n} B` : `${v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0)} ${units[i]}`;
+}
+
+const VIP_TYPES: Record<number, string> = { 0: 'regular user', 1: 'Premium', 2: 'super Premium' };
+
+function mountHelp(url: string, withUsers: boolean): string {
+  const u = new URL(url);
+  const auth = withUsers ? ' (log in with a user of server.users)' : '';
+  return [
+    `Mount it${auth}:`,
+    `  macOS Finder:     Go > Connect to Server (Cmd-K), enter ${url}`,
+    `  Windows Explorer: This PC > Map network drive > Folder: ${url}`,
+    `                    Basic authentication over plain HTTP needs HKLM\\SYSTEM\\CurrentControlSet\\Services\\WebClient\\Parameters`,
+    `                    BasicAuthLevel=2 (then restart the WebClient service), or serve HTTPS (server.tls.cert/key).`,
+    `  Linux davfs2:     sudo mount -t davfs ${url} /mnt`,
+    `  rclone:           rclone config create tb webdav url=${url} vendor=other && rclone ls tb:`,
+    `  media players:    add a WebDAV source ${u.protocol}//${u.host}${u.pathname} in VLC, Kodi or Infuse`,
+  ].join('\n');
+}
+
+/** Flags of config keys as given (yargs stores each key under its dotted name). */
+function flagsFrom(argv: Record<string, unknown>): Record<string, unknown> {
+  const flags: Record<string, unknown> = {};
+  for (const def of CONFIG_KEYS) {
+    const v = argv[def.key];
+    if (v !== undefined) flags[def.key] = Array.isArray(v) ? v[v.length - 1] : v;
+  }
+  return flags;
+}
+
+async function readPassword(io: CliIo): Promise<string> {
+  const stdin = io.stdin;
+  if (!stdin.isTTY) {
+    const chunks: Buffer[] = [];
+    for await (const c of stdin) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(String(c)));
+    const text = Buffer.concat(chunks).toString('utf8');
+    return text.split(/\r?\n/)[0] ?? '';
+  }
+  const ask = (prompt: string): Promise<string> =>
+    new Promise((resolve) => {
+      const rl = createInterface({ input: stdin, output: io.stderr, terminal: true });
+      // Hide typing: echo nothing after the prompt.
+      const out = rl as unknown as { _writeToOutput: (s: string) => void };
+      io.stderr.write(prompt);
+      out._writeToOutput = () => undefined;
+      rl.question('', (answer) => {
+        rl.close();
+        io.stderr.write('\n');
+        resolve(answer);
+      });
+    });
+  const a = await ask('Password: ');
+  const b = await ask('Again: ');
+  if (a !== b) throw new UsageError('hash-password: the two passwords differ');
+  return a;
+}
+
+/** The one-line message for an error (no stack, secrets redacted). */
+function messageOf(err: unknown): string {
+  if (isTeraboxApiError(err)) return redact(err.message);
+  if (err instanceof Error) return redact(err.message);
+  return redact(String(err));
+}
+
+function exitCodeOf(err: unknown): number {
+  if (err instanceof UsageError) return 2;
+  if (isTbdavError(err, 'TBDAV_CONFIG')) return 2;
+  return 1;
+}
+
+export async function main(argv: string[], ioOverrides: Partial<CliIo> = {}): Promise<void> {
+  const io: CliIo = {
+    env: process.env,
+    cwd: process.cwd(),
+    stdout: process.stdout,
+    stderr: process.stderr,
+    stdin: process.stdin,
+    waitForStop: defaultWaitForStop,
+    setExitCode: (code) => {
+      process.exitCode = code;
+    },
+    ...ioOverrides,
+  };
+  const out = (line = ''): void => {
+    io.stdout.write(line + '\n');
+  };
+
+  const config = (args: Record<string, unknown>): Config =>
+    loadConfig({
+      flags: flagsFrom(args),
+      env: io.env,
+      cwd: io.cwd,
+      configFile: typeof args.config === 'string' ? args.config : undefined,
+    });
+
+  const needCredentials = (cfg: Config, command: string): void => {
+    if (!hasCredentials(cfg)) {
+      throw new TbdavError(
+        'TBDAV_CONFIG',
+        `config terabox.clientId: ${command} needs TeraBox credentials (terabox.clientId, terabox.clientSecret, terabox.privateSecret); without them, serve uses the embedded emulator and needs no login`,
+      );
+    }
+  };
+
+  let parser: Argv = yargs(argv)
+    .scriptName('terabox-dav')
+    .parserConfiguration({ 'dot-notation': false, 'camel-case-expansion': false })
+    .usage('$0 <command> [options]\n\nA WebDAV server whose storage is a TeraBox cloud drive.')
+    .option('config', { type: 'string', describe: 'JSON configuration file (or $TERABOX_DAV_CONFIG)', global: true })
+    .strict()
+    .exitProcess(false)
+    .help()
+    .version()
+    .wrap(Math.min(120, (io.stdout as { columns?: number }).columns ?? 100))
+    .fail((msg, err) => {
+      throw err ?? new UsageError(msg);
+    });
+  for (const def of CONFIG_KEYS) {
+    parser = parser.option(def.key, {
+      type: 'string',
+      describe: `${def.doc}${def.secret ? ' (secret: prefer the config file or environment)' : ''}`,
+      global: true,
+      group: 'Configuration (flags > TERABOX_DAV_* environment > config file > defaults):',
+      ...(def.aliases ? { alias: def.aliases } : {}),
+    });
+  }
+
+  parser = parser
+    .command(
+      'serve',
+      'Serve the drive over WebDAV (the embedded emulator when no TeraBox credentials are configured)',
+      () => undefined,
+      async (args) => {
+        const cfg = config(args);
+        const logger = loggerFor(cfg);
+        let stack: Stack;
+        try {
+          stack = await startStack(cfg, { logger });
+        } catch (err) {
+          if (isTbdavError(err, 'TBDAV_AUTH') && hasCredentials(cfg)) throw new TbdavError('TBDAV_AUTH', 'not logged in: run terabox-dav login', { cause: err });
+          throw err;
+        }
+        if (stack.emulator) {
+          out(`Serving the EMBEDDED EMULATOR (no TeraBox credentials configured), data in ${join(cfg.stateDir, 'emulator')}`);
+          out('  To serve your TeraBox drive, set terabox.clientId/clientSecret/privateSecret and run terabox-dav login.');
+        } else {
+          out(`Serving TeraBox folder ${cfg.terabox.root}`);
+        }
+        out(`WebDAV URL: ${stack.url}`);
+        out(mountHelp(stack.url, cfg.server.users.length > 0));
+        out('Press Ctrl-C to stop.');
+        const sig = await io.waitForStop();
+        logger.info(`serve: ${sig} received, stopping`);
+        await stack.close();
+        out('Stopped.');
+      },
+    )
+    .command(
+      'login',
+      'Log in to TeraBox: device code with a QR code to scan in the TeraBox app, or --code CODE',
+      (y) => y.option('code', { type: 'string', describe: 'Exchange this authorization code (authorization-code mode) instead' }),
+      async (args) => {
+        const cfg = config(args);
+        needCredentials(cfg, 'login');
+        const logger = loggerFor(cfg);
+        const client = clientFor(cfg, logger);
+        const abort = new AbortController();
+        let stopped = false;
+        void io.waitForStop().then(() => {
+          stopped = true;
+          abort.abort(new Error('interrupted'));
+        });
+        const qrFile = join(cfg.stateDir, 'login-qr.png');
+        try {
+          await mkdir(cfg.stateDir, { recursive: true, mode: 0o700 });
+          if (typeof args.code === 'string') {
+            if (args.code === '') throw new UsageError('login: --code needs a value');
+            await client.exchangeCode(args.code, { signal: abort.signal });
+          } else {
+            const tty = Boolean(io.stdout.isTTY);
+            let lastLine = Infinity;
+            await client.loginWithDeviceCode({
+              signal: abort.signal,
+              onCode: (code) => {
+                const png = pngFromDataUrl(code.qrcode_url);
+                void writeFile(qrFile, png, { mode: 0o600 }).catch((err: unknown) => logger.warn(`login: cannot save ${qrFile}`, { error: messageOf(err) }));
+                out('Scan this QR code with the TeraBox app to authorize terabox-dav:');
+                try {
+                  out(pngToTerminalQr(png).join('\n'));
+                } catch (err) {
+                  logger.debug('login: QR code not shown in the terminal', { error: messageOf(err) });
+                  out('(the QR image could not be drawn here; open the saved PNG below)');
+                }
+                out(`QR image saved to ${qrFile}`);
+                if (code.user_code && code.verification_url) out(`Or enter code ${code.user_code} at ${code.verification_url}`);
+              },
+              onTick: (left) => {
+                const mm = Math.floor(left / 60);
+                const ss = String(left % 60).padStart(2, '0');
+                if (tty) io.stdout.write(`\rWaiting for approval... ${mm}:${ss} left `);
+                else if (lastLine - left >= 30 || lastLine === Infinity) {
+                  lastLine = left;
+                  out(`Waiting for approval... ${left} s left`);
+                }
+              },
+            });
+            if (tty) io.stdout.write('\n');
+          }
+          const who = await client.uinfo();
+          out(`Logged in as ${who.uname} (${VIP_TYPES[who.vip_type] ?? `vip type ${who.vip_type}`}).`);
+          out(`Tokens saved in ${join(cfg.stateDir, 'tokens.json')}. Now run: terabox-dav serve`);
+        } catch (err) {
+          if (stopped) throw new TbdavError('TBDAV_ABORTED', 'login: interrupted, not logged in');
+          throw err;
+        } finally {
+          await rm(qrFile, { force: true });
+          await client.close();
+        }
+        // waitForStop may still hold the process open through its listeners; end explicitly.
+        abort.abort(new Error('done'));
+      },
+    )
+    .command(
+      'logout',
+      'Forget the saved TeraBox tokens (deletes the token file)',
+      () => undefined,
+      async (args) => {
+        const cfg = config(args);
+        needCredentials(cfg, 'logout');
+        const client = clientFor(cfg, loggerFor(cfg));
+        try {
+          const had = await client.auth.tokens();
+          await client.logout();
+          out(had ? `Logged out: removed ${join(cfg.stateDir, 'tokens.json')}` : 'Was not logged in.');
+        } finally {
+          await client.close();
+        }
+      },
+    )
+    .command(
+      'whoami',
+      'Show the logged-in TeraBox user and the space of the drive',
+      () => undefined,
+      async (args) => {
+        const cfg = config(args);
+        needCredentials(cfg, 'whoami');
+        const client = clientFor(cfg, loggerFor(cfg));
+        try {
+          if (!(await client.auth.tokens())) throw new TbdavError('TBDAV_AUTH', 'not logged in: run terabox-dav login');
+          const [who, q] = await Promise.all([client.uinfo(), client.quota()]);
+          out(`User:  ${who.uname}`);
+          out(`Type:  ${VIP_TYPES[who.vip_type] ?? `vip type ${who.vip_type}`}`);
+          const pct = q.total > 0 ? ` (${((q.used / q.total) * 100).toFixed(1)}%)` : '';
+          out(`Space: ${formatBytes(q.used)} used of ${formatBytes(q.total)}${pct}`);
+        } finally {
+          await client.close();
+        }
+      },
+    )
+    .command(
+      'emulator',
+      'Run the TeraBox API emulator alone (for trying clients and tests), until Ctrl-C',
+      (y) =>
+        y
+          .option('data-dir', { type: 'string', describe: 'Where the emulated drive lives (default <stateDir>/emulator)' })
+          .option('bind', { type: 'string', describe: 'Address to listen on (default 127.0.0.1)' }),
+      async (args) => {
+        const cfg = config(args);
+        const dataDir = typeof args['data-dir'] === 'string' ? resolve(io.cwd, args['data-dir']) : join(cfg.stateDir, 'emulator');
+        await mkdir(dataDir, { recursive: true, mode: 0o700 });
+        const emu = await startEmulator({ dataDir, ...(typeof args.bind === 'string' ? { host: args.bind } : {}) });
+        out(`TeraBox emulator running, data in ${dataDir}`);
+        out(`  authUrl:       ${emu.authUrl}`);
+        out(`  api_domain:    ${emu.apiDomain}`);
+        out(`  upload_domain: ${emu.uploadDomain}`);
+        out(`  app root:      ${emu.appRoot}`);
+        out(`  clientId:      ${emu.credentials.clientId}`);
+        out(`  clientSecret:  ${emu.credentials.clientSecret}`);
+        out(`  privateSecret: ${emu.credentials.privateSecret}`);
+        out('Config for it (then terabox-dav login and serve):');
+        out(
+          JSON.stringify({
+            terabox: {
+              authUrl: emu.authUrl,
+              clientId: emu.credentials.clientId,
+              clientSecret: emu.credentials.clientSecret,
+              privateSecret: emu.credentials.privateSecret,
+              root: emu.appRoot,
+            },
+          }),
+        );
+        out('Press Ctrl-C to stop.');
+        await io.waitForStop();
+        await emu.close();
+        out('Stopped.');
+      },
+    )
+    .command(
+      'config',
+      'Print the effective configuration (secrets redacted)',
+      () => undefined,
+      (args) => {
+        out(JSON.stringify(redactConfig(config(args)), null, 2));
+      },
+    )
+    .command(
+      'hash-password [password]',
+      'Print an scrypt hash of a password for server.users (reads stdin or prompts when no argument)',
+      (y) => y.positional('password', { type: 'string', describe: 'The password (better: leave out and type it or pipe it)' }),
+      async (args) => {
+        const pw = typeof args.password === 'string' ? args.password : await readPassword(io);
+        if (!pw) throw new UsageError('hash-password: empty password');
+        out(await hashPassword(pw));
+      },
+    )
+    .demandCommand(1, 'Give a command: serve, login, logout, whoami, emulator, config or hash-password (--help for details)')
+    .recommendCommands();
+
+  try {
+    await parser.parseAsync();
+    io.setExitCode(0);
+  } catch (err) {
+    io.stderr.write(`terabox-dav: ${messageOf(err)}\n`);
+    io.setExitCode(exitCodeOf(err));
+  }
+}
+
+/** Credentials of the embedded emulator (re-exported for docs and tests). */
+export { EMULATOR_CREDENTIALS };
