@@ -220,11 +220,21 @@ test('20% injected faults: every call of a batch eventually succeeds', async () 
   try {
     await r3.client.createDir(`${r3.emu.appRoot}/f`);
     r3.emu.setOptions({ faults: { rate: 0.2, seed: 42 } });
-    const jobs = Array.from({ length: 30 }, (_, i) => (i % 3 === 0 ? r3.client.quota() : i % 3 === 1 ? r3.client.listAll(`${r3.emu.appRoot}/f`) : r3.client.uinfo()));
+    const faultsBefore = r3.emu.counters.faultsInjected;
+    const spool = await makeSpool(r3.dir, 'faults.bin', 1024);
+    const jobs: Promise<unknown>[] = Array.from({ length: 40 }, (_, i) =>
+      i % 4 === 0
+        ? r3.client.quota()
+        : i % 4 === 1
+          ? r3.client.listAll(`${r3.emu.appRoot}/f`)
+          : i % 4 === 2
+            ? r3.client.uinfo()
+            : r3.client.precreate(`${r3.emu.appRoot}/f/p${i}.bin`, spool.blockMd5s, spool.size),
+    );
     const results = await Promise.allSettled(jobs);
     const failed = results.filter((r) => r.status === 'rejected');
     assert.deepEqual(failed, []);
-    assert.ok((r3.emu.counters as unknown as { faultsInjected?: number }).faultsInjected !== 0, 'faults were injected');
+    assert.ok(r3.emu.counters.faultsInjected - faultsBefore >= 3, `faults were injected (${r3.emu.counters.faultsInjected - faultsBefore})`);
     r3.emu.setOptions({ faults: { rate: 0 } });
   } finally {
     await r3.close();
@@ -239,4 +249,45 @@ test('no secret reaches the debug log', async () => {
   const secrets = [...rig.seenTokens, rig.emu.credentials.clientSecret, rig.emu.credentials.privateSecret];
   for (const s of secrets) assert.ok(!joined.includes(s), `a secret (${s.slice(0, 3)}...) leaked into the log`);
   assert.doesNotMatch(joined, /[?&]sign=[^[&"\s]/, 'no dlink signature');
+});
+
+test('retry policy: a 5xx is retried for create rtype 3, not for create rtype 0', async () => {
+  const r4 = await startRig({}, { maxRetries: 2 });
+  try {
+    const root4 = r4.emu.appRoot;
+    const spool = await makeSpool(r4.dir, 'p.bin', 100);
+    const pre = await r4.client.precreate(`${root4}/p.bin`, spool.blockMd5s, spool.size);
+    await r4.client.superfile2(`${root4}/p.bin`, pre.uploadid!, 0, { localPath: spool.localPath, start: 0, length: spool.size });
+    r4.emu.setOptions({ faults: { rate: 1, kinds: ['http5xx'], endpoints: ['/openapi/api/create'] } });
+    let n0 = r4.count('/openapi/api/create');
+    await assert.rejects(r4.client.create(`${root4}/p.bin`, spool.size, pre.uploadid!, spool.blockMd5s, 0), { code: 'TBDAV_RETRYABLE' });
+    assert.equal(r4.count('/openapi/api/create') - n0, 1, 'unsafe: one attempt only');
+    n0 = r4.count('/openapi/api/create');
+    await assert.rejects(r4.client.create(`${root4}/p.bin`, spool.size, pre.uploadid!, spool.blockMd5s, 3), { code: 'TBDAV_RETRYABLE' });
+    assert.equal(r4.count('/openapi/api/create') - n0, 3, 'idempotent: 1 + maxRetries attempts');
+    r4.emu.setOptions({ faults: { rate: 1, kinds: ['errno31034'], endpoints: ['/openapi/api/create'] } });
+    n0 = r4.count('/openapi/api/create');
+    await assert.rejects(r4.client.create(`${root4}/p.bin`, spool.size, pre.uploadid!, spool.blockMd5s, 0), { code: 'TBDAV_RETRYABLE' });
+    assert.equal(r4.count('/openapi/api/create') - n0, 3, 'rate limit: refused before acting, retried even when unsafe');
+    r4.emu.setOptions({ faults: { rate: 0 } });
+    const done = await r4.client.create(`${root4}/p.bin`, spool.size, pre.uploadid!, spool.blockMd5s, 0);
+    assert.equal(done.md5, spool.contentMd5);
+  } finally {
+    await r4.close();
+  }
+});
+
+test('an aborted call is not retried and rejects with TBDAV_ABORTED', async () => {
+  rig.emu.setOptions({ latencyMs: 300 });
+  try {
+    const ac = new AbortController();
+    const n0 = rig.count('/openapi/api/quota');
+    const p = rig.client.quota({ signal: ac.signal });
+    setTimeout(() => ac.abort(), 50);
+    await assert.rejects(p, { code: 'TBDAV_ABORTED' });
+    await new Promise((r) => setTimeout(r, 400));
+    assert.ok(rig.count('/openapi/api/quota') - n0 <= 1);
+  } finally {
+    rig.emu.setOptions({ latencyMs: 0 });
+  }
 });
