@@ -1,0 +1,156 @@
+/**
+ * OAuth state of the emulator: device codes, authorization codes, access and refresh tokens.
+ * Rules (spec 1.4.2, 2.2.1): refresh tokens are single-use; after a refresh the old access token
+ * lives `refreshGraceSec` more; the new refresh token keeps the old one's expiry; authorization
+ * codes are single-use and live 5 minutes; device codes live `deviceCodeTtlSec`.
+ *
+ * Concurrency: maps are mutated synchronously on the event loop only.
+ */
+import { randomToken, nowSec, randomDigits } from './util.js';
+import type { PersistSection } from './store.js';
+
+export interface AuthTimes {
+  accessTokenTtlSec: number;
+  refreshTokenTtlSec: number;
+  refreshGraceSec: number;
+  deviceCodeTtlSec: number;
+  autoApproveAfterPolls: number;
+}
+
+interface DeviceCode {
+  expiresAt: number;
+  polls: number;
+  approved: boolean;
+  lastPollMs: number;
+}
+interface AccessToken {
+  expiresAt: number;
+  createdAt: number;
+}
+interface RefreshToken {
+  expiresAt: number;
+  used: boolean;
+  access: string;
+}
+
+export type TokenCheck = { ok: true; token: AccessToken } | { ok: false; reason: 'invalid' | 'expired' };
+
+export interface TokenPair {
+  access_token: string;
+  refresh_token: string;
+  expires_in: number;
+}
+
+export class AuthState implements PersistSection {
+  private readonly deviceCodes = new Map<string, DeviceCode>();
+  private readonly authCodes = new Map<string, { expiresAt: number }>();
+  private readonly access = new Map<string, AccessToken>();
+  private readonly refresh = new Map<string, RefreshToken>();
+  readonly userId: number;
+
+  constructor(
+    private readonly times: () => AuthTimes,
+    userId: number,
+  ) {
+    this.userId = userId;
+  }
+
+  newDeviceCode(): { device_code: string; expires_in: number } {
+    const code = randomToken(12);
+    const ttl = this.times().deviceCodeTtlSec;
+    this.deviceCodes.set(code, { expiresAt: nowSec() + ttl, polls: 0, approved: false, lastPollMs: 0 });
+    return { device_code: code, expires_in: ttl };
+  }
+
+  approveDevice(code?: string): void {
+    for (const [k, d] of this.deviceCodes) if (code === undefined || code === k) d.approved = true;
+  }
+
+  /**
+   * Poll a device code: 'invalid' (unknown, used or expired -> 100002), 'pending' (400001),
+   * 'too-fast' (300001, only when the poll interval is enforced) or a token pair.
+   */
+  pollDevice(code: string, minIntervalMs: number): 'invalid' | 'pending' | 'too-fast' | TokenPair {
+    const d = this.deviceCodes.get(code);
+    if (!d || d.expiresAt <= nowSec()) return 'invalid';
+    const now = Date.now();
+    if (minIntervalMs > 0 && d.lastPollMs > 0 && now - d.lastPollMs < minIntervalMs) {
+      d.lastPollMs = now;
+      return 'too-fast';
+    }
+    d.lastPollMs = now;
+    if (!d.approved) {
+      d.polls++;
+      const n = this.times().autoApproveAfterPolls;
+      if (n > 0 && d.polls >= n) d.approved = true;
+      return 'pending';
+    }
+    this.deviceCodes.delete(code);
+    return this.issuePair();
+  }
+
+  issueAuthorizationCode(): string {
+    const code = randomToken(8);
+    this.authCodes.set(code, { expiresAt: nowSec() + 300 });
+    return code;
+  }
+
+  /** Single use: a second call with the same code is 'invalid'. */
+  redeemAuthorizationCode(code: string): TokenPair | 'invalid' {
+    const c = this.authCodes.get(code);
+    if (!c) return 'invalid';
+    this.authCodes.delete(code);
+    if (c.expiresAt <= nowSec()) return 'invalid';
+    return this.issuePair();
+  }
+
+  issuePair(refreshExpiresAt?: number): TokenPair {
+    const t = this.times();
+    const access = randomToken(48);
+    const refresh = randomToken(48);
+    const now = nowSec();
+    this.access.set(access, { createdAt: now, expiresAt: now + t.accessTokenTtlSec });
+    this.refresh.set(refresh, { expiresAt: refreshExpiresAt ?? now + t.refreshTokenTtlSec, used: false, access });
+    return { access_token: access, refresh_token: refresh, expires_in: t.accessTokenTtlSec };
+  }
+
+  checkAccess(token: string | undefined): TokenCheck {
+    if (!token) return { ok: false, reason: 'invalid' };
+    const a = this.access.get(token);
+    if (!a) return { ok: false, reason: 'invalid' };
+    if (a.expiresAt <= Date.now() / 1000) return { ok: false, reason: 'expired' };
+    return { ok: true, token: a };
+  }
+
+  /** 'invalid' (unknown or already used -> 200004), 'expired' (200005) or the new pair. */
+  refreshPair(token: string): TokenPair | 'invalid' | 'expired' {
+    const r = this.refresh.get(token);
+    if (!r || r.used) return 'invalid';
+    if (r.expiresAt <= nowSec()) return 'expired';
+    r.used = true;
+    const old = this.access.get(r.access);
+    const graceEnd = Date.now() / 1000 + this.times().refreshGraceSec;
+    if (old && old.expiresAt > graceEnd) old.expiresAt = graceEnd;
+    return this.issuePair(r.expiresAt);
+  }
+
+  expireAccessTokens(): void {
+    const now = nowSec() - 1;
+    for (const a of this.access.values()) a.expiresAt = Math.min(a.expiresAt, now);
+  }
+
+  /** A short numeric user code (the service says "currently not available": empty). */
+  userCode(): string {
+    return randomDigits(8);
+  }
+
+  dump(): unknown {
+    return { access: [...this.access], refresh: [...this.refresh] };
+  }
+
+  load(data: unknown): void {
+    const d = data as { access?: [string, AccessToken][]; refresh?: [string, RefreshToken][] };
+    for (const [k, v] of d.access ?? []) this.access.set(k, v);
+    for (const [k, v] of d.refresh ?? []) this.refresh.set(k, v);
+  }
+}

@@ -1,0 +1,251 @@
+/**
+ * HTTP plumbing of the emulator: JSON answers, small form bodies (urlencoded or multipart),
+ * a streaming multipart reader that writes one file field to disk (superfile2), and a delivery
+ * transform that caps throughput, counts bytes and can cut the connection (fault injection).
+ */
+import { createWriteStream } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { Transform, type TransformCallback } from 'node:stream';
+import { sleep } from './util.js';
+
+export const FORM_LIMIT_BYTES = 1024 * 1024;
+
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string | string[]> = {}): void {
+  if (res.headersSent || res.destroyed) return;
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': String(Buffer.byteLength(text)),
+    ...headers,
+  });
+  res.end(text);
+}
+
+export function sendText(res: ServerResponse, status: number, text: string, contentType = 'text/plain; charset=utf-8'): void {
+  if (res.headersSent || res.destroyed) return;
+  res.writeHead(status, { 'Content-Type': contentType, 'Content-Length': String(Buffer.byteLength(text)) });
+  res.end(text);
+}
+
+/** Read a whole (small) body. Over `limit` the rest is drained and `tooLarge` is set. */
+export async function readSmallBody(req: IncomingMessage, limit = FORM_LIMIT_BYTES): Promise<{ body: Buffer; tooLarge: boolean }> {
+  const parts: Buffer[] = [];
+  let size = 0;
+  let tooLarge = false;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) tooLarge = true;
+    else parts.push(chunk);
+  }
+  return { body: Buffer.concat(parts), tooLarge };
+}
+
+export function multipartBoundary(contentType: string | undefined): string | undefined {
+  if (!contentType || !/^multipart\/form-data/i.test(contentType)) return undefined;
+  const m = /boundary=(?:"([^"]+)"|([^;\s]+))/i.exec(contentType);
+  return m ? (m[1] ?? m[2]) : undefined;
+}
+
+/** Parse a buffered multipart body into text fields (file contents are kept as latin1 text). */
+export function parseMultipartFields(body: Buffer, boundary: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const delim = Buffer.from(`--${boundary}`);
+  let pos = body.indexOf(delim);
+  while (pos >= 0) {
+    pos += delim.length;
+    if (body[pos] === 0x2d && body[pos + 1] === 0x2d) break; // closing --
+    const headEnd = body.indexOf('\r\n\r\n', pos);
+    if (headEnd < 0) break;
+    const head = body.subarray(pos, headEnd).toString('utf8');
+    const next = body.indexOf(Buffer.from(`\r\n--${boundary}`), headEnd + 4);
+    if (next < 0) break;
+    const name = /name="([^"]*)"/i.exec(head)?.[1];
+    if (name !== undefined) out.set(name, body.subarray(headEnd + 4, next).toString('utf8'));
+    pos = next + 2;
+  }
+  return out;
+}
+
+/** Form fields of a POST (urlencoded or multipart). `undefined` when the body is too large. */
+export async function readForm(req: IncomingMessage): Promise<Map<string, string> | undefined> {
+  const { body, tooLarge } = await readSmallBody(req);
+  if (tooLarge) return undefined;
+  const ct = req.headers['content-type'];
+  const boundary = multipartBoundary(ct);
+  if (boundary) return parseMultipartFields(body, boundary);
+  const out = new Map<string, string>();
+  if (body.length === 0) return out;
+  // urlencoded (also when the type is missing: curl --data sends it so)
+  for (const [k, v] of new URLSearchParams(body.toString('utf8'))) out.set(k, v);
+  return out;
+}
+
+/** Caps a byte flow at `rate()` bytes/s (0 = none) measured from the first byte. */
+export class RateGate {
+  private start = 0;
+  private bytes = 0;
+  constructor(private readonly rate: () => number) {}
+  /** Milliseconds to wait after `n` more bytes to keep the average at the rate. */
+  delayFor(n: number): number {
+    const r = this.rate();
+    if (!r || r <= 0) return 0;
+    if (this.start === 0) this.start = Date.now();
+    this.bytes += n;
+    const due = this.start + (this.bytes / r) * 1000;
+    return Math.max(0, due - Date.now());
+  }
+  sliceSize(): number {
+    const r = this.rate();
+    return r > 0 ? Math.max(1024, Math.floor(r / 20)) : Infinity;
+  }
+}
+
+export interface DeliveryOptions {
+  rate: () => number;
+  onBytes: (n: number) => void;
+  /** Cut the connection after this many bytes (fault injection). */
+  cutAfter?: number;
+  onCut?: () => void;
+}
+
+/** Pass-through that throttles, counts and optionally cuts. */
+export class DeliveryStream extends Transform {
+  private readonly gate: RateGate;
+  private passed = 0;
+  constructor(private readonly o: DeliveryOptions) {
+    super({ highWaterMark: 1024 * 1024 });
+    this.gate = new RateGate(o.rate);
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    const slice = this.gate.sliceSize();
+    if (slice === Infinity && this.o.cutAfter === undefined) {
+      this.passed += chunk.length;
+      this.o.onBytes(chunk.length);
+      cb(null, chunk);
+      return;
+    }
+    this.sendSlices(chunk, slice).then(
+      () => cb(),
+      (err: unknown) => cb(err as Error),
+    );
+  }
+  private async sendSlices(chunk: Buffer, slice: number): Promise<void> {
+    for (let off = 0; off < chunk.length; ) {
+      if (this.destroyed) return;
+      let n = Math.min(chunk.length - off, slice === Infinity ? chunk.length : slice);
+      if (this.o.cutAfter !== undefined) {
+        const left = this.o.cutAfter - this.passed;
+        if (left <= 0) {
+          this.o.onCut?.();
+          return;
+        }
+        n = Math.min(n, left);
+      }
+      const piece = chunk.subarray(off, off + n);
+      off += n;
+      this.passed += n;
+      this.o.onBytes(n);
+      this.push(piece);
+      const wait = this.gate.delayFor(n);
+      if (wait > 0) await sleep(wait);
+      if (this.o.cutAfter !== undefined && this.passed >= this.o.cutAfter) {
+        // let the bytes reach the socket, then cut
+        await sleep(5);
+        this.o.onCut?.();
+        return;
+      }
+    }
+  }
+}
+
+export interface ReceivedFile {
+  found: boolean;
+  size: number;
+  md5: string;
+}
+
+/**
+ * Stream the multipart field `field` of the request into `destPath` (md5 computed on the way).
+ * Other fields are discarded. Memory use is bounded by the chunk size.
+ */
+export async function receiveMultipartFile(
+  req: IncomingMessage,
+  boundary: string,
+  field: string,
+  destPath: string,
+  opts: { rate: () => number; onBytes: (n: number) => void },
+): Promise<ReceivedFile> {
+  const delim = Buffer.from(`\r\n--${boundary}`);
+  const gate = new RateGate(opts.rate);
+  let pending: Buffer = Buffer.from('\r\n'); // so that the first boundary also starts with CRLF
+  type State = 'preamble' | 'afterDelim' | 'headers' | 'body' | 'done';
+  let state: State = 'preamble';
+  let writing = false;
+  let found = false;
+  let size = 0;
+  const hash = createHash('md5');
+  const ws = createWriteStream(destPath);
+  const wsError = new Promise<never>((_, reject) => ws.once('error', reject));
+  wsError.catch(() => undefined);
+  const write = async (buf: Buffer): Promise<void> => {
+    if (!writing || buf.length === 0) return;
+    size += buf.length;
+    hash.update(buf);
+    if (!ws.write(buf)) await Promise.race([once(ws, 'drain'), wsError]);
+  };
+  try {
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      opts.onBytes(chunk.length);
+      const wait = gate.delayFor(chunk.length);
+      if (wait > 0) await sleep(wait);
+      if (state === 'done') continue;
+      pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+      for (;;) {
+        if (state === 'preamble' || state === 'body') {
+          const i = pending.indexOf(delim);
+          if (i < 0) {
+            const keep = delim.length - 1;
+            if (pending.length > keep) {
+              if (state === 'body') await write(pending.subarray(0, pending.length - keep));
+              pending = pending.subarray(pending.length - keep);
+            }
+            break;
+          }
+          if (state === 'body') await write(pending.subarray(0, i));
+          if (writing) writing = false;
+          pending = pending.subarray(i + delim.length);
+          state = 'afterDelim';
+        } else if (state === 'afterDelim') {
+          if (pending.length < 2) break;
+          if (pending[0] === 0x2d && pending[1] === 0x2d) {
+            state = 'done';
+            break;
+          }
+          state = 'headers';
+        } else if (state === 'headers') {
+          const i = pending.indexOf('\r\n\r\n');
+          if (i < 0) {
+            if (pending.length > 16 * 1024) throw new Error('multipart headers too long');
+            break;
+          }
+          const head = pending.subarray(0, i).toString('utf8');
+          pending = pending.subarray(i + 4);
+          const name = /name="([^"]*)"/i.exec(head)?.[1];
+          if (name === field && !found) {
+            found = true;
+            writing = true;
+          }
+          state = 'body';
+        } else {
+          break;
+        }
+      }
+    }
+  } finally {
+    ws.end();
+  }
+  await Promise.race([once(ws, 'close'), wsError]);
+  return { found: found && state === 'done', size, md5: hash.digest('hex') };
+}

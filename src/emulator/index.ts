@@ -1,0 +1,410 @@
+/**
+ * The TeraBox Open Platform emulator: four node:http listeners on loopback (auth host, api_domain,
+ * upload_domain, download host), a drive persisted under dataDir, OAuth, uploads, shares, dlinks,
+ * and knobs for latency, throughput, faults and lifetimes. See docs/protocol-notes.md for every
+ * choice made where the spec is silent.
+ *
+ * Concurrency: one event loop; state lives in Store / AuthState / ShareState / `uploads`, each
+ * mutated synchronously. `opts` is a mutable object changed only by setOptions.
+ */
+import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { SHARD_MIN_BYTES } from '../terabox/api/types.js';
+import type { Logger } from '../shared/logger.js';
+import { silentLogger } from '../shared/logger.js';
+import { redactUrl } from '../shared/redact.js';
+import { AuthState } from './auth.js';
+import { type ApiRequest, type Counters, type Ctx, type FaultKind, type Hosts, type ResolvedOptions, type UploadSession } from './context.js';
+import { readForm, sendJson, sendText } from './http-io.js';
+import { handleContent, handleDlink } from './routes-download.js';
+import { type Handler, fileRoutes } from './routes-files.js';
+import { oauthRoutes } from './routes-oauth.js';
+import { superfile2Route, uploadApiRoutes } from './routes-upload.js';
+import { type CreatedShare, ShareState, createShare, shareRoutes } from './shares.js';
+import { EmulatorErrno, Store } from './store.js';
+import { createPrng, requestId, sleep } from './util.js';
+
+export interface FaultOptions {
+  rate: number;
+  seed?: number;
+  kinds?: Array<'http5xx' | 'errno31034' | 'reset'>;
+  endpoints?: string[] /* default: all API endpoints, not auth */;
+}
+
+export interface EmulatorOptions {
+  dataDir: string;
+  host?: string;
+  clientId?: string;
+  clientSecret?: string;
+  privateSecret?: string;
+  appName?: string;
+  accessTokenTtlSec?: number;
+  refreshTokenTtlSec?: number;
+  refreshGraceSec?: number;
+  dlinkTtlSec?: number;
+  deviceCodeTtlSec?: number;
+  deviceCodeInterval?: number;
+  autoApproveAfterPolls?: number;
+  /** default false; when true, polling gettoken faster than `interval` answers errno 300001. */
+  enforcePollInterval?: boolean;
+  latencyMs?: number;
+  throughputBytesPerSec?: number;
+  faults?: FaultOptions;
+  refuseZeroByte?: boolean;
+  minShardBytes?: number;
+  /** Largest shard superfile2 accepts (default 128 MiB; 31364 above). Addition to the brief. */
+  maxShardBytes?: number;
+  /** Drive size reported by quota (default 1 TiB). Addition to the brief. */
+  quotaTotalBytes?: number;
+  logger?: Logger;
+}
+
+export interface EmulatorCounters {
+  requests: Record<string, number>;
+  bytesServed: number;
+  bytesUploaded: number;
+  faultsInjected: number;
+  reset(): void;
+}
+
+export interface EmulatorHandle {
+  authUrl: string;
+  apiDomain: string;
+  uploadDomain: string;
+  downloadDomain: string;
+  appRoot: string;
+  credentials: { clientId: string; clientSecret: string; privateSecret: string };
+  counters: EmulatorCounters;
+  approveDevice(deviceCode?: string): void;
+  issueAuthorizationCode(): string;
+  issueTokens(): { access_token: string; refresh_token: string; expires_in: number };
+  expireAccessTokens(): void;
+  setOptions(
+    patch: Partial<Pick<EmulatorOptions, 'latencyMs' | 'throughputBytesPerSec' | 'faults' | 'refuseZeroByte' | 'accessTokenTtlSec' | 'dlinkTtlSec' | 'autoApproveAfterPolls'>>,
+  ): void;
+  /** Test helper: share these drive paths (absolute, inside the app folder) with a 4-char pwd ('' = none). */
+  createShare(paths: string[], pwd: string): CreatedShare;
+  close(): Promise<void>;
+}
+
+export type { CreatedShare };
+
+export const EMULATOR_CREDENTIALS: { clientId: string; clientSecret: string; privateSecret: string } = Object.freeze({
+  clientId: 'EmuClientId0TeraboxDav',
+  clientSecret: 'EmuClientSecret0TeraboxDav0123456',
+  privateSecret: 'EmuPrivateSecret0TeraboxDav',
+});
+
+interface Route {
+  method: 'GET' | 'POST';
+  handler: Handler;
+  kind: 'oauth' | 'api' | 'upload';
+}
+
+function makeCounters(): Counters {
+  const c: Counters = {
+    requests: {},
+    bytesServed: 0,
+    bytesUploaded: 0,
+    faultsInjected: 0,
+    reset() {
+      c.requests = {};
+      c.bytesServed = 0;
+      c.bytesUploaded = 0;
+      c.faultsInjected = 0;
+    },
+  };
+  return c;
+}
+
+class FaultPlan {
+  private rng: () => number = Math.random;
+  constructor(private readonly opts: () => ResolvedOptions['faults']) {
+    this.reseed();
+  }
+  reseed(): void {
+    const f = this.opts();
+    this.rng = createPrng(f?.seed ?? Math.floor(Math.random() * 2 ** 31));
+  }
+  /** The fault for one request to `endpoint`, or undefined. Draws only for eligible endpoints. */
+  draw(endpoint: string): FaultKind | undefined {
+    const f = this.opts();
+    if (!f || !(f.rate > 0)) return undefined;
+    const eligible = f.endpoints ? f.endpoints.includes(endpoint) : !endpoint.startsWith('/oauth/');
+    if (!eligible) return undefined;
+    if (this.rng() >= f.rate) return undefined;
+    const kinds: FaultKind[] = f.kinds && f.kinds.length ? f.kinds : ['http5xx', 'errno31034', 'reset'];
+    return kinds[Math.min(kinds.length - 1, Math.floor(this.rng() * kinds.length))];
+  }
+}
+
+function listen(server: Server, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+export async function startEmulator(opts: EmulatorOptions): Promise<EmulatorHandle> {
+  const host = opts.host ?? '127.0.0.1';
+  const logger = opts.logger ?? silentLogger();
+  const appName = opts.appName ?? 'terabox-dav';
+  const appRoot = `/From: Other Applications/${appName}`;
+  const credentials = {
+    clientId: opts.clientId ?? EMULATOR_CREDENTIALS.clientId,
+    clientSecret: opts.clientSecret ?? EMULATOR_CREDENTIALS.clientSecret,
+    privateSecret: opts.privateSecret ?? EMULATOR_CREDENTIALS.privateSecret,
+  };
+  const o: ResolvedOptions = {
+    accessTokenTtlSec: opts.accessTokenTtlSec ?? 172800,
+    refreshTokenTtlSec: opts.refreshTokenTtlSec ?? 2592000,
+    refreshGraceSec: opts.refreshGraceSec ?? 15,
+    dlinkTtlSec: opts.dlinkTtlSec ?? 3600,
+    deviceCodeTtlSec: opts.deviceCodeTtlSec ?? 300,
+    deviceCodeInterval: opts.deviceCodeInterval ?? 5,
+    autoApproveAfterPolls: opts.autoApproveAfterPolls ?? 1,
+    enforcePollInterval: opts.enforcePollInterval ?? false,
+    latencyMs: opts.latencyMs ?? 0,
+    throughputBytesPerSec: opts.throughputBytesPerSec ?? 0,
+    faults: opts.faults,
+    refuseZeroByte: opts.refuseZeroByte ?? false,
+    minShardBytes: opts.minShardBytes ?? SHARD_MIN_BYTES,
+    maxShardBytes: opts.maxShardBytes ?? 128 * 1024 * 1024,
+    quotaTotalBytes: opts.quotaTotalBytes ?? 1024 ** 4,
+  };
+  const store = new Store(opts.dataDir, logger);
+  const uk = 4400000000000 + (credentials.clientId.length % 1000);
+  const auth = new AuthState(() => o, 127813130);
+  const shares = new ShareState();
+  store.registerSection('auth', auth);
+  store.registerSection('shares', shares);
+  store.registerSection('secrets', {
+    dump: () => ({ signKey: signKeyHolder.key.toString('base64') }),
+    load: (d) => {
+      const k = (d as { signKey?: string }).signKey;
+      if (k) signKeyHolder.key = Buffer.from(k, 'base64');
+    },
+  });
+  const signKeyHolder = { key: randomBytes(32) };
+  await store.load();
+  store.mkdirp(appRoot);
+  await store.flush();
+
+  const counters = makeCounters();
+  const uploads = new Map<string, UploadSession>();
+  const servers = { auth: createServer(), api: createServer(), upload: createServer(), download: createServer() };
+  const ports = {
+    auth: await listen(servers.auth, host),
+    api: await listen(servers.api, host),
+    upload: await listen(servers.upload, host),
+    download: await listen(servers.download, host),
+  };
+  const hostPort = (p: number): string => `${host.includes(':') ? `[${host}]` : host}:${p}`;
+  const hosts: Hosts = { auth: hostPort(ports.auth), api: hostPort(ports.api), upload: hostPort(ports.upload), download: hostPort(ports.download) };
+  const ctx: Ctx = { opts: o, store, auth, shares, logger, counters, appRoot, hosts, uploads, uk, credentials, signKey: signKeyHolder.key };
+  const faults = new FaultPlan(() => o.faults);
+
+  const authRoutes = new Map<string, Route>();
+  for (const [p, r] of Object.entries(oauthRoutes)) authRoutes.set(p, { ...r, kind: 'oauth' });
+  const apiRoutes = new Map<string, Route>();
+  for (const table of [fileRoutes, uploadApiRoutes]) for (const [p, r] of Object.entries(table)) apiRoutes.set(p, { ...r, kind: 'api' });
+  for (const [p, r] of Object.entries(shareRoutes)) apiRoutes.set(p, { ...r, kind: 'api' });
+  const uploadRoutes = new Map<string, Route>([['/rest/2.0/pcs/superfile2', { ...superfile2Route, kind: 'upload' }]]);
+
+  const count = (key: string): void => {
+    counters.requests[key] = (counters.requests[key] ?? 0) + 1;
+  };
+
+  const logDone = (req: IncomingMessage, status: number, errno: number | undefined): void => {
+    logger.debug(`emulator ${req.method ?? '?'} ${redactUrl(req.url ?? '')} -> ${status}${errno !== undefined ? ` errno ${errno}` : ''}`);
+  };
+
+  /** Answer a fault decided for an API request. Returns true when the request is done. */
+  const applyFault = (kind: FaultKind, req: IncomingMessage, res: ServerResponse, pcs: boolean): void => {
+    counters.faultsInjected++;
+    if (kind === 'reset') {
+      req.socket.destroy();
+      return;
+    }
+    if (kind === 'http5xx') {
+      res.setHeader('Connection', 'close');
+      sendText(res, 503, 'Service Unavailable');
+      return;
+    }
+    const body = pcs ? { error_code: 31034, errno: 31034, error_msg: 'hit frequency limit', request_id: requestId() } : { errno: 31034, request_id: requestId(), errmsg: 'hit frequency limit' };
+    res.setHeader('Connection', 'close');
+    sendJson(res, 200, body);
+  };
+
+  const handleApi = async (routes: Map<string, Route>, req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? '/', `http://${req.headers.host ?? 'localhost'}`);
+    const route = routes.get(url.pathname);
+    if (!route) {
+      count(url.pathname.startsWith('/') ? url.pathname.split('/').slice(0, 4).join('/') : '?');
+      logDone(req, 404, undefined);
+      sendText(res, 404, 'Not Found');
+      return;
+    }
+    count(url.pathname);
+    if (o.latencyMs > 0) await sleep(o.latencyMs);
+    const fault = faults.draw(url.pathname);
+    if (fault) {
+      logDone(req, 0, undefined);
+      logger.debug(`emulator fault ${fault} on ${url.pathname}`);
+      applyFault(fault, req, res, route.kind === 'upload');
+      return;
+    }
+    if (req.method !== route.method) {
+      sendText(res, 405, 'Method Not Allowed');
+      return;
+    }
+    let form: Map<string, string> | undefined = new Map();
+    if (route.method === 'POST' && route.kind !== 'upload') {
+      form = await readForm(req);
+    }
+    const token = url.searchParams.get('access_tokens') ?? url.searchParams.get('access_token') ?? undefined;
+    const r: ApiRequest = {
+      req,
+      res,
+      url,
+      param: (name) => form?.get(name) ?? url.searchParams.get(name) ?? undefined,
+      ...(token !== undefined ? { token } : {}),
+    };
+    const base = (): Record<string, unknown> =>
+      route.kind === 'oauth' ? { errno: 0, newno: '', request_id: requestId(), server_time: Math.floor(Date.now() / 1000), show_msg: '' } : { errno: 0, request_id: requestId() };
+    const fail = (errno: number, msg: string, status = 200): void => {
+      const body: Record<string, unknown> = { ...base(), errno };
+      if (route.kind === 'upload') Object.assign(body, { error_code: errno, error_msg: msg });
+      else if (route.kind === 'oauth') body.show_msg = msg;
+      else body.errmsg = msg;
+      logDone(req, status, errno);
+      sendJson(res, status, body);
+    };
+    try {
+      if (form === undefined) {
+        fail(2, 'request body too large');
+        return;
+      }
+      if (route.kind !== 'oauth') {
+        const c = auth.checkAccess(token);
+        if (!c.ok) {
+          // xpan: -6 "identity check failed" for a missing/unknown token, 111 for an expired one
+          if (route.kind === 'upload') req.resume();
+          fail(c.reason === 'expired' ? 111 : -6, c.reason === 'expired' ? 'access token expired' : 'access token invalid');
+          return;
+        }
+      }
+      const out = await route.handler(ctx, r);
+      if (out === undefined) {
+        logDone(req, res.statusCode, 0);
+        return;
+      }
+      const body = { ...base(), ...out };
+      logDone(req, 200, body.errno as number);
+      sendJson(res, 200, body);
+    } catch (err) {
+      if (err instanceof EmulatorErrno) {
+        if (!req.readableEnded) req.resume();
+        fail(err.errno, err.message, err.httpStatus);
+        return;
+      }
+      logger.error(`emulator ${url.pathname}: internal error`, { err });
+      if (!req.readableEnded) req.resume();
+      fail(route.kind === 'oauth' ? 500001 : 31045, 'internal error', 500);
+    }
+  };
+
+  const handleDownloadHost = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? '/', `http://${req.headers.host ?? 'localhost'}`);
+    const key = url.pathname.startsWith('/file/') ? '/file' : url.pathname.startsWith('/content/') ? '/content' : undefined;
+    if (!key || (req.method !== 'GET' && req.method !== 'HEAD')) {
+      count(key ?? url.pathname);
+      sendText(res, key ? 405 : 404, key ? 'Method Not Allowed' : 'Not Found');
+      return;
+    }
+    count(key);
+    if (o.latencyMs > 0) await sleep(o.latencyMs);
+    const fault = faults.draw(key);
+    if (fault && !(key === '/content' && fault === 'reset')) {
+      counters.faultsInjected++;
+      if (fault === 'reset') req.socket.destroy();
+      else if (fault === 'http5xx') sendText(res, 503, 'Service Unavailable');
+      else sendJson(res, 429, { error_code: 31034, errno: 31034, error_msg: 'hit frequency limit', request_id: requestId() });
+      return;
+    }
+    if (fault) counters.faultsInjected++;
+    if (key === '/file') handleDlink(ctx, req, res, url);
+    else await handleContent(ctx, req, res, url, fault);
+    logDone(req, res.statusCode, undefined);
+  };
+
+  const wire = (server: Server, fn: (req: IncomingMessage, res: ServerResponse) => Promise<void>): void => {
+    server.keepAliveTimeout = 30_000;
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      fn(req, res).catch((err: unknown) => {
+        logger.error('emulator: request failed', { err });
+        if (!res.headersSent) sendText(res, 500, 'Internal Server Error');
+        else res.destroy();
+      });
+    });
+    server.on('clientError', (err, socket) => {
+      logger.debug('emulator: client error', { err: (err as Error).message });
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+      else socket.destroy();
+    });
+  };
+  wire(servers.auth, (req, res) => handleApi(authRoutes, req, res));
+  wire(servers.api, (req, res) => handleApi(apiRoutes, req, res));
+  wire(servers.upload, (req, res) => handleApi(uploadRoutes, req, res));
+  wire(servers.download, handleDownloadHost);
+
+  let closed = false;
+  const handle: EmulatorHandle = {
+    authUrl: `http://${hosts.auth}`,
+    apiDomain: hosts.api,
+    uploadDomain: hosts.upload,
+    downloadDomain: hosts.download,
+    appRoot,
+    credentials,
+    counters,
+    approveDevice: (code) => auth.approveDevice(code),
+    issueAuthorizationCode: () => auth.issueAuthorizationCode(),
+    issueTokens: () => {
+      const p = auth.issuePair();
+      store.markDirty();
+      return p;
+    },
+    expireAccessTokens: () => {
+      auth.expireAccessTokens();
+      store.markDirty();
+    },
+    setOptions: (patch) => {
+      const { faults: f, ...rest } = patch;
+      Object.assign(o, rest);
+      if ('faults' in patch) {
+        o.faults = f;
+        faults.reseed();
+      }
+    },
+    createShare: (paths, pwd) => createShare(ctx, paths, pwd),
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      await Promise.all(
+        Object.values(servers).map(
+          (s) =>
+            new Promise<void>((resolve) => {
+              s.close(() => resolve());
+              s.closeAllConnections();
+            }),
+        ),
+      );
+      await store.flush();
+    },
+  };
+  return handle;
+}

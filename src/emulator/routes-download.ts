@@ -1,0 +1,147 @@
+/**
+ * Download host: /file/<md5> (the dlink: checks sign, expiry and the appended access token, then
+ * answers 302 to /content/<fs_id>) and /content/<fs_id> (the bytes, with Range: 200/206/416).
+ * Bytes stream from disk; reading stops when the client goes away.
+ */
+import { createReadStream } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream/promises';
+import { type Ctx, type FaultKind, hmac, makeContentUrl, safeEqual } from './context.js';
+import { DeliveryStream, sendJson } from './http-io.js';
+import { basenameOf } from './store.js';
+import { requestId } from './util.js';
+
+export const ERRNO_DL_UNAUTHORIZED = 31326;
+export const ERRNO_DL_EXPIRED = 31360;
+export const ERRNO_DL_NOT_FOUND = 31066;
+
+function dlError(res: ServerResponse, status: number, errno: number, msg: string): void {
+  sendJson(res, status, { error_code: errno, errno, error_msg: msg, request_id: requestId() });
+}
+
+export function handleDlink(ctx: Ctx, req: IncomingMessage, res: ServerResponse, url: URL): void {
+  const q = url.searchParams;
+  const fid = q.get('fid') ?? '';
+  const sign = q.get('sign') ?? '';
+  const expires = q.get('expires') ?? '';
+  if (!fid || !sign || !/^\d+$/.test(expires) || !safeEqual(sign, hmac(ctx, `file:${fid}:${expires}`))) {
+    dlError(res, 403, ERRNO_DL_UNAUTHORIZED, 'user is not authorized');
+    return;
+  }
+  if (Number(expires) <= Date.now() / 1000) {
+    dlError(res, 403, ERRNO_DL_EXPIRED, 'url expired');
+    return;
+  }
+  const token = q.get('access_tokens') ?? q.get('access_token') ?? undefined;
+  const c = ctx.auth.checkAccess(token);
+  if (!c.ok) {
+    if (c.reason === 'expired') dlError(res, 403, 111, 'access token expired');
+    else dlError(res, 403, -6, 'access token missing or invalid');
+    return;
+  }
+  const m = /^(\d+)-250528-(\d+)$/.exec(fid);
+  const n = m ? ctx.store.getById(Number(m[2])) : undefined;
+  const md5 = url.pathname.slice('/file/'.length);
+  if (!n || n.isdir || (n.md5 ?? '0') !== md5) {
+    dlError(res, 404, ERRNO_DL_NOT_FOUND, 'file does not exist');
+    return;
+  }
+  res.writeHead(302, { Location: makeContentUrl(ctx, n), 'Content-Length': '0' });
+  res.end();
+  void req;
+}
+
+type RangeResult = { kind: 'full' } | { kind: 'partial'; start: number; end: number } | { kind: 'unsatisfiable' };
+
+/** One `bytes=` range (several ranges are answered with the whole body, as allowed). */
+export function parseRange(header: string | undefined, total: number): RangeResult {
+  if (!header) return { kind: 'full' };
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!m || (m[1] === '' && m[2] === '')) return { kind: 'full' };
+  if (m[1] === '') {
+    const n = Number(m[2]);
+    if (n === 0 || total === 0) return { kind: 'unsatisfiable' };
+    return { kind: 'partial', start: Math.max(0, total - n), end: total - 1 };
+  }
+  const start = Number(m[1]);
+  const end = m[2] === '' ? total - 1 : Number(m[2]);
+  if (m[2] !== '' && end < start) return { kind: 'full' };
+  if (start >= total) return { kind: 'unsatisfiable' };
+  return { kind: 'partial', start, end: Math.min(end, total - 1) };
+}
+
+export async function handleContent(ctx: Ctx, req: IncomingMessage, res: ServerResponse, url: URL, fault: FaultKind | undefined): Promise<void> {
+  const q = url.searchParams;
+  const id = Number(url.pathname.slice('/content/'.length));
+  const n = Number.isSafeInteger(id) ? ctx.store.getById(id) : undefined;
+  const expires = q.get('expires') ?? '';
+  const range = q.get('range') ?? '';
+  const csign = q.get('csign') ?? '';
+  if (!n || n.isdir || !n.blob) {
+    dlError(res, 404, ERRNO_DL_NOT_FOUND, 'file does not exist');
+    return;
+  }
+  if (!safeEqual(csign, hmac(ctx, `content:${n.fs_id}:${n.blob}:${expires}:${range}`))) {
+    dlError(res, 403, ERRNO_DL_UNAUTHORIZED, 'user is not authorized');
+    return;
+  }
+  if (Number(expires) <= Date.now() / 1000) {
+    dlError(res, 403, ERRNO_DL_EXPIRED, 'url expired');
+    return;
+  }
+  // a fixed slice (m3u8 segments) is served as a resource of its own
+  let base = 0;
+  let total = n.size;
+  const sm = /^(\d+)-(\d+)$/.exec(range);
+  if (sm) {
+    base = Number(sm[1]);
+    total = Math.min(n.size, Number(sm[2]) + 1) - base;
+  }
+  const headers: Record<string, string> = {
+    'Content-Type': 'application/octet-stream',
+    'Accept-Ranges': 'bytes',
+    ETag: `"${n.md5 ?? n.fs_id}"`,
+    'Last-Modified': new Date(n.mtime * 1000).toUTCString(),
+    'Content-Disposition': `attachment; filename*=UTF-8''${encodeURIComponent(basenameOf(n.path))}`,
+  };
+  const r = parseRange(req.headers.range, total);
+  if (r.kind === 'unsatisfiable') {
+    res.writeHead(416, { ...headers, 'Content-Range': `bytes */${total}`, 'Content-Length': '0' });
+    res.end();
+    return;
+  }
+  const start = r.kind === 'partial' ? r.start : 0;
+  const end = r.kind === 'partial' ? r.end : total - 1;
+  const length = Math.max(0, end - start + 1);
+  if (r.kind === 'partial') {
+    res.writeHead(206, { ...headers, 'Content-Range': `bytes ${start}-${end}/${total}`, 'Content-Length': String(length) });
+  } else {
+    res.writeHead(200, { ...headers, 'Content-Length': String(length) });
+  }
+  if (req.method === 'HEAD' || length === 0) {
+    if (fault === 'reset') res.socket?.destroy();
+    else res.end();
+    return;
+  }
+  const delivery = new DeliveryStream({
+    rate: () => ctx.opts.throughputBytesPerSec,
+    onBytes: (b) => {
+      ctx.counters.bytesServed += b;
+    },
+    ...(fault === 'reset'
+      ? {
+          cutAfter: Math.max(1, Math.min(Math.floor(length / 2), 1024 * 1024)),
+          onCut: () => {
+            res.socket?.destroy();
+            res.destroy();
+          },
+        }
+      : {}),
+  });
+  const file = createReadStream(ctx.store.blobPath(n.blob), { start: base + start, end: base + end, highWaterMark: 1024 * 1024 });
+  try {
+    await pipeline(file, delivery, res);
+  } catch (err) {
+    ctx.logger.debug('emulator download: transfer ended early', { fs_id: n.fs_id, err: (err as Error).message });
+  }
+}

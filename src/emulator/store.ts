@@ -1,0 +1,371 @@
+/**
+ * The emulator's drive: a tree of nodes indexed by path, by fs_id and by parent folder, content
+ * blobs on disk (shared by copies and identical uploads, reference counted), and the metadata
+ * persisted as one JSON file written atomically (temp + fsync + rename).
+ *
+ * Concurrency: all maps are mutated synchronously on the event loop (no await inside a mutation),
+ * so a mutation is atomic with respect to other requests. Persistence is debounced and the writes
+ * are chained on `writeChain` so that two snapshots never race on the file.
+ */
+import { mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { TbdavError } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+import { categoryOf, nowSec } from './util.js';
+
+/** An API answer with a non-zero errno, thrown inside the emulator and turned into JSON by the router. */
+export class EmulatorErrno extends TbdavError {
+  override readonly name = 'EmulatorErrno';
+  constructor(
+    readonly errno: number,
+    message: string,
+    readonly httpStatus = 200,
+  ) {
+    super('TBDAV_BAD_REQUEST', message, { detail: { errno } });
+  }
+}
+
+export interface Node {
+  fs_id: number;
+  path: string;
+  isdir: boolean;
+  size: number;
+  /** Reported md5 (files): content md5 for one shard, md5 of the JSON shard list otherwise. */
+  md5?: string;
+  /** Blob id of the content (files). */
+  blob?: string;
+  /** Shard md5s (files). */
+  blocks?: string[];
+  ctime: number;
+  mtime: number;
+  lctime: number;
+  lmtime: number;
+}
+
+interface BlobInfo {
+  size: number;
+  key: string;
+  refs: number;
+}
+
+export interface PersistSection {
+  dump(): unknown;
+  load(data: unknown): void;
+}
+
+export function dirnameOf(p: string): string {
+  const i = p.lastIndexOf('/');
+  return i <= 0 ? '/' : p.slice(0, i);
+}
+export function basenameOf(p: string): string {
+  return p.slice(p.lastIndexOf('/') + 1);
+}
+export function joinPath(dir: string, name: string): string {
+  return dir === '/' ? `/${name}` : `${dir}/${name}`;
+}
+export function blockKey(blocks: string[]): string {
+  return JSON.stringify(blocks);
+}
+
+const META_FILE = 'meta.json';
+
+export class Store {
+  private readonly byPath = new Map<string, Node>();
+  private readonly byId = new Map<number, Node>();
+  /** Children of each folder by name (folder path -> name -> node). */
+  private readonly kids = new Map<string, Map<string, Node>>();
+  private readonly blobs = new Map<string, BlobInfo>();
+  private readonly blobByKey = new Map<string, string>();
+  private readonly sections = new Map<string, PersistSection>();
+  private nextFsId = 100_000_000_001;
+  private used = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private writeChain: Promise<void> = Promise.resolve();
+  private tmpSeq = 0;
+  readonly blobDir: string;
+  readonly uploadDir: string;
+
+  constructor(
+    readonly dataDir: string,
+    private readonly logger: Logger,
+  ) {
+    this.blobDir = join(dataDir, 'blobs');
+    this.uploadDir = join(dataDir, 'uploads');
+  }
+
+  registerSection(name: string, section: PersistSection): void {
+    this.sections.set(name, section);
+  }
+
+  async load(): Promise<void> {
+    await mkdir(this.blobDir, { recursive: true });
+    await rm(this.uploadDir, { recursive: true, force: true });
+    await mkdir(this.uploadDir, { recursive: true });
+    let text: string | undefined;
+    try {
+      text = await readFile(join(this.dataDir, META_FILE), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      this.logger.debug('emulator store: no metadata yet, starting empty', { dataDir: this.dataDir });
+    }
+    this.insert({ fs_id: 1, path: '/', isdir: true, size: 0, ctime: nowSec(), mtime: nowSec(), lctime: nowSec(), lmtime: nowSec() });
+    if (text !== undefined) {
+      const data = JSON.parse(text) as { nextFsId: number; nodes: Node[]; sections?: Record<string, unknown> };
+      this.nextFsId = data.nextFsId;
+      const nodes = [...data.nodes].sort((a, b) => a.path.split('/').length - b.path.split('/').length);
+      for (const n of nodes) {
+        if (n.path === '/') continue;
+        this.insert(n);
+        if (n.blob) {
+          const b = this.blobs.get(n.blob);
+          if (b) b.refs++;
+          else this.blobs.set(n.blob, { size: n.size, key: blockKey(n.blocks ?? []), refs: 1 });
+          this.blobByKey.set(blockKey(n.blocks ?? []), n.blob);
+        }
+      }
+      for (const [name, sec] of this.sections) {
+        if (data.sections?.[name] !== undefined) sec.load(data.sections[name]);
+      }
+    }
+    // drop blobs no node refers to (left by a crash between blob write and metadata write)
+    for (const f of await readdir(this.blobDir)) {
+      if (!this.blobs.has(f)) await unlink(join(this.blobDir, f)).catch((err: unknown) => this.logger.debug('emulator store: unlink orphan blob failed', { f, err }));
+    }
+  }
+
+  // ---------------------------------------------------------------- persistence
+
+  markDirty(): void {
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.flush().catch((err: unknown) => this.logger.error('emulator store: metadata write failed', { err }));
+    }, 50);
+  }
+
+  flush(): Promise<void> {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    const sections: Record<string, unknown> = {};
+    for (const [name, sec] of this.sections) sections[name] = sec.dump();
+    const nodes = [...this.byId.values()].filter((n) => n.path !== '/');
+    const text = JSON.stringify({ version: 1, nextFsId: this.nextFsId, nodes, sections });
+    const file = join(this.dataDir, META_FILE);
+    const tmp = `${file}.tmp-${process.pid}-${++this.tmpSeq}`;
+    this.writeChain = this.writeChain.then(async () => {
+      const fh = await open(tmp, 'w');
+      try {
+        await fh.writeFile(text);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await rename(tmp, file);
+    });
+    return this.writeChain;
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  get(path: string): Node | undefined {
+    return this.byPath.get(path);
+  }
+  getById(id: number): Node | undefined {
+    return this.byId.get(id);
+  }
+  children(dir: string): Node[] {
+    const m = this.kids.get(dir);
+    return m ? [...m.values()] : [];
+  }
+  hasChildren(dir: string): boolean {
+    return (this.kids.get(dir)?.size ?? 0) > 0;
+  }
+  /** Every node below `dir` (depth first). */
+  *walk(dir: string): Generator<Node> {
+    const m = this.kids.get(dir);
+    if (!m) return;
+    for (const n of m.values()) {
+      yield n;
+      if (n.isdir) yield* this.walk(n.path);
+    }
+  }
+  get usedBytes(): number {
+    return this.used;
+  }
+  category(n: Node): number {
+    return n.isdir ? 6 : categoryOf(basenameOf(n.path));
+  }
+  blobPath(id: string): string {
+    return join(this.blobDir, id);
+  }
+  blobForBlocks(blocks: string[]): { id: string; size: number } | undefined {
+    const id = this.blobByKey.get(blockKey(blocks));
+    const b = id ? this.blobs.get(id) : undefined;
+    return id && b ? { id, size: b.size } : undefined;
+  }
+
+  // ---------------------------------------------------------------- writes
+
+  private insert(n: Node): void {
+    this.byPath.set(n.path, n);
+    this.byId.set(n.fs_id, n);
+    if (n.path !== '/') {
+      const dir = dirnameOf(n.path);
+      let m = this.kids.get(dir);
+      if (!m) this.kids.set(dir, (m = new Map()));
+      m.set(basenameOf(n.path), n);
+    }
+    if (!n.isdir) this.used += n.size;
+  }
+
+  private detach(n: Node): void {
+    this.byPath.delete(n.path);
+    this.byId.delete(n.fs_id);
+    const m = this.kids.get(dirnameOf(n.path));
+    m?.delete(basenameOf(n.path));
+    if (!n.isdir) this.used -= n.size;
+  }
+
+  private newId(): number {
+    return this.nextFsId++;
+  }
+
+  private touchParent(path: string): void {
+    const p = this.byPath.get(dirnameOf(path));
+    if (p) p.mtime = nowSec();
+  }
+
+  /** Create the folder and any missing parents; -8 when a component is a file. */
+  mkdirp(path: string): Node {
+    const existing = this.byPath.get(path);
+    if (existing) {
+      if (!existing.isdir) throw new EmulatorErrno(-8, `mkdir ${path}: a file has this path`);
+      return existing;
+    }
+    this.mkdirp(dirnameOf(path));
+    const t = nowSec();
+    const n: Node = { fs_id: this.newId(), path, isdir: true, size: 0, ctime: t, mtime: t, lctime: t, lmtime: t };
+    this.insert(n);
+    this.touchParent(path);
+    this.markDirty();
+    return n;
+  }
+
+  /** Register a new blob file (already at blobPath(id)). */
+  addBlob(id: string, size: number, blocks: string[]): void {
+    this.blobs.set(id, { size, key: blockKey(blocks), refs: 0 });
+    this.blobByKey.set(blockKey(blocks), id);
+  }
+
+  private ref(id: string): void {
+    const b = this.blobs.get(id);
+    if (b) b.refs++;
+  }
+
+  private unref(id: string): void {
+    const b = this.blobs.get(id);
+    if (!b) return;
+    b.refs--;
+    if (b.refs <= 0) {
+      this.blobs.delete(id);
+      if (this.blobByKey.get(b.key) === id) this.blobByKey.delete(b.key);
+      unlink(this.blobPath(id)).catch((err: unknown) => this.logger.debug('emulator store: unlink blob failed', { id, err }));
+    }
+  }
+
+  /** Drop a blob nobody refers to (e.g. an upload that lost a race). */
+  dropIfUnused(id: string): void {
+    const b = this.blobs.get(id);
+    if (b && b.refs === 0) {
+      b.refs = 1;
+      this.unref(id);
+    }
+  }
+
+  addFile(path: string, f: { size: number; md5: string; blob: string; blocks: string[]; lctime?: number; lmtime?: number }): Node {
+    this.mkdirp(dirnameOf(path));
+    const t = nowSec();
+    const n: Node = {
+      fs_id: this.newId(),
+      path,
+      isdir: false,
+      size: f.size,
+      md5: f.md5,
+      blob: f.blob,
+      blocks: f.blocks,
+      ctime: t,
+      mtime: t,
+      lctime: f.lctime ?? t,
+      lmtime: f.lmtime ?? t,
+    };
+    this.ref(f.blob);
+    this.insert(n);
+    this.touchParent(path);
+    this.markDirty();
+    return n;
+  }
+
+  /** Remove a node (folders recursively). */
+  remove(n: Node): void {
+    if (n.isdir) for (const c of this.children(n.path)) this.remove(c);
+    this.detach(n);
+    if (n.blob) this.unref(n.blob);
+    this.kids.delete(n.path);
+    this.touchParent(n.path);
+    this.markDirty();
+  }
+
+  /** Move (or rename) a node and its subtree to `dest` (which must be free). */
+  move(n: Node, dest: string): Node {
+    const subtree = n.isdir ? [...this.walk(n.path)] : [];
+    const oldPrefix = n.path;
+    this.touchParent(n.path);
+    for (const c of subtree) this.detach(c);
+    this.detach(n);
+    for (const c of subtree) this.kids.delete(c.path);
+    const oldKids = this.kids.get(oldPrefix);
+    this.kids.delete(oldPrefix);
+    n.path = dest;
+    n.mtime = nowSec();
+    this.insert(n);
+    if (oldKids) this.kids.set(dest, new Map());
+    for (const c of subtree) {
+      c.path = dest + c.path.slice(oldPrefix.length);
+      this.insert(c);
+    }
+    this.touchParent(dest);
+    this.markDirty();
+    return n;
+  }
+
+  /** Copy a node (folders recursively) to `dest` (which must be free); blobs are shared. */
+  copy(n: Node, dest: string): Node {
+    const t = nowSec();
+    const c: Node = { ...n, fs_id: this.newId(), path: dest, ctime: t, mtime: t };
+    if (c.blocks) c.blocks = [...c.blocks];
+    if (c.blob) this.ref(c.blob);
+    this.insert(c);
+    if (n.isdir) for (const k of this.children(n.path)) this.copy(k, joinPath(dest, basenameOf(k.path)));
+    this.touchParent(dest);
+    this.markDirty();
+    return c;
+  }
+
+  /**
+   * A free name in `dir` for `name`, the way the service renames on conflict:
+   * `name_YYYYMMDD_HHMMSS.ext` (spec 3.4.3 example), then `name_YYYYMMDD_HHMMSS(1).ext`, ...
+   */
+  freeName(dir: string, name: string): string {
+    const d = new Date();
+    const pad = (v: number): string => String(v).padStart(2, '0');
+    const stamp = `${d.getUTCFullYear()}${pad(d.getUTCMonth() + 1)}${pad(d.getUTCDate())}_${pad(d.getUTCHours())}${pad(d.getUTCMinutes())}${pad(d.getUTCSeconds())}`;
+    const dot = name.lastIndexOf('.');
+    const base = dot > 0 ? name.slice(0, dot) : name;
+    const ext = dot > 0 ? name.slice(dot) : '';
+    let candidate = `${base}_${stamp}${ext}`;
+    for (let i = 1; this.byPath.has(joinPath(dir, candidate)); i++) candidate = `${base}_${stamp}(${i})${ext}`;
+    return candidate;
+  }
+}
