@@ -291,3 +291,39 @@ test('an aborted call is not retried and rejects with TBDAV_ABORTED', async () =
     rig.emu.setOptions({ latencyMs: 0 });
   }
 });
+
+test('tokeninfo is asked once and its domains persist with their fetch time', async () => {
+  const r5 = await startRig();
+  try {
+    await r5.client.quota();
+    await r5.client.uinfo();
+    await r5.client.listAll(r5.emu.appRoot);
+    assert.equal(r5.count('/oauth/tokeninfo'), 1);
+    const saved = await new FileTokenStore(join(r5.dir, 'state')).load();
+    assert.equal(saved?.domains?.apiDomain, r5.emu.apiDomain);
+    assert.equal(saved?.domains?.uploadDomain, r5.emu.uploadDomain);
+    assert.ok(saved!.domains!.fetchedAt > Date.now() - 60_000);
+    await r5.newClient().quota(); // a new process on the same state dir
+    assert.equal(r5.count('/oauth/tokeninfo'), 1);
+  } finally {
+    await r5.close();
+  }
+});
+
+test('refresh ahead of expiry (margin) without a refused call; logout deletes the token file', async () => {
+  const r6 = await startRig({ accessTokenTtlSec: 120 }, { refreshMarginSec: 600 });
+  try {
+    const q0 = r6.count('/openapi/api/quota');
+    await r6.client.quota();
+    assert.equal(r6.count('/oauth/refreshtoken'), 1, 'refreshed because the token expires within the margin');
+    assert.equal(r6.count('/openapi/api/quota') - q0, 1, 'no refused attempt');
+    const calm = r6.newClient({ refreshMarginSec: 30 });
+    await calm.quota();
+    assert.equal(r6.count('/oauth/refreshtoken'), 1, 'outside the margin: no refresh');
+    await calm.logout();
+    assert.equal(await new FileTokenStore(join(r6.dir, 'state')).load(), null);
+    await assert.rejects(calm.quota(), { code: 'TBDAV_AUTH' });
+  } finally {
+    await r6.close();
+  }
+});
