@@ -77,7 +77,7 @@ export async function startTestStack(opts: TestStackOptions = {}): Promise<TestS
     dir,
     stateDir,
     cacheDir,
-    authHeaders(user = users[0]) {
+    authHeaders(user = users[0]): Record<string, string> {
       if (!user) return {};
       return { authorization: 'Basic ' + Buffer.from(`${user.username}:${user.password}`).toString('base64') };
     },
