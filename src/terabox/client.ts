@@ -618,48 +618,73 @@ export class TeraboxClient {
    * transfer). A 403/410 rejects with DlinkExpiredError: ask a fresh dlink and try again.
    */
   async openDlink(dlink: string, range?: { start: number; end?: number }, signal?: AbortSignal, requestId?: string): Promise<DlinkResponse> {
-    const session = await this.auth.session({ signal, requestId });
-    let url = new URL(dlink);
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      throw new TeraboxApiError({ endpoint: 'dlink', category: 'fatal', message: `unsupported dlink scheme ${url.protocol}` });
+    const first = new URL(dlink);
+    if (first.protocol !== 'http:' && first.protocol !== 'https:') {
+      throw new TeraboxApiError({ endpoint: 'dlink', category: 'fatal', message: `unsupported dlink scheme ${first.protocol}` });
     }
-    url.searchParams.set('access_tokens', session.accessToken);
     const headers: Record<string, string> = {};
     if (range) headers.range = `bytes=${range.start}-${range.end ?? ''}`;
-    for (let hop = 0; hop < 4; hop++) {
-      const res = await this.http.call<Readable & { dump?: () => Promise<void> }>({
-        endpoint: 'dlink',
-        method: 'GET',
-        url,
-        headers,
-        retry: 'idempotent',
-        expect: 'stream',
-        pace: hop === 0 ? 'start' : 'start',
-        timeoutMs: this.transferTimeoutMs,
-        passStatuses: [301, 302, 303, 307, 308, 403, 410],
-        signal,
-        requestId,
-      });
-      const status = res.status;
-      if (status >= 300 && status < 400) {
-        const location = firstHeader(res.headers.location);
-        await this.drain(res.data);
-        if (!location) throw new TeraboxApiError({ endpoint: 'dlink', category: 'fatal', httpStatus: status, message: 'redirect without location' });
-        const next = new URL(location, url);
-        if (next.protocol !== 'http:' && next.protocol !== 'https:') {
-          throw new TeraboxApiError({ endpoint: 'dlink', category: 'fatal', httpStatus: status, message: `refusing redirect to ${next.protocol}` });
+    let refreshed = false;
+    restart: for (;;) {
+      const session = await this.auth.session({ signal, requestId });
+      let url = new URL(first);
+      url.searchParams.set('access_tokens', session.accessToken);
+      for (let hop = 0; hop < 4; hop++) {
+        const res = await this.http.call<Readable & { dump?: () => Promise<void>; text?: () => Promise<string> }>({
+          endpoint: 'dlink',
+          method: 'GET',
+          url,
+          headers,
+          retry: 'idempotent',
+          expect: 'stream',
+          pace: 'start',
+          timeoutMs: this.transferTimeoutMs,
+          passStatuses: [301, 302, 303, 307, 308, 401, 403, 410],
+          signal,
+          requestId,
+        });
+        const status = res.status;
+        if (status >= 300 && status < 400) {
+          const location = firstHeader(res.headers.location);
+          await this.drain(res.data);
+          if (!location) throw new TeraboxApiError({ endpoint: 'dlink', category: 'fatal', httpStatus: status, message: 'redirect without location' });
+          const next = new URL(location, url);
+          if (next.protocol !== 'http:' && next.protocol !== 'https:') {
+            throw new TeraboxApiError({ endpoint: 'dlink', category: 'fatal', httpStatus: status, message: `refusing redirect to ${next.protocol}` });
+          }
+          this.logger.debug(`dlink: redirected to ${redactUrl(next)}`, { requestId });
+          url = next;
+          continue;
         }
-        this.logger.debug(`dlink: redirected to ${redactUrl(next)}`, { requestId });
-        url = next;
-        continue;
+        if (status === 401 || status === 403 || status === 410) {
+          const errno = await this.errnoOfBody(res.data);
+          // the access token (not the link) was refused: refresh once and start again
+          if (hop === 0 && !refreshed && errno !== undefined && ACCESS_TOKEN_ERRNOS.has(errno)) {
+            refreshed = true;
+            this.logger.debug('dlink: access token refused, refreshing once', { requestId, errno });
+            await this.auth.onAuthFailure(session.accessToken, { signal, requestId });
+            continue restart;
+          }
+          throw new DlinkExpiredError({ endpoint: 'dlink', category: 'retryable', httpStatus: status, errno, message: 'download link refused or expired' });
+        }
+        return { statusCode: status, headers: res.headers, body: res.data };
       }
-      if (status === 403 || status === 410) {
-        await this.drain(res.data);
-        throw new DlinkExpiredError({ endpoint: 'dlink', category: 'retryable', httpStatus: status, message: 'download link refused or expired' });
-      }
-      return { statusCode: status, headers: res.headers, body: res.data };
+      throw new TeraboxApiError({ endpoint: 'dlink', category: 'fatal', message: 'too many redirects' });
     }
-    throw new TeraboxApiError({ endpoint: 'dlink', category: 'fatal', message: 'too many redirects' });
+  }
+
+  /** The errno of a small JSON error body (undefined when there is none). */
+  private async errnoOfBody(body: Readable & { text?: () => Promise<string> }): Promise<number | undefined> {
+    try {
+      const text = typeof body.text === 'function' ? await body.text() : '';
+      if (!/^\s*\{/.test(text)) return undefined;
+      const o = JSON.parse(text) as { errno?: unknown; error_code?: unknown };
+      const n = Number(o.errno ?? o.error_code);
+      return Number.isFinite(n) ? n : undefined;
+    } catch (err) {
+      this.logger.debug('dlink: error body unreadable', { error: String(err) });
+      return undefined;
+    }
   }
 
   private async drain(body: Readable & { dump?: () => Promise<void> }): Promise<void> {

@@ -145,6 +145,19 @@ test('an expired dlink is fetched again', async () => {
   }
 });
 
+test('a cached dlink with a server-side expired access token: one refresh, then the bytes', async () => {
+  const f = await spool('token expiry while reading');
+  await remote.write('/tok.txt', f, { overwrite: false });
+  assert.equal((await readAll(await remote.openRead('/tok.txt'))).toString(), 'token expiry while reading'); // dlink cached
+  const entry = await remote.stat('/tok.txt');
+  rig.emu.expireAccessTokens();
+  const refreshes = rig.count('/oauth/refreshtoken');
+  const downloads = rig.count('/openapi/api/download');
+  assert.equal((await readAll(await remote.openRead('/tok.txt', undefined, { entry }))).toString(), 'token expiry while reading');
+  assert.equal(rig.count('/oauth/refreshtoken') - refreshes, 1);
+  assert.equal(rig.count('/openapi/api/download') - downloads, 0, 'the cached dlink was still good: only the token was refreshed');
+});
+
 test('move and copy: files and folders, overwrite, errors', async () => {
   await remote.mkdir('/m');
   await remote.mkdir('/m/sub');
