@@ -6,6 +6,7 @@
  * Rules:
  *  - A listing is fresh for `ttlMs` after it was fetched or last rewritten in full; a fresh listing
  *    answers stat of any child (present -> entry, absent -> known absent) with no remote call.
+ *    Single entries (stat results, and NOT_FOUND answers as "known absent") are fresh for `ttlMs` too.
  *  - Writes update the cache at once for the paths they touched (putEntry / removeTree / moveTree),
  *    so a client sees its own writes without waiting for the TTL. Changes made elsewhere show up
  *    when the TTL has passed.
@@ -37,7 +38,8 @@ interface Listing {
 }
 
 interface Single {
-  entry: Entry;
+  /** null: known absent (a stat answered NOT_FOUND). */
+  entry: Entry | null;
   at: number;
 }
 
@@ -105,7 +107,7 @@ export class MetadataCache {
       }
     }
     const s = this.singles.get(path);
-    if (s && this.fresh(s.at)) return cloneEntry(s.entry);
+    if (s && this.fresh(s.at)) return s.entry === null ? null : cloneEntry(s.entry);
     if (s) this.singles.delete(path);
     return undefined;
   }
@@ -151,8 +153,13 @@ export class MetadataCache {
     if (l) l.children.set(e.name, e);
   }
 
-  /** Forget a path and everything under it, and take it out of its parent's listing. */
-  removeTree(path: string): void {
+  /** Remember that a path does not exist (a stat answered NOT_FOUND); fresh for the TTL. */
+  putAbsent(path: string): void {
+    if (path !== '/') this.singles.set(path, { entry: null, at: this.now() });
+  }
+
+  /** Drop what is cached at or under `path` (its parent's listing is left alone). */
+  forget(path: string): void {
     for (const k of [...this.singles.keys()]) if (isSameOrInside(k, path)) this.singles.delete(k);
     for (const k of [...this.listings.keys()]) {
       if (isSameOrInside(k, path)) {
@@ -160,6 +167,11 @@ export class MetadataCache {
         this.bump(k);
       }
     }
+  }
+
+  /** A path and everything under it are gone: forget them, take the path out of its parent's listing. */
+  removeTree(path: string): void {
+    this.forget(path);
     if (path === '/') return;
     const parent = parentPath(path);
     this.bump(parent);
@@ -175,7 +187,7 @@ export class MetadataCache {
   moveTree(from: string, to: string, top: Entry): void {
     const singles: [string, Single][] = [];
     for (const [k, v] of this.singles.entries()) {
-      if (isSameOrInside(k, from)) singles.push([rebase(k, from, to), { entry: cloneEntry(v.entry, rebase(k, from, to)), at: v.at }]);
+      if (isSameOrInside(k, from) && v.entry) singles.push([rebase(k, from, to), { entry: cloneEntry(v.entry, rebase(k, from, to)), at: v.at }]);
     }
     const listings: [string, Listing][] = [];
     for (const [k, v] of this.listings.entries()) {
@@ -193,6 +205,7 @@ export class MetadataCache {
       this.bump(k);
     }
     this.putEntry(cloneEntry(top, to));
+    this.putAbsent(from);
   }
 
   /** Forget everything. */

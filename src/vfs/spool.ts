@@ -41,6 +41,8 @@ export interface SpoolOptions {
   /** Refuse bodies longer than this (TBDAV_TOO_LARGE). */
   maxBytes?: number;
   signal?: AbortSignal;
+  /** fsync the spool file before answering (for write-back, where the spool outlives the request). */
+  durable?: boolean;
   /** Subject for messages, e.g. 'PUT /a.txt'. */
   subject?: string;
   logger?: Logger;
@@ -159,7 +161,7 @@ export async function spoolBody(body: Readable, opts: SpoolOptions): Promise<Spo
     if (expected !== undefined && size !== expected) {
       throw new TbdavError('TBDAV_BAD_REQUEST', `${subject}: body of ${size} bytes, ${expected} announced`);
     }
-    await fh.sync();
+    if (opts.durable) await fh.sync();
     await fh.close();
     fh = undefined;
     let blockMd5s = hasher.finish();

@@ -149,7 +149,10 @@ export class Vfs implements FileSystem {
       this.cache.putEntry(e);
       return this.decorate(e);
     } catch (err) {
-      if (isTbdavError(err, 'TBDAV_NOT_FOUND')) return undefined;
+      if (isTbdavError(err, 'TBDAV_NOT_FOUND')) {
+        this.cache.putAbsent(path);
+        return undefined;
+      }
       throw err;
     }
   }
@@ -178,7 +181,15 @@ export class Vfs implements FileSystem {
     const known = p === '/' ? undefined : this.cache.lookup(p);
     if (known === null) throw new TbdavError('TBDAV_NOT_FOUND', `list ${p}: no such folder`);
     if (known && !known.isDir) throw new TbdavError('TBDAV_CONFLICT', `list ${p}: not a folder`);
-    const remote = await this.cache.list(p, () => this.remote.list(p, opts));
+    let remote: Entry[];
+    try {
+      remote = await this.cache.list(p, () => this.remote.list(p, opts));
+    } catch (err) {
+      // The folder went away (or became a file) behind our back: forget what we knew of it.
+      if (isTbdavError(err, 'TBDAV_NOT_FOUND')) this.cache.removeTree(p);
+      if (isTbdavError(err, 'TBDAV_CONFLICT')) this.cache.forget(p);
+      throw err;
+    }
     const byName = new Map<string, VfsEntry>();
     for (const e of remote) byName.set(e.name, this.decorate(e));
     for (const f of this.state.listLocal(p)) byName.set(baseName(f.path), this.localEntry(f));
@@ -279,6 +290,7 @@ export class Vfs implements FileSystem {
     try {
       const res = await this.remote.write(p, spool, { overwrite: opts.overwrite || before !== undefined, mtime: opts.mtime, signal: opts.signal, requestId: opts.requestId });
       entry = { ...res.entry, contentMd5: spool.contentMd5 };
+      this.logger.debug(`${subject}: stored ${spool.size} bytes on ${this.remote.name}${res.rapid ? ' (rapid upload)' : ''}`, { requestId: opts.requestId });
     } catch (err) {
       if (spool.size === 0 && isTbdavError(err) && !NOT_A_ZERO_BYTE_REFUSAL.has(err.code)) {
         return this.keepPlaceholder(p, before, created, opts, err);
@@ -335,6 +347,7 @@ export class Vfs implements FileSystem {
       }
     }
     this.cache.removeTree(p);
+    this.cache.putAbsent(p);
     await this.state.deleteTree(p);
   }
 
@@ -390,7 +403,7 @@ export class Vfs implements FileSystem {
       } catch (err) {
         // The copy is done; the listing will be fetched again when asked.
         this.logger.debug(`copy ${from} -> ${to}: stat of the copy failed`, { error: String(err) });
-        this.cache.removeTree(parentPath(to));
+        this.cache.forget(parentPath(to));
       }
     } else {
       this.cache.removeTree(to);

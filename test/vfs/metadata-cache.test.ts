@@ -154,3 +154,41 @@ test('MetadataCache: lookup answers entry / null / undefined; TTL honoured; maxE
   assert.ok(kept > 0 && kept <= 8, `kept ${kept} listings of 2 entries each within 16`);
   assert.ok(c.getListing('/f49'), 'the most recent listing is kept');
 });
+
+test('PUT of a new file into a listed folder costs one remote call (the write); a repeated stat of a missing path none', async () => {
+  await withFixture(async (f) => {
+    await f.vfs.mkdir('/d');
+    assert.deepEqual(await f.names('/d'), []);
+    f.remote.resetCalls();
+    const r = await f.put('/d/new.bin', 'data');
+    assert.equal(r.created, true);
+    assert.deepEqual({ ...f.remote.calls }, { write: 1 });
+    // outside any cached listing: one stat, then the NOT_FOUND is remembered for the TTL
+    const vfs = await f.reopen();
+    f.remote.resetCalls();
+    await assert.rejects(vfs.stat('/d/ghost'), (e: unknown) => isTbdavError(e, 'TBDAV_NOT_FOUND'));
+    await assert.rejects(vfs.stat('/d/ghost'), (e: unknown) => isTbdavError(e, 'TBDAV_NOT_FOUND'));
+    assert.deepEqual({ ...f.remote.calls }, { stat: 1 });
+    // and our own write replaces the remembered absence at once
+    await f.put('/d/ghost', 'boo');
+    assert.equal((await vfs.stat('/d/ghost')).size, 3);
+  });
+});
+
+test('a folder removed elsewhere: after the TTL, list answers NOT_FOUND and its entries are forgotten', async () => {
+  const c = clock();
+  await withFixture(
+    async (f) => {
+      await f.vfs.mkdir('/d');
+      await f.put('/d/a', 'a');
+      assert.deepEqual(await f.names('/'), ['d']);
+      await f.remote.remove('/d');
+      c.advance(1_001);
+      await assert.rejects(f.vfs.list('/d'), (e: unknown) => isTbdavError(e, 'TBDAV_NOT_FOUND'));
+      await assert.rejects(f.vfs.stat('/d/a'), (e: unknown) => isTbdavError(e, 'TBDAV_NOT_FOUND'));
+      assert.deepEqual(await f.names('/'), []);
+    },
+    {},
+    { now: c.now, cacheTtlMs: 1_000 },
+  );
+});
