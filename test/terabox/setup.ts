@@ -25,7 +25,7 @@ export interface Rig {
   logger: Logger;
   /** Every access/refresh token the stores of this rig saved. */
   seenTokens: Set<string>;
-  newClient(over?: Partial<TeraboxClientOptions>): TeraboxClient;
+  newClient(over?: Partial<TeraboxClientOptions>, Ctor?: new (o: TeraboxClientOptions) => TeraboxClient): TeraboxClient;
   count(path: string): number;
   close(): Promise<void>;
 }
@@ -59,8 +59,8 @@ export async function startRig(emuOptions: Record<string, unknown> = {}, clientO
   const { logger, logs } = captureLogger();
   const clients: TeraboxClient[] = [];
   const seenTokens = new Set<string>();
-  const newClient = (over: Partial<TeraboxClientOptions> = {}): TeraboxClient => {
-    const c = new TeraboxClient({
+  const newClient = (over: Partial<TeraboxClientOptions> = {}, Ctor: new (o: TeraboxClientOptions) => TeraboxClient = TeraboxClient): TeraboxClient => {
+    const c = new Ctor({
       authUrl: emu.authUrl,
       clientId: emu.credentials.clientId,
       clientSecret: emu.credentials.clientSecret,
