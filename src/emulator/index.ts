@@ -244,7 +244,7 @@ export async function startEmulator(opts: EmulatorOptions): Promise<EmulatorHand
     const url = new URL(req.url ?? '/', `http://${req.headers.host ?? 'localhost'}`);
     const route = routes.get(url.pathname);
     if (!route) {
-      count(url.pathname.startsWith('/') ? url.pathname.split('/').slice(0, 4).join('/') : '?');
+      count(`404 ${url.pathname.slice(0, 200)}`);
       logDone(req, 404, undefined);
       sendText(res, 404, 'Not Found');
       return;
@@ -322,7 +322,7 @@ export async function startEmulator(opts: EmulatorOptions): Promise<EmulatorHand
     const url = new URL(req.url ?? '/', `http://${req.headers.host ?? 'localhost'}`);
     const key = url.pathname.startsWith('/file/') ? '/file' : url.pathname.startsWith('/content/') ? '/content' : undefined;
     if (!key || (req.method !== 'GET' && req.method !== 'HEAD')) {
-      count(key ?? url.pathname);
+      count(key ?? `404 ${url.pathname.slice(0, 200)}`);
       sendText(res, key ? 405 : 404, key ? 'Method Not Allowed' : 'Not Found');
       return;
     }
