@@ -132,16 +132,34 @@ export class TeraboxRemote implements Remote {
 
   /** The entry at `path`, or undefined. */
   private async lookup(path: string, opts: CallOptions): Promise<Entry | undefined> {
+    return (await this.lookupMany([path], opts))[0];
+  }
+
+  /**
+   * Entries at several paths in ONE filemetas call (undefined where nothing is). Missing paths
+   * come back as items with errno -9; should a service fail the whole batch with -9 instead,
+   * each path is asked on its own.
+   */
+  private async lookupMany(paths: string[], opts: CallOptions): Promise<(Entry | undefined)[]> {
+    const targets = paths.map((p) => this.full(p));
     let metas: FileMeta[];
     try {
-      metas = await this.client.filemetas([this.full(path)], opts);
+      metas = await this.client.filemetas(targets, opts);
     } catch (err) {
-      if (isTeraboxApiError(err) && err.category === 'not-found') return undefined;
-      throw relabel('stat', path, err);
+      if (isTeraboxApiError(err) && err.category === 'not-found') {
+        if (paths.length === 1) return [undefined];
+        const out: (Entry | undefined)[] = [];
+        for (const p of paths) out.push(await this.lookup(p, opts));
+        return out;
+      }
+      throw relabel('stat', paths[0]!, err);
     }
-    const m = metas.find((x) => Number(x.errno ?? 0) === 0 && (x.path === undefined || x.path === this.full(path))) ?? metas.find((x) => Number(x.errno ?? 0) === 0);
-    if (!m) return undefined;
-    return this.entryOf(path, m);
+    const found = new Map<string, FileMeta>();
+    for (const m of metas) if (Number(m.errno ?? 0) === 0 && typeof m.path === 'string') found.set(m.path.normalize('NFC'), m);
+    return paths.map((p, i) => {
+      const m = found.get(targets[i]!.normalize('NFC')) ?? (paths.length === 1 && metas.length === 1 && Number(metas[0]!.errno ?? 0) === 0 ? metas[0] : undefined);
+      return m ? this.entryOf(p, m) : undefined;
+    });
   }
 
   async stat(path: string, opts: CallOptions = {}): Promise<Entry> {
@@ -273,18 +291,24 @@ export class TeraboxRemote implements Remote {
   // ---------------------------------------------------------------- writes
 
   /** Parent must be a folder (the service would make it: the contract says it must exist). */
-  private async requireParent(op: string, path: string, opts: CallOptions): Promise<void> {
+  private checkParent(op: string, path: string, parent: Entry | undefined): void {
+    if (parentOf(path) === '/') return;
+    if (!parent || !parent.isDir) throw new TbdavError('TBDAV_CONFLICT', `${op} ${path}: parent folder missing`);
+  }
+
+  /** The entry at `path` and at its parent, in one call. */
+  private async withParent(path: string, opts: CallOptions): Promise<{ entry: Entry | undefined; parent: Entry | undefined }> {
     const parent = parentOf(path);
-    if (parent === '/') return;
-    const p = await this.lookup(parent, opts);
-    if (!p || !p.isDir) throw new TbdavError('TBDAV_CONFLICT', `${op} ${path}: parent folder missing`);
+    if (parent === '/') return { entry: await this.lookup(path, opts), parent: undefined };
+    const [entry, p] = await this.lookupMany([path, parent], opts);
+    return { entry, parent: p };
   }
 
   async write(path: string, file: SpooledFile, opts: WriteOptions): Promise<WriteResult> {
     if (path === '/') throw new TbdavError('TBDAV_CONFLICT', 'write /: is a folder');
     if (opts.signal?.aborted) throw abortError(`write ${path}`, opts.signal);
-    await this.requireParent('write', path, opts);
-    const existing = await this.lookup(path, opts);
+    const { entry: existing, parent } = await this.withParent(path, opts);
+    this.checkParent('write', path, parent);
     if (existing?.isDir) throw new TbdavError('TBDAV_CONFLICT', `write ${path}: a folder is there`);
     if (existing && !opts.overwrite) throw new TbdavError('TBDAV_EXISTS', `write ${path}: exists`);
     const blockMd5s = file.blockMd5s.length > 0 ? file.blockMd5s : [EMPTY_MD5];
@@ -373,9 +397,9 @@ export class TeraboxRemote implements Remote {
 
   async mkdir(path: string, opts: CallOptions = {}): Promise<Entry> {
     if (path === '/') throw new TbdavError('TBDAV_EXISTS', 'mkdir /: exists');
-    const existing = await this.lookup(path, opts);
+    const { entry: existing, parent } = await this.withParent(path, opts);
     if (existing) throw new TbdavError('TBDAV_EXISTS', `mkdir ${path}: exists`);
-    await this.requireParent('mkdir', path, opts);
+    this.checkParent('mkdir', path, parent);
     try {
       const c = await this.client.createDir(this.full(path), opts);
       return this.entryOf(path, { isdir: 1, size: 0, server_mtime: c.mtime, server_ctime: c.ctime, fs_id: c.fs_id });
@@ -398,10 +422,10 @@ export class TeraboxRemote implements Remote {
       throw new TbdavError('TBDAV_BAD_REQUEST', `${op} ${from} -> ${to}: onto itself or into its own subtree`);
     }
     if (isInside(from, to)) throw new TbdavError('TBDAV_BAD_REQUEST', `${op} ${from} -> ${to}: destination contains the source`);
-    const src = await this.lookup(from, opts);
+    const toParent = parentOf(to);
+    const [src, dst, parent] = await this.lookupMany(toParent === '/' ? [from, to] : [from, to, toParent], opts);
     if (!src) throw new TbdavError('TBDAV_NOT_FOUND', `${op} ${from}: not found`);
-    await this.requireParent(op, to, opts);
-    const dst = await this.lookup(to, opts);
+    this.checkParent(op, to, parent);
     if (dst && !opts.overwrite) throw new TbdavError('TBDAV_EXISTS', `${op} ${from} -> ${to}: destination exists`);
     try {
       // WebDAV overwrite = delete the destination first (a folder is replaced, not merged)
