@@ -113,7 +113,7 @@ export async function upload(e: Emu, path: string, data: Buffer, o: { rtype?: nu
   if (pre.body.return_type === 2) return { ...pre.body.info, errno: 0, rapid: true };
   for (let i = 0; i < parts.length; i++) {
     const r = await superfile2(e, { path, uploadid: pre.body.uploadid, partseq: i }, parts[i]!);
-    if (r.body.error_code !== undefined || r.body.errno) return r.body;
+    if (r.status !== 200 || r.body.error_code !== undefined || r.body.errno) return { ...r.body, status: r.status };
   }
   const c = await api(e, '/openapi/api/create', {
     form: { path, size: String(data.length), uploadid: pre.body.uploadid, block_list: blockList, rtype: String(o.rtype ?? 1) },
