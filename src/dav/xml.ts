@@ -22,6 +22,11 @@ export function escapeXml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => (c === '&' ? '&amp;' : c === '<' ? '&lt;' : c === '>' ? '&gt;' : c === '"' ? '&quot;' : '&apos;'));
 }
 
+/** Escape for element text content (quotes left as they are: ETags read better). */
+export function escapeText(s: string): string {
+  return s.replace(/[&<>]/g, (c) => (c === '&' ? '&amp;' : c === '<' ? '&lt;' : '&gt;'));
+}
+
 /** Remove characters XML 1.0 cannot carry. */
 export function xmlSafe(s: string): string {
   // eslint-disable-next-line no-control-regex

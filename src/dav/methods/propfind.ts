@@ -15,7 +15,7 @@ import { etagOf, httpDate, isoDate } from '../conditional.js';
 import { header, readSmallBody, type DavDeps, type DavRequest } from '../context.js';
 import { contentTypeFor } from '../mime.js';
 import { hrefFor, joinPath } from '../paths.js';
-import { escapeXml, parseXml, splitKey, xmlSafe } from '../xml.js';
+import { escapeText, escapeXml, parseXml, splitKey, xmlSafe } from '../xml.js';
 
 const DAV = 'DAV:';
 const CHUNK = 64 * 1024;
@@ -69,13 +69,13 @@ function liveValue(name: string, e: VfsEntry, rc: RenderCtx): string | undefined
     case 'resourcetype':
       return e.isDir ? '<D:collection/>' : '';
     case 'displayname':
-      return escapeXml(xmlSafe(e.name));
+      return escapeText(xmlSafe(e.name));
     case 'getcontentlength':
       return e.isDir ? undefined : String(e.size);
     case 'getcontenttype':
-      return e.isDir ? undefined : escapeXml(contentTypeFor(e.name));
+      return e.isDir ? undefined : escapeText(contentTypeFor(e.name));
     case 'getetag':
-      return escapeXml(etagOf(e));
+      return escapeText(etagOf(e));
     case 'getlastmodified':
       return httpDate(e.mtime);
     case 'creationdate':
@@ -132,7 +132,7 @@ function renderEntry(e: VfsEntry, dead: DeadProps | undefined, req: PropRequest,
       else found += element(p, v);
     }
   }
-  let out = `<D:response><D:href>${escapeXml(hrefFor(e.path, e.isDir))}</D:href>`;
+  let out = `<D:response><D:href>${escapeText(hrefFor(e.path, e.isDir))}</D:href>`;
   if (found) out += propstat(found, '200 OK');
   if (missing) out += propstat(missing, '404 Not Found');
   if (!found && !missing) out += propstat('', '200 OK');
