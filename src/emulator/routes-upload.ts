@@ -188,7 +188,7 @@ const superfile2: Handler = async (ctx, r) => {
   const file = join(s.dir, String(partseq));
   await rename(tmp, file);
   s.parts.set(partseq, { md5: got.md5, size: got.size, file });
-  return { md5: got.md5, partseq: String(partseq), uploadid, request_id: requestId() };
+  return { md5: got.md5, partseq, uploadid, request_id: requestId() };
 };
 
 async function assemble(ctx: Ctx, s: UploadSession, size: number): Promise<string> {
