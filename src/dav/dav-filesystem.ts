@@ -43,14 +43,8 @@ export function libXmlToString(value: unknown): string {
   if (o.type === 'text') return esc(String(o.text ?? ''));
   if (o.type === 'cdata') return esc(String(o.cdata ?? ''));
   if (o.type === 'element' && o.name) {
-    let tag = o.name;
-    let xmlns = '';
-    const c = o.name.lastIndexOf(':');
-    if (c !== -1) {
-      // xml-js-builder resolves names to `namespace:local`
-      tag = o.name.slice(c + 1);
-      xmlns = ` xmlns="${esc(o.name.slice(0, c))}"`;
-    }
+    const { ns, local: tag } = splitLibName(o.name);
+    const xmlns = ` xmlns="${esc(ns)}"`;
     const attrs = Object.entries(o.attributes ?? {})
       .filter(([k]) => k !== 'xmlns' && !k.startsWith('xmlns:'))
       .map(([k, v]) => ` ${k}="${esc(String(v))}"`)
@@ -60,15 +54,26 @@ export function libXmlToString(value: unknown): string {
   return '';
 }
 
-/** `namespace:local` (library form) -> `{namespace}local` (DeadProps key). */
+/**
+ * Split a library name. xml-js-builder resolves `<Z:foo xmlns:Z="urn:x:">` to the bare concatenation
+ * `urn:x:foo`, so the namespace ends at the last ':', '/' or '#' (exact for the usual namespaces:
+ * `DAV:`, `urn:schemas-microsoft-com:`, `http://.../`; ambiguous only for namespaces ending in a
+ * name character — dav-compliance's own PROPPATCH replaces this path).
+ */
+function splitLibName(name: string): { ns: string; local: string } {
+  const i = Math.max(name.lastIndexOf(':'), name.lastIndexOf('/'), name.lastIndexOf('#'));
+  return i === -1 ? { ns: '', local: name } : { ns: name.slice(0, i + 1), local: name.slice(i + 1) };
+}
+
+/** Library name -> `{namespace}local` (DeadProps key). */
 export function libNameToKey(name: string): string {
-  const c = name.lastIndexOf(':');
-  return c === -1 ? `{}${name}` : `{${name.slice(0, c)}}${name.slice(c + 1)}`;
+  const { ns, local } = splitLibName(name);
+  return `{${ns}}${local}`;
 }
 
 function keyToLibName(key: string): string {
   const close = key.lastIndexOf('}');
-  return `${key.slice(1, close)}:${key.slice(close + 1)}`;
+  return `${key.slice(1, close)}${key.slice(close + 1)}`;
 }
 
 class VfsPropertyManager implements webdav.IPropertyManager {

@@ -1,0 +1,89 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startHarness, parseMultistatus } from './harness.js';
+
+const LOCKINFO = '<?xml version="1.0" encoding="utf-8"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype><D:owner>me</D:owner></D:lockinfo>';
+
+function tokenOf(h: Record<string, string>): string {
+  const t = h['lock-token'];
+  assert.ok(t, 'Lock-Token header');
+  return t.replace(/^<|>$/g, '');
+}
+
+test('LOCK (through the library) guards PUT/DELETE/MOVE of our own methods; UNLOCK frees', async () => {
+  const h = await startHarness();
+  try {
+    await h.req('PUT', '/doc.txt', { body: 'v1' });
+    const lock = await h.req('LOCK', '/doc.txt', { headers: { Depth: '0', Timeout: 'Second-3600' }, body: LOCKINFO });
+    assert.equal(lock.status, 200, lock.text);
+    const token = tokenOf(lock.headers);
+    assert.equal((await h.req('PUT', '/doc.txt', { body: 'v2' })).status, 423);
+    assert.equal((await h.req('DELETE', '/doc.txt')).status, 423);
+    assert.equal((await h.req('MOVE', '/doc.txt', { headers: { Destination: '/x.txt' } })).status, 423);
+    // untagged and tagged If headers both carry the token
+    assert.equal((await h.req('PUT', '/doc.txt', { body: 'v2', headers: { If: `(<${token}>)` } })).status, 204);
+    assert.equal((await h.req('PUT', '/doc.txt', { body: 'v3', headers: { If: `<${h.url}/doc.txt> (<${token}>)` } })).status, 204);
+    // lockdiscovery in PROPFIND
+    const pf = await h.req('PROPFIND', '/doc.txt', { headers: { Depth: '0' }, body: '<propfind xmlns="DAV:"><prop><lockdiscovery/></prop></propfind>' });
+    assert.ok(parseMultistatus(pf.text)[0]!.props['{DAV:}lockdiscovery']!.value.includes(token));
+    const un = await h.req('UNLOCK', '/doc.txt', { headers: { 'Lock-Token': `<${token}>` } });
+    assert.equal(un.status, 204);
+    assert.equal((await h.req('PUT', '/doc.txt', { body: 'v4' })).status, 204);
+    assert.equal((await h.req('GET', '/doc.txt')).text, 'v4');
+  } finally {
+    await h.close();
+  }
+});
+
+test('LOCK on an unmapped URL creates an empty file (Finder/Explorer flow), then PUT with the token', async () => {
+  const h = await startHarness();
+  try {
+    const lock = await h.req('LOCK', '/new.txt', { headers: { Timeout: 'Second-3600' }, body: LOCKINFO });
+    assert.ok(lock.status === 201 || lock.status === 200, `${lock.status} ${lock.text}`);
+    const token = tokenOf(lock.headers);
+    assert.equal((await h.req('HEAD', '/new.txt')).status, 200);
+    assert.equal((await h.req('PUT', '/new.txt', { body: 'content', headers: { If: `(<${token}>)` } })).status, 204);
+    assert.equal((await h.req('UNLOCK', '/new.txt', { headers: { 'Lock-Token': `<${token}>` } })).status, 204);
+    assert.equal((await h.req('GET', '/new.txt')).text, 'content');
+  } finally {
+    await h.close();
+  }
+});
+
+test('a depth-infinity lock on a folder guards new members', async () => {
+  const h = await startHarness();
+  try {
+    await h.req('MKCOL', '/d');
+    const lock = await h.req('LOCK', '/d', { headers: { Depth: 'infinity' }, body: LOCKINFO });
+    assert.equal(lock.status, 200, lock.text);
+    const token = tokenOf(lock.headers);
+    assert.equal((await h.req('PUT', '/d/a.txt', { body: 'x' })).status, 423);
+    assert.equal((await h.req('MKCOL', '/d/sub')).status, 423);
+    assert.equal((await h.req('PUT', '/d/a.txt', { body: 'x', headers: { If: `(<${token}>)` } })).status, 201);
+    assert.equal((await h.req('DELETE', '/d')).status, 423);
+  } finally {
+    await h.close();
+  }
+});
+
+test('PROPPATCH of Windows Win32* properties succeeds and PROPFIND returns them', async () => {
+  const h = await startHarness();
+  try {
+    await h.req('PUT', '/w.txt', { body: 'x' });
+    const body =
+      '<?xml version="1.0" encoding="utf-8"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:schemas-microsoft-com:"><D:set><D:prop>' +
+      '<Z:Win32CreationTime>Mon, 01 Jan 2024 00:00:00 GMT</Z:Win32CreationTime><Z:Win32FileAttributes>00000020</Z:Win32FileAttributes>' +
+      '</D:prop></D:set></D:propertyupdate>';
+    const r = await h.req('PROPPATCH', '/w.txt', { body });
+    assert.equal(r.status, 207, r.text);
+    assert.ok(!/40[0-9] /.test(r.text.replace(/HTTP\/1\.1 200/g, '')), r.text);
+    const pf = await h.req('PROPFIND', '/w.txt', {
+      headers: { Depth: '0' },
+      body: '<propfind xmlns="DAV:"><prop><Win32FileAttributes xmlns="urn:schemas-microsoft-com:"/></prop></propfind>',
+    });
+    const e = parseMultistatus(pf.text)[0]!;
+    assert.deepEqual(e.props['{urn:schemas-microsoft-com:}Win32FileAttributes'], { status: 200, value: '00000020' });
+  } finally {
+    await h.close();
+  }
+});
