@@ -196,6 +196,8 @@ export async function main(argv: string[], ioOverrides: Partial<CliIo> = {}): Pr
       async (args) => {
         const cfg = config(args);
         const logger = loggerFor(cfg);
+        // Listen for SIGINT/SIGTERM from the start: a signal during startup stops right after it.
+        const stopSignal = io.waitForStop();
         let stack: Stack;
         try {
           stack = await startStack(cfg, { logger });
@@ -212,7 +214,7 @@ export async function main(argv: string[], ioOverrides: Partial<CliIo> = {}): Pr
         out(`WebDAV URL: ${stack.url}`);
         out(mountHelp(stack.url, cfg.server.users.length > 0));
         out('Press Ctrl-C to stop.');
-        const sig = await io.waitForStop();
+        const sig = await stopSignal;
         logger.info(`serve: ${sig} received, stopping`);
         await stack.close();
         out('Stopped.');
@@ -330,6 +332,7 @@ export async function main(argv: string[], ioOverrides: Partial<CliIo> = {}): Pr
       async (args) => {
         const cfg = config(args);
         const dataDir = typeof args['data-dir'] === 'string' ? resolve(io.cwd, args['data-dir']) : join(cfg.stateDir, 'emulator');
+        const stopSignal = io.waitForStop();
         await mkdir(dataDir, { recursive: true, mode: 0o700 });
         const emu = await startEmulator({ dataDir, ...(typeof args.bind === 'string' ? { host: args.bind } : {}) });
         out(`TeraBox emulator running, data in ${dataDir}`);
@@ -353,7 +356,7 @@ export async function main(argv: string[], ioOverrides: Partial<CliIo> = {}): Pr
           }),
         );
         out('Press Ctrl-C to stop.');
-        await io.waitForStop();
+        await stopSignal;
         await emu.close();
         out('Stopped.');
       },
