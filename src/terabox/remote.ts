@@ -170,7 +170,20 @@ export class TeraboxRemote implements Remote {
   }
 
   async openRead(path: string, range?: ByteRange, opts: CallOptions & { entry?: Entry } = {}): Promise<Readable> {
-    const entry = opts.entry ?? (await this.stat(path, opts));
+    if (!opts.entry) return this.openEntry(path, await this.stat(path, opts), range, opts);
+    try {
+      return await this.openEntry(path, opts.entry, range, opts);
+    } catch (err) {
+      // the caller's entry may be stale (the file was replaced: new fs_id): look again once
+      if (!isTbdavError(err, 'TBDAV_NOT_FOUND')) throw err;
+      this.logger.debug(`openRead ${path}: file id ${opts.entry.id ?? '-'} gone, stat again`, { requestId: opts.requestId });
+      const { entry: _stale, ...rest } = opts;
+      void _stale;
+      return this.openEntry(path, await this.stat(path, rest), range, rest);
+    }
+  }
+
+  private async openEntry(path: string, entry: Entry, range: ByteRange | undefined, opts: CallOptions): Promise<Readable> {
     if (entry.isDir) throw new TbdavError('TBDAV_CONFLICT', `openRead ${path}: is a folder`);
     const size = entry.size;
     let start = 0;
@@ -210,6 +223,9 @@ export class TeraboxRemote implements Remote {
           continue;
         }
         if (opts.signal?.aborted) throw abortError(`openRead ${path}`, opts.signal);
+        if (isTeraboxApiError(err) && err.httpStatus === 416) {
+          throw new TbdavError('TBDAV_RANGE', `openRead ${path}: range not satisfiable`, { cause: err });
+        }
         throw relabel('openRead', path, err);
       }
     }

@@ -158,6 +158,15 @@ test('a cached dlink with a server-side expired access token: one refresh, then 
   assert.equal(rig.count('/openapi/api/download') - downloads, 0, 'the cached dlink was still good: only the token was refreshed');
 });
 
+test('openRead with a stale entry (file replaced since) reads the new file', async () => {
+  await remote.write('/stale.txt', await spool('old bytes'), { overwrite: false });
+  const old = await remote.stat('/stale.txt');
+  assert.equal((await readAll(await remote.openRead('/stale.txt', undefined, { entry: old }))).toString(), 'old bytes'); // dlink cached
+  await remote.write('/stale.txt', await spool('new bytes, longer'), { overwrite: true });
+  assert.notEqual((await remote.stat('/stale.txt')).id, old.id);
+  assert.equal((await readAll(await remote.openRead('/stale.txt', undefined, { entry: old }))).toString(), 'new bytes, longer');
+});
+
 test('move and copy: files and folders, overwrite, errors', async () => {
   await remote.mkdir('/m');
   await remote.mkdir('/m/sub');
