@@ -71,7 +71,11 @@ export interface TeraboxClientOptions {
   retryMaxMs?: number;
   requestTimeoutMs?: number;
   refreshMarginSec?: number;
-  /** Time for one shard upload or for the headers of a download (default 300 s). */
+  /**
+   * Time for one shard upload (default: requestTimeoutMs plus the time to send the shard at
+   * 64 KiB/s, so a stalled shard fails fast and is retried) and for the headers of a download
+   * (default 60 s; a stalled download body fails after the same time without data).
+   */
   transferTimeoutMs?: number;
 }
 
@@ -152,7 +156,8 @@ export class TeraboxClient {
   readonly http: HttpCaller;
   readonly auth: Authenticator;
   readonly logger: Logger;
-  private readonly transferTimeoutMs: number;
+  private readonly transferTimeoutMs: number | undefined;
+  private readonly requestTimeoutMs: number;
 
   constructor(opts: TeraboxClientOptions) {
     this.logger = opts.logger ?? silentLogger();
@@ -175,7 +180,8 @@ export class TeraboxClient {
       logger: this.logger,
       refreshMarginSec: opts.refreshMarginSec,
     });
-    this.transferTimeoutMs = opts.transferTimeoutMs ?? 300_000;
+    this.transferTimeoutMs = opts.transferTimeoutMs;
+    this.requestTimeoutMs = opts.requestTimeoutMs ?? 30_000;
   }
 
   async close(): Promise<void> {
@@ -420,7 +426,7 @@ export class TeraboxClient {
         host: 'upload',
         retry: 'idempotent',
         pace: 'start',
-        timeoutMs: this.transferTimeoutMs,
+        timeoutMs: this.transferTimeoutMs ?? this.requestTimeoutMs + Math.ceil(file.length / 65_536) * 1000,
         query: { method: 'upload', app_id: APP_ID, path, uploadid, partseq },
         body,
       },
@@ -638,7 +644,7 @@ export class TeraboxClient {
           retry: 'idempotent',
           expect: 'stream',
           pace: 'start',
-          timeoutMs: this.transferTimeoutMs,
+          timeoutMs: this.transferTimeoutMs ?? Math.max(this.requestTimeoutMs, 60_000),
           passStatuses: [301, 302, 303, 307, 308, 401, 403, 410],
           signal,
           requestId,

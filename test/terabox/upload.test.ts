@@ -103,3 +103,22 @@ test('listAll pages until a short page; request ids reach the log lines', async 
   const lines = rig.logs.filter((l) => l.includes('req-paging-42'));
   assert.ok(lines.length >= 3, 'each API call logged with the request id');
 });
+
+test('a stalled shard upload times out and is retried, then fails TBDAV_RETRYABLE', async () => {
+  const impatient = rig.newClient({ transferTimeoutMs: 150, maxRetries: 2 });
+  const f = await makeSpool(rig.dir, 'stall.bin', 2000);
+  const pre = await impatient.precreate(`${rig.emu.appRoot}/stall.bin`, f.blockMd5s, f.size);
+  rig.emu.setOptions({ latencyMs: 600 });
+  try {
+    const sf0 = rig.count('/rest/2.0/pcs/superfile2');
+    await assert.rejects(
+      impatient.superfile2(`${rig.emu.appRoot}/stall.bin`, pre.uploadid!, 0, { localPath: f.localPath, start: 0, length: f.size }),
+      { code: 'TBDAV_RETRYABLE' },
+    );
+    assert.equal(rig.count('/rest/2.0/pcs/superfile2') - sf0, 3, 'first try + 2 retries');
+  } finally {
+    rig.emu.setOptions({ latencyMs: 0 });
+  }
+  const ok = await impatient.superfile2(`${rig.emu.appRoot}/stall.bin`, pre.uploadid!, 0, { localPath: f.localPath, start: 0, length: f.size });
+  assert.equal(ok.md5, f.blockMd5s[0]);
+});
