@@ -226,7 +226,8 @@ export class HttpCaller {
     const cps = options.callsPerSecond ?? 10;
     this.queue = new PQueue({
       concurrency: options.concurrency ?? 4,
-      ...(cps > 0 && Number.isFinite(cps) ? { intervalCap: Math.max(1, Math.round(cps)), interval: 1000 } : {}),
+      // sliding window: never more than callsPerSecond starts in any 1 s (no bursts at window edges)
+      ...(cps > 0 && Number.isFinite(cps) ? { intervalCap: Math.max(1, Math.round(cps)), interval: 1000, strict: true } : {}),
     });
     this.agent = new Agent({ keepAliveTimeout: 10_000, connections: 32 });
     this.maxRetries = options.maxRetries ?? 5;
