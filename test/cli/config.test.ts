@@ -168,3 +168,11 @@ test('config.example.json holds every key and loads without error', async () => 
   for (const def of CONFIG_KEYS) assert.notEqual(get(raw, def.key), undefined, `config.example.json lacks ${def.key}`);
   assert.equal(c.server.port, 8080);
 });
+
+test('the README configuration table lists every key with its environment variable', async () => {
+  const { readFile } = await import('node:fs/promises');
+  const readme = await readFile(join(repo, 'README.md'), 'utf8');
+  for (const def of CONFIG_KEYS) {
+    assert.ok(readme.includes(`| \`${def.key}\` | \`${envName(def.key)}\` |`), `README lacks a row for ${def.key}`);
+  }
+});
