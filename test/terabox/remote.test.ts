@@ -208,6 +208,21 @@ test('remove files and folders; errors', async () => {
   await assert.rejects(remote.remove('/'), { code: 'TBDAV_BAD_REQUEST' });
 });
 
+test('names with spaces, unicode, # % & + survive every call; refused names are TBDAV_INVALID_NAME', async () => {
+  const dir = '/Ünïcødé & friends #1';
+  const name = `${dir}/50% off + more; ok=yes.txt`;
+  await remote.mkdir(dir);
+  await remote.write(name, await spool('odd names'), { overwrite: false });
+  assert.deepEqual((await remote.list(dir)).map((e) => e.name), ['50% off + more; ok=yes.txt']);
+  assert.equal((await remote.stat(name)).size, 9);
+  assert.equal((await readAll(await remote.openRead(name, { start: 4 }))).toString(), 'names');
+  await remote.move(name, `${dir}/renamed ✓.txt`, { overwrite: false });
+  assert.equal((await readAll(await remote.openRead(`${dir}/renamed ✓.txt`))).toString(), 'odd names');
+  await assert.rejects(remote.mkdir('/bad:name'), { code: 'TBDAV_INVALID_NAME' });
+  await assert.rejects(remote.write('/what?.txt', await spool('x'), { overwrite: false }), { code: 'TBDAV_INVALID_NAME' });
+  await remote.remove(dir);
+});
+
 test('quota', async () => {
   const q = await remote.quota();
   assert.ok(q.total > 0);
