@@ -186,8 +186,13 @@ export function parseRetryAfter(value: string | string[] | undefined, now = Date
   return Math.max(0, (t - now) / 1000);
 }
 
-/** Pull the service's request id out of a parsed answer. */
-function serviceRequestId(json: unknown): string | undefined {
+/**
+ * The service's request id. Taken from the raw text when possible: it is a 64-bit number that
+ * JSON.parse would round (15001987287138667544 -> 15001987287138667000).
+ */
+function serviceRequestId(json: unknown, text: string): string | undefined {
+  const raw = /"request_id"\s*:\s*"?(\d+)"?/.exec(text)?.[1];
+  if (raw) return raw;
   if (json && typeof json === 'object' && 'request_id' in json) {
     const v = (json as { request_id?: unknown }).request_id;
     if (typeof v === 'string' || typeof v === 'number') return String(v);
@@ -195,10 +200,7 @@ function serviceRequestId(json: unknown): string | undefined {
   return undefined;
 }
 
-/**
- * Parse JSON keeping 64-bit integers (request_id, fs_id of some answers) exact enough: numbers
- * beyond 2^53 are only ids we print or echo; fs_ids of real drives are below 2^53.
- */
+/** JSON.parse; ids beyond 2^53 (request_id) are read from the text by serviceRequestId. */
 function parseJson(text: string): unknown {
   return JSON.parse(text);
 }
@@ -378,7 +380,7 @@ export class HttpCaller {
       if (errno !== 0) {
         throw errnoError(req.endpoint, errno, {
           httpStatus: status === 200 ? undefined : status,
-          requestId: serviceRequestId(json),
+          requestId: serviceRequestId(json, text),
           retryAfterSec: parseRetryAfter(resHeaders['retry-after']),
           message: this.serviceMessage(json, errno),
         });
