@@ -345,7 +345,7 @@ export class TeraboxRemote implements Remote {
       if (!uploadid) throw new TbdavError('TBDAV_FATAL', `write ${path}: precreate gave no upload id`);
       try {
         const wanted = pre.block_list && pre.block_list.length > 0 ? pre.block_list : [0];
-        await Promise.all(wanted.map((i) => this.uploads.add(() => this.uploadShard(path, target, uploadid, i, file, blockMd5s, opts))));
+        await this.uploadShards(path, target, uploadid, wanted, file, blockMd5s, opts);
         const created: CreateResponse = await this.client.create(target, file.size, uploadid, blockMd5s, opts.overwrite ? 3 : 0, opts);
         const expected = serviceMd5(blockMd5s);
         if (created.md5 && created.md5 !== expected) {
@@ -372,6 +372,34 @@ export class TeraboxRemote implements Remote {
         throw err;
       }
     }
+  }
+
+  /**
+   * Send the shards, several at once (the shared `uploads` queue). The first failure stops the
+   * others of this session (queued ones never start, running ones are aborted), so that a restart
+   * or the caller's error does not race with leftovers.
+   */
+  private async uploadShards(path: string, target: string, uploadid: string, wanted: number[], file: SpooledFile, blockMd5s: string[], opts: WriteOptions): Promise<void> {
+    const stop = new AbortController();
+    const signal = opts.signal ? AbortSignal.any([opts.signal, stop.signal]) : stop.signal;
+    const shardOpts: WriteOptions = { ...opts, signal };
+    const results = await Promise.allSettled(
+      wanted.map((i) =>
+        this.uploads.add(async () => {
+          if (signal.aborted) throw abortError(`write ${path}: shard ${i}`, signal);
+          try {
+            await this.uploadShard(path, target, uploadid, i, file, blockMd5s, shardOpts);
+          } catch (err) {
+            stop.abort(err);
+            throw err;
+          }
+        }),
+      ),
+    );
+    if (results.every((r) => r.status === 'fulfilled')) return;
+    // report the first real failure, not the aborts it caused
+    const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown);
+    throw failures.find((e) => !isTbdavError(e, 'TBDAV_ABORTED')) ?? failures[0];
   }
 
   private async uploadShard(path: string, target: string, uploadid: string, i: number, file: SpooledFile, blockMd5s: string[], opts: WriteOptions): Promise<void> {

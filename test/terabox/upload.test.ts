@@ -13,6 +13,7 @@ import { TeraboxClient, type FileRange } from '../../src/terabox/client.js';
 import { TeraboxRemote } from '../../src/terabox/remote.js';
 import type { CallOptions } from '../../src/remote/types.js';
 import type { Superfile2Response } from '../../src/terabox/api/types.js';
+import { TbdavError } from '../../src/shared/errors.js';
 import { startRig, makeSpool, readAll, type Rig } from './setup.js';
 
 const MiB = 1024 * 1024;
@@ -121,4 +122,18 @@ test('a stalled shard upload times out and is retried, then fails TBDAV_RETRYABL
   }
   const ok = await impatient.superfile2(`${rig.emu.appRoot}/stall.bin`, pre.uploadid!, 0, { localPath: f.localPath, start: 0, length: f.size });
   assert.equal(ok.md5, f.blockMd5s[0]);
+});
+
+test('the first failed shard stops the other shards of the session', async () => {
+  const failing = quirkyClient(async (partseq, real) => {
+    if (partseq === 0) throw new TbdavError('TBDAV_QUOTA', 'shard 0: no space (test)');
+    return real();
+  });
+  const remote = new TeraboxRemote(failing, { root: rig.emu.appRoot, uploadConcurrency: 1 });
+  const f = await makeSpool(rig.dir, 'stop.bin', 9 * MiB);
+  const sf0 = rig.count('/rest/2.0/pcs/superfile2');
+  const cr0 = rig.count('/openapi/api/create');
+  await assert.rejects(remote.write('/stop.bin', f, { overwrite: false }), { code: 'TBDAV_QUOTA' });
+  assert.equal(rig.count('/rest/2.0/pcs/superfile2') - sf0, 0, 'shards 1 and 2 never started');
+  assert.equal(rig.count('/openapi/api/create') - cr0, 0);
 });
