@@ -100,6 +100,47 @@ function requestIdOf(req: IncomingMessage): string {
   return randomUUID().slice(0, 8);
 }
 
+/**
+ * webdav-server sometimes writes a response twice (e.g. PROPPATCH with several <set> elements), which
+ * throws ERR_HTTP_HEADERS_SENT from a callback and leaves the connection in limbo. For requests handed
+ * to the library, late header/body calls after the answer was sent are dropped (logged at debug).
+ */
+function guardLibraryResponse(res: ServerResponse, logger: Logger, requestId: string): void {
+  const drop = (what: string): void => logger.debug(`library: late ${what} after the answer was sent, dropped`, { requestId });
+  const setHeader = res.setHeader.bind(res);
+  const writeHead = res.writeHead.bind(res) as (...a: unknown[]) => ServerResponse;
+  const write = res.write.bind(res) as (...a: unknown[]) => boolean;
+  const end = res.end.bind(res) as (...a: unknown[]) => ServerResponse;
+  res.setHeader = ((name: string, value: number | string | readonly string[]) => {
+    if (res.headersSent) {
+      drop(`setHeader(${name})`);
+      return res;
+    }
+    return setHeader(name, value);
+  }) as typeof res.setHeader;
+  res.writeHead = ((...a: unknown[]) => {
+    if (res.headersSent) {
+      drop('writeHead');
+      return res;
+    }
+    return writeHead(...a);
+  }) as typeof res.writeHead;
+  res.write = ((...a: unknown[]) => {
+    if (res.writableEnded) {
+      drop('write');
+      return false;
+    }
+    return write(...a);
+  }) as typeof res.write;
+  res.end = ((...a: unknown[]) => {
+    if (res.writableEnded) {
+      drop('end');
+      return res;
+    }
+    return end(...a);
+  }) as typeof res.end;
+}
+
 interface LibraryRequest extends IncomingMessage {
   tbdavRequestId?: string;
   tbdavUser?: string;
@@ -211,6 +252,7 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
       const lr = req as LibraryRequest;
       lr.tbdavRequestId = requestId;
       lr.tbdavUser = userName;
+      guardLibraryResponse(res, logger, requestId);
       library.executeRequest(req, res);
       return;
     }

@@ -134,7 +134,11 @@ export function parseXml(text: string): XmlElement {
       const scope: Record<string, string> = { ...(parent ? parent.el.scope : {}) };
       for (const [k, v] of raw) {
         if (k === 'xmlns') scope[''] = v;
-        else if (k.startsWith('xmlns:')) scope[k.slice(6)] = v;
+        else if (k.startsWith('xmlns:')) {
+          // Namespaces in XML 1.0 §3: a prefix cannot be bound to the empty name.
+          if (v === '') throw bad(`empty namespace for prefix ${k.slice(6)}`);
+          scope[k.slice(6)] = v;
+        }
       }
       const attrs: Record<string, string> = {};
       for (const [k, v] of raw) {

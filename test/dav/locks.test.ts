@@ -87,3 +87,24 @@ test('PROPPATCH of Windows Win32* properties succeeds and PROPFIND returns them'
     await h.close();
   }
 });
+
+test('PROPPATCH with several <set> elements (library double-write) keeps the connection usable', async () => {
+  const h = await startHarness();
+  try {
+    await h.req('PUT', '/m.txt', { body: 'x' });
+    const sets = Array.from({ length: 5 }, (_, i) => `<D:set><D:prop><p${i} xmlns="http://example.com/neon/litmus/">v${i}</p${i}></D:prop></D:set>`).join('');
+    const r = await h.req('PROPPATCH', '/m.txt', { body: `<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:">${sets}</D:propertyupdate>` });
+    assert.equal(r.status, 207);
+    // the same keep-alive connection answers the next requests
+    for (let i = 0; i < 3; i++) {
+      const p = await h.req('PROPFIND', '/m.txt', {
+        headers: { Depth: '0' },
+        body: '<propfind xmlns="DAV:"><prop><p4 xmlns="http://example.com/neon/litmus/"/></prop></propfind>',
+      });
+      assert.equal(p.status, 207);
+      assert.match(p.text, />v4</);
+    }
+  } finally {
+    await h.close();
+  }
+});

@@ -110,6 +110,10 @@ test('PROPFIND propname lists names without values; bad XML is 400; absent path 
     assert.equal(e!.props['{DAV:}getcontentlength']!.value, '');
     assert.equal((await h.req('PROPFIND', '/a.txt', { headers: { Depth: '0' }, body: '<propfind xmlns="DAV:"><prop>' })).status, 400);
     assert.equal((await h.req('PROPFIND', '/nope', { headers: { Depth: '0' } })).status, 404);
+    // a prefix bound to the empty namespace is not well-formed (litmus propfind_invalid2)
+    const inv = '<D:propfind xmlns:D="DAV:"><D:prop><bar:foo xmlns:bar=""/></D:prop></D:propfind>';
+    assert.equal((await h.req('PROPFIND', '/a.txt', { headers: { Depth: '0' }, body: inv })).status, 400);
+    assert.equal((await h.req('PROPFIND', '/a.txt', { headers: { Depth: '0' }, body: '<D:propfind xmlns:D="DAV:"><D:prop><x:y/></D:prop></D:propfind>' })).status, 400);
   } finally {
     await h.close();
   }
