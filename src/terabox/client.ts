@@ -540,7 +540,10 @@ export class TeraboxClient {
 
   // ================================================================ shares
 
-  /** POST /openapi/share/verify: check a share's extraction code; keeps the BOXCLND cookie as sekey. */
+  /**
+   * POST /openapi/share/verify: check a share's extraction code; keeps the BOXCLND cookie as sekey.
+   * Retried as idempotent: checking a code changes nothing (a repeat only issues another cookie).
+   */
   async shareVerify(surl: string, pwd: string, opts: CallOptions = {}): Promise<ShareVerifyResult> {
     const res = await this.api<ShareVerifyResponse>('shareVerify', { method: 'POST', retry: 'idempotent', query: { surl }, form: { pwd } }, opts);
     const cookies = res.headers['set-cookie'];
