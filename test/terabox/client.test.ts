@@ -327,3 +327,20 @@ test('refresh ahead of expiry (margin) without a refused call; logout deletes th
     await r6.close();
   }
 });
+
+test('two processes on one state dir: the second adopts the pair the first refreshed', async () => {
+  const r7 = await startRig();
+  try {
+    const a = r7.client;
+    const b = r7.newClient(); // same FileTokenStore dir, its own memory
+    await b.quota(); // b has loaded the first pair
+    await a.refresh(); // a uses the refresh token and saves the new pair
+    const n0 = r7.count('/oauth/refreshtoken');
+    const got = await b.refresh(); // b's refresh token is spent: 200004, then it reads the store
+    assert.equal(r7.count('/oauth/refreshtoken') - n0, 1, 'one refused attempt, no second refresh');
+    assert.equal(got.accessToken, (await a.auth.tokens())!.accessToken);
+    await b.quota();
+  } finally {
+    await r7.close();
+  }
+});

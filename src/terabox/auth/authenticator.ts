@@ -350,6 +350,21 @@ export class Authenticator {
         ...opts,
       });
     } catch (err) {
+      if (isTeraboxApiError(err) && err.errno === ERRNO.INVALID_REFRESH_TOKEN) {
+        // another process on the same state dir (the CLI beside the server) may have used it:
+        // if the store holds a newer pair, take that one
+        const stored = await this.store.load().catch((loadErr: unknown) => {
+          this.logger.debug('auth: reloading the token store failed', { requestId: opts.requestId, error: String(loadErr) });
+          return null;
+        });
+        if (stored && stored.refreshToken !== old.refreshToken) {
+          registerSecret(stored.accessToken);
+          registerSecret(stored.refreshToken);
+          this.logger.info('auth: the token pair was refreshed elsewhere, using the stored one', { requestId: opts.requestId });
+          this.current = stored;
+          return stored;
+        }
+      }
       if (isTeraboxApiError(err) && (err.errno === ERRNO.INVALID_REFRESH_TOKEN || err.errno === ERRNO.REFRESH_TOKEN_EXPIRED)) {
         this.logger.error('auth: the refresh token was refused, log in again', { requestId: opts.requestId, errno: err.errno });
         throw new TeraboxApiError({
