@@ -181,25 +181,28 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
     });
   };
 
+  const socketBase = new WeakMap<object, { read: number; written: number }>();
+
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const started = process.hrtime.bigint();
     const requestId = requestIdOf(req);
     const method = (req.method ?? 'GET').toUpperCase();
     const socket = req.socket;
-    const bytesOut0 = socket.bytesWritten;
-    const bytesIn0 = socket.bytesRead;
+    // Byte counts per request on a keep-alive socket: from the end of the previous request's log.
+    const base = socketBase.get(socket) ?? { read: 0, written: 0 };
     let logged = false;
     let userName: string | undefined;
     const logLine = (): void => {
       if (logged) return;
       logged = true;
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      socketBase.set(socket, { read: socket.bytesRead, written: socket.bytesWritten });
       const aborted = !res.writableFinished;
       logger.info(`${method} ${redact(req.url ?? '')}: ${res.statusCode}${aborted ? ' (client gone)' : ''}`, {
         requestId,
         status: res.statusCode,
-        bytesOut: socket.bytesWritten - bytesOut0,
-        bytesIn: socket.bytesRead - bytesIn0,
+        bytesOut: socket.bytesWritten - base.written,
+        bytesIn: socket.bytesRead - base.read,
         ms: Math.round(ms * 10) / 10,
         user: userName,
       });
