@@ -15,7 +15,7 @@
  */
 import { createHash, randomUUID, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, rm, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { TbdavError, abortError, isTbdavError } from '../shared/errors.js';
@@ -196,4 +196,35 @@ export async function removeSpool(file: SpooledFile | string, logger?: Logger): 
   } catch (err) {
     logger?.debug(`spool ${p}: remove failed`, { error: String(err) });
   }
+}
+
+/**
+ * Remove spool files left by an earlier process (crash or kill during an upload): `*.part` files in
+ * `<cacheDir>/spool/` last modified before this process started. Files of this process are kept.
+ */
+export async function removeStaleSpools(cacheDir: string, logger?: Logger): Promise<number> {
+  const dir = join(cacheDir, 'spool');
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw new TbdavError('TBDAV_FATAL', `spool ${dir}: cannot read the folder`, { cause: err });
+  }
+  const startedAt = performance.timeOrigin;
+  let removed = 0;
+  for (const name of names) {
+    if (!name.endsWith('.part')) continue;
+    const p = join(dir, name);
+    try {
+      const st = await stat(p);
+      if (st.mtimeMs >= startedAt) continue;
+      await rm(p, { force: true });
+      removed++;
+    } catch (err) {
+      logger?.debug(`spool ${p}: stale file could not be removed`, { error: String(err) });
+    }
+  }
+  if (removed > 0) logger?.info(`spool ${dir}: removed ${removed} file(s) left by an earlier run`);
+  return removed;
 }

@@ -14,7 +14,7 @@
  * maps synchronously when it starts, so a mutation made during a write is carried by the next one.
  */
 import { randomUUID } from 'node:crypto';
-import { copyFile, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { copyFile, mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TbdavError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
@@ -241,6 +241,20 @@ export class StateStore {
     this.local.delete(path);
     await this.persist();
     if (old.blob) await this.removeBlob(old.blob);
+  }
+
+  /** Remove blobs no local file refers to (left by a crash between adoptBlob and setLocal). */
+  async removeOrphanBlobs(): Promise<number> {
+    const used = new Set<string>();
+    for (const f of this.local.values()) if (f.blob) used.add(f.blob);
+    let removed = 0;
+    for (const name of await readdir(this.blobDir)) {
+      if (used.has(name)) continue;
+      await this.removeBlob(name);
+      removed++;
+    }
+    if (removed > 0) this.logger?.info(`state ${this.stateDir}: removed ${removed} orphan local file(s)`);
+    return removed;
   }
 
   private async removeBlob(blob: string): Promise<void> {

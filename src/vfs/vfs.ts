@@ -3,7 +3,10 @@
  *
  *  - Metadata through MetadataCache (TTL + precise updates on our own writes).
  *  - PUT: spool to disk while hashing, then upload; answered after remote.write succeeded.
- *    The commit step (`commitPut`) is where a write-back queue can slot in later.
+ *    Write-back (later): `commitPut` is the one step to replace. A write-back queue would spool with
+ *    `durable: true`, journal {path, spool, mtime} in the state dir, record a `pending` entry (listed
+ *    and read from the spool file like a local file), answer, and upload in the background through
+ *    the same remote.write + cache update that commitPut does now; startup replays the journal.
  *  - Local-only files from StateStore: ignored names (never uploaded) and 0-byte placeholders (when
  *    the remote refuses empty files). They list, stat and read like remote files (`local: true`).
  *  - Dead properties and X-OC-Mtime values in StateStore; they follow moves/copies and go with deletes.
@@ -17,12 +20,12 @@
  */
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
-import { TbdavError, isTbdavError, type ErrorCode } from '../shared/errors.js';
+import { TbdavError, abortError, isTbdavError, type ErrorCode } from '../shared/errors.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
 import type { ByteRange, CallOptions, Entry, Quota, Remote, SpooledFile } from '../remote/types.js';
 import { MetadataCache } from './metadata-cache.js';
 import { baseName, isInside, normalizePath, parentPath } from './paths.js';
-import { EMPTY_MD5, removeSpool, spoolBody } from './spool.js';
+import { EMPTY_MD5, removeSpool, removeStaleSpools, spoolBody } from './spool.js';
 import { StateStore, type LocalFile } from './state-store.js';
 import type { CopyMoveResult, DeadProps, FileSystem, OpenReadResult, PutOptions, PutResult, VfsEntry } from './types.js';
 
@@ -108,6 +111,9 @@ export class Vfs implements FileSystem {
   /** Open the vfs: loads the local state from `stateDir`. */
   static async open(opts: VfsOptions): Promise<Vfs> {
     const state = await StateStore.open(opts.stateDir, { logger: opts.logger });
+    const logger = opts.logger ?? silentLogger();
+    await removeStaleSpools(opts.cacheDir, logger);
+    await state.removeOrphanBlobs();
     return new Vfs(opts, state);
   }
 
@@ -256,6 +262,7 @@ export class Vfs implements FileSystem {
         logger: this.logger,
       });
       await prev;
+      if (opts.signal?.aborted) throw abortError(subject, opts.signal);
       return await this.commitPut(p, spool, opts);
     } finally {
       if (spool) await removeSpool(spool, this.logger);
@@ -425,6 +432,11 @@ export class Vfs implements FileSystem {
           const q = await quotaFn(opts);
           this.quotaCache = { quota: { ...q }, at: this.now() };
           return q;
+        } catch (err) {
+          // Clients re-read quota often (Finder, on every root PROPFIND): an old value beats an error.
+          if (!c) throw err;
+          this.logger.debug(`quota: ${this.remote.name} failed, answering the value from ${this.now() - c.at} ms ago`, { error: String(err) });
+          return c.quota;
         } finally {
           this.quotaFlight = undefined;
         }

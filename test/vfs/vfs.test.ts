@@ -4,8 +4,10 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { mkdir, readdir, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { isTbdavError, type ErrorCode } from '../../src/shared/errors.js';
+import { TbdavError, isTbdavError, type ErrorCode } from '../../src/shared/errors.js';
 import { body, readAll, withFixture } from './fixture.js';
 
 const md5 = (b: Buffer | string): string => createHash('md5').update(b).digest('hex');
@@ -438,4 +440,60 @@ test('quota is cached for quotaTtlMs', async () => {
     {},
     { quotaTtlMs: 1000, now: () => t },
   );
+});
+
+// ------------------------------------------------------------------ start-up clean-up and resilience
+
+test('open removes spool files of an earlier run and orphan local blobs, keeps referenced ones', async () => {
+  await withFixture(async (f) => {
+    await f.put('/.DS_Store', 'keep me');
+    const spoolDir = join(f.cacheDir, 'spool');
+    await mkdir(spoolDir, { recursive: true });
+    const old = join(spoolDir, 'old.part');
+    const fresh = join(spoolDir, 'fresh.part');
+    await writeFile(old, 'x');
+    await writeFile(fresh, 'y');
+    await utimes(old, new Date(Date.now() - 86_400_000), new Date(Date.now() - 86_400_000));
+    await writeFile(join(f.stateDir, 'local', 'orphan'), 'z');
+    const vfs = await f.reopen();
+    assert.deepEqual((await readdir(spoolDir)).sort(), ['fresh.part']);
+    const blobs = await readdir(join(f.stateDir, 'local'));
+    assert.equal(blobs.length, 1);
+    assert.ok(!blobs.includes('orphan'));
+    assert.equal((await readAll((await vfs.openRead('/.DS_Store')).stream)).toString(), 'keep me');
+  });
+});
+
+test('quota: a failing remote after a first answer gives the last known value', async () => {
+  let t = 0;
+  await withFixture(
+    async (f) => {
+      assert.equal((await f.vfs.quota()).used, 0);
+      t += 10;
+      const orig = f.remote.quota.bind(f.remote);
+      f.remote.quota = async () => {
+        throw new TbdavError('TBDAV_RETRYABLE', 'quota: rate limited');
+      };
+      try {
+        assert.equal((await f.vfs.quota()).used, 0);
+      } finally {
+        f.remote.quota = orig;
+      }
+    },
+    {},
+    { quotaTtlMs: 5, now: () => t },
+  );
+});
+
+test('quota without a first answer propagates the error; a remote without quota reports a large total', async () => {
+  await withFixture(async (f) => {
+    f.remote.quota = async () => {
+      throw new TbdavError('TBDAV_AUTH', 'quota: not logged in');
+    };
+    await assert.rejects(f.vfs.quota(), code('TBDAV_AUTH'));
+    (f.remote as { quota?: unknown }).quota = undefined;
+    const q = await f.vfs.quota();
+    assert.ok(q.total >= 2 ** 40);
+    assert.equal(q.used, 0);
+  });
 });
