@@ -26,7 +26,7 @@ import { httpErrorFor, sendError } from './errors.js';
 import { LockTable } from './lock-gate.js';
 import { handleCopyMove } from './methods/copy-move.js';
 import { handleGet } from './methods/get.js';
-import { handleOptions } from './methods/options.js';
+import { ALLOWED_METHODS, handleOptions } from './methods/options.js';
 import { handlePropfind } from './methods/propfind.js';
 import { handleDelete, handleMkcol, handlePut } from './methods/write.js';
 import { decodePath, pathOfTarget } from './paths.js';
@@ -67,6 +67,9 @@ const HANDLERS: Record<string, DavHandler> = {
   COPY: handleCopyMove,
   MOVE: handleCopyMove,
 };
+
+/** Methods handed to webdav-server (everything else we do not implement is 405). */
+const LIBRARY_METHODS: ReadonlySet<string> = new Set(['LOCK', 'UNLOCK', 'PROPPATCH']);
 
 /** Bodies the library buffers whole (LOCK/PROPPATCH XML): refuse anything bigger. */
 const MAX_LIBRARY_BODY = 1 << 20;
@@ -246,6 +249,12 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
     };
 
     const handler = HANDLERS[method];
+    if (!handler && !LIBRARY_METHODS.has(method)) {
+      res.setHeader('Allow', ALLOWED_METHODS);
+      if (!req.readableEnded) res.setHeader('Connection', 'close');
+      sendError(res, { status: 405, message: `method ${method} not supported`, headers: {} }, requestId);
+      return;
+    }
     if (!handler) {
       const cl = Number(req.headers['content-length'] ?? 0);
       if (cl > MAX_LIBRARY_BODY) {

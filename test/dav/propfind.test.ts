@@ -168,3 +168,25 @@ test('PROPFIND of 10,000 entries is streamed and complete', async () => {
     await h.close();
   }
 });
+
+test('PROPFIND oc:checksums (rclone owncloud/nextcloud vendors) gives MD5 when the content md5 is known', async () => {
+  const h = await startHarness();
+  try {
+    await h.req('PUT', '/c.txt', { body: 'hello' });
+    const r = await h.req('PROPFIND', '/c.txt', {
+      headers: { Depth: '0' },
+      body: '<d:propfind xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns"><d:prop><d:getcontentlength/><oc:checksums/></d:prop></d:propfind>',
+    });
+    const [e] = parseMultistatus(r.text);
+    assert.equal(e!.props['{DAV:}getcontentlength']!.value, '5');
+    assert.match(e!.props['{http://owncloud.org/ns}checksums']!.value, /MD5:5d41402abc4b2a76b9719d911017c592/);
+    // a folder has none
+    const d = await h.req('PROPFIND', '/', {
+      headers: { Depth: '0' },
+      body: '<d:propfind xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns"><d:prop><oc:checksums/></d:prop></d:propfind>',
+    });
+    assert.equal(parseMultistatus(d.text)[0]!.props['{http://owncloud.org/ns}checksums']!.status, 404);
+  } finally {
+    await h.close();
+  }
+});

@@ -39,6 +39,19 @@ test('OPTIONS: DAV 1, 2, Allow, MS-Author-Via', async () => {
   }
 });
 
+test('methods we do not implement answer 405 with Allow', async () => {
+  const h = await startHarness();
+  try {
+    for (const m of ['POST', 'REPORT', 'SEARCH', 'PATCH']) {
+      const r = await h.req(m, '/', { body: m === 'REPORT' ? '<x/>' : undefined });
+      assert.equal(r.status, 405, m);
+      assert.match(r.headers['allow']!, /PROPFIND/);
+    }
+  } finally {
+    await h.close();
+  }
+});
+
 test('paths: traversal, NUL, bad percent-encoding and encoded slash are 400', async () => {
   const h = await startHarness();
   try {

@@ -63,6 +63,16 @@ interface RenderCtx {
   deps: DavDeps;
 }
 
+const OC = 'http://owncloud.org/ns';
+
+/** Live properties outside DAV: (answered only when named): ownCloud checksums for rclone. */
+function extraLiveValue(p: PropName, e: VfsEntry): string | undefined {
+  if (p.ns === OC && p.local === 'checksums' && !e.isDir && e.contentMd5) {
+    return `<oc:checksum xmlns:oc="${OC}">MD5:${escapeText(e.contentMd5)}</oc:checksum>`;
+  }
+  return undefined;
+}
+
 /** Value (inner XML) of a live DAV: property, or undefined when the entry has none. */
 function liveValue(name: string, e: VfsEntry, rc: RenderCtx): string | undefined {
   switch (name) {
@@ -127,7 +137,8 @@ function renderEntry(e: VfsEntry, dead: DeadProps | undefined, req: PropRequest,
     }
   } else {
     for (const p of req.props) {
-      const v = p.ns === DAV && ALL_LIVE.has(p.local) ? liveValue(p.local, e, rc) : dead?.[`{${p.ns}}${p.local}`];
+      const v =
+        p.ns === DAV && ALL_LIVE.has(p.local) ? liveValue(p.local, e, rc) : (extraLiveValue(p, e) ?? dead?.[`{${p.ns}}${p.local}`]);
       if (v === undefined) missing += element(p, '');
       else found += element(p, v);
     }
