@@ -17,6 +17,7 @@
  *    later request wins. Other operations are not serialised against each other (the remote and the
  *    cache each apply their own updates atomically).
  *  - `quotaCache` / `quotaFlight`: one quota fetch at a time; the cached value is replaced whole.
+ *  - `zeroByteRefused` only goes from false to true.
  */
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
@@ -93,6 +94,8 @@ export class Vfs implements FileSystem {
   private readonly startedAt: number;
   private readonly putTails = new Map<string, Promise<void>>();
   private quotaCache: { quota: Quota; at: number } | undefined;
+  /** Set once the remote refused a 0-byte file: later empty PUTs go straight to a placeholder. */
+  private zeroByteRefused = false;
   private quotaFlight: Promise<Quota> | undefined;
 
   private constructor(opts: VfsOptions, state: StateStore) {
@@ -293,6 +296,9 @@ export class Vfs implements FileSystem {
       return { entry: this.localEntry(file), created };
     }
 
+    if (spool.size === 0 && this.zeroByteRefused) {
+      return this.keepPlaceholder(p, before, created, opts);
+    }
     let entry: Entry;
     try {
       const res = await this.remote.write(p, spool, { overwrite: opts.overwrite || before !== undefined, mtime: opts.mtime, signal: opts.signal, requestId: opts.requestId });
@@ -300,7 +306,9 @@ export class Vfs implements FileSystem {
       this.logger.debug(`${subject}: stored ${spool.size} bytes on ${this.remote.name}${res.rapid ? ' (rapid upload)' : ''}`, { requestId: opts.requestId });
     } catch (err) {
       if (spool.size === 0 && isTbdavError(err) && !NOT_A_ZERO_BYTE_REFUSAL.has(err.code)) {
-        return this.keepPlaceholder(p, before, created, opts, err);
+        this.zeroByteRefused = true;
+        this.logger.info(`${subject}: ${this.remote.name} refuses 0-byte files (${err.code}); empty files are kept as local placeholders from now on`);
+        return this.keepPlaceholder(p, before, created, opts);
       }
       throw err;
     }
@@ -312,8 +320,8 @@ export class Vfs implements FileSystem {
   }
 
   /** The remote refused an empty file: keep a local placeholder that lists and reads as empty. */
-  private async keepPlaceholder(p: string, before: VfsEntry | undefined, created: boolean, opts: PutOptions, cause: TbdavError): Promise<PutResult> {
-    this.logger.info(`put ${p}: the remote refused a 0-byte file (${cause.code}); keeping a local placeholder`);
+  private async keepPlaceholder(p: string, before: VfsEntry | undefined, created: boolean, opts: PutOptions): Promise<PutResult> {
+    this.logger.debug(`put ${p}: keeping a local 0-byte placeholder`);
     if (before && !before.local) {
       // The path held remote content that an empty file replaces.
       await this.remote.remove(p, opts);

@@ -149,6 +149,10 @@ test('0-byte file with refuseZeroByte: a local placeholder lists and reads as em
       assert.deepEqual(await f.names('/d'), ['new.txt']);
       assert.equal((await f.vfs.stat('/d/new.txt')).size, 0);
       assert.equal((await f.read('/d/new.txt')).length, 0);
+      const writes = f.remote.calls.write;
+      await f.put('/d/second', '');
+      assert.equal(f.remote.calls.write, writes, 'after one refusal, empty files do not go to the remote again');
+      assert.equal((await f.vfs.stat('/d/second')).local, true);
       const vfs = await f.reopen();
       assert.equal((await vfs.stat('/d/new.txt')).local, true);
       const r2 = await f.put('/d/new.txt', 'real content');
@@ -157,6 +161,7 @@ test('0-byte file with refuseZeroByte: a local placeholder lists and reads as em
       assert.equal((await f.remote.stat('/d/new.txt')).size, 12);
       assert.equal((await f.read('/d/new.txt')).toString(), 'real content');
       const listed = (await vfs.list('/d')).filter((e) => e.name === 'new.txt');
+      assert.deepEqual((await vfs.list('/d')).map((e) => [e.name, e.local ?? false]), [['new.txt', false], ['second', true]]);
       assert.equal(listed.length, 1);
       assert.equal(listed[0]!.local, undefined);
     },
