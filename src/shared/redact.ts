@@ -14,6 +14,7 @@ const SECRET_PARAMS = [
   'client_secret',
   'private_secret',
   'sign',
+  'csign',
   'code',
   'device_code',
   'sekey',
