@@ -76,6 +76,11 @@ test('COPY/MOVE errors: 409 missing destination parent, 403 same path or into it
     assert.equal((await h.req('COPY', '/absent', { headers: { Destination: '/x' } })).status, 404);
     assert.equal((await h.req('COPY', '/file.txt', { headers: { Destination: 'http://elsewhere.example:1234/x' } })).status, 502);
     assert.equal((await h.req('COPY', '/file.txt')).status, 400);
+    assert.equal((await h.req('COPY', '/file.txt', { headers: { Destination: 'http://[::1' } })).status, 400);
+    assert.equal((await h.req('COPY', '/file.txt', { headers: { Destination: `http://127.0.0.1:${h.bridge.port}:99999/x` } })).status, 400);
+    assert.equal((await h.req('COPY', '/file.txt', { headers: { Destination: `ftp://127.0.0.1:${h.bridge.port}/x` } })).status, 400);
+    assert.equal((await h.req('COPY', '/file.txt', { headers: { Destination: `${h.url}/with%20space.txt` } })).status, 201);
+    assert.equal((await h.req('GET', '/with%20space.txt')).text, 'F');
     assert.equal((await h.req('COPY', '/file.txt', { headers: { Destination: '/x', Overwrite: 'maybe' } })).status, 400);
     assert.equal((await h.req('COPY', '/file.txt', { headers: { Destination: '/../etc/passwd' } })).status, 400);
   } finally {

@@ -6,25 +6,30 @@ import type { LockTarget } from '../lock-gate.js';
 import { decodePath, isSameOrBelow, pathOfTarget } from '../paths.js';
 import { requireParentFolder, statOrUndefined } from './write.js';
 
-/** Destination header -> FileSystem path; 502 for another host, 400 when malformed. */
+/** Destination header -> FileSystem path; 400 when malformed, 502 for another host (RFC 4918 §9.8.5). */
 export function destinationPath(r: DavRequest): string {
-  const dest = header(r, 'destination');
+  const dest = header(r, 'destination')?.trim();
   if (!dest) throw new TbdavError('TBDAV_BAD_REQUEST', `${r.method} ${r.path}: Destination header missing`);
-  const m = /^([a-z][a-z0-9+.-]*):\/\/([^/?#]*)/i.exec(dest.trim());
-  if (m) {
-    const host = header(r, 'host')?.toLowerCase();
-    const destHost = m[2]!.replace(/^[^@]*@/, '').toLowerCase();
-    if (!host || !sameHost(destHost, host, m[1]!.toLowerCase())) {
+  if (/^[a-z][a-z0-9+.-]*:/i.test(dest)) {
+    let url: URL;
+    let own: URL;
+    try {
+      url = new URL(dest);
+      own = new URL(`${url.protocol}//${header(r, 'host') ?? ''}/`);
+    } catch {
+      throw new TbdavError('TBDAV_BAD_REQUEST', `${r.method} ${r.path}: malformed Destination`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new TbdavError('TBDAV_BAD_REQUEST', `${r.method} ${r.path}: Destination is not an http(s) URL`);
+    }
+    if (url.host.toLowerCase() !== own.host.toLowerCase()) {
       throw new DavStatusError(502, 'TBDAV_BAD_REQUEST', `${r.method} ${r.path}: Destination is on another server`);
     }
+    // url.pathname keeps the percent-encoding as sent (only dot segments resolved: refuse those ourselves).
+    const rawPath = dest.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, '') || '/';
+    return decodePath(pathOfTarget(rawPath)).path;
   }
-  return decodePath(pathOfTarget(dest.trim())).path;
-}
-
-function sameHost(a: string, b: string, scheme: string): boolean {
-  const def = scheme === 'https' ? '443' : '80';
-  const norm = (h: string): string => (/:\d+$/.test(h) ? h : `${h}:${def}`);
-  return norm(a) === norm(b);
+  return decodePath(pathOfTarget(dest)).path;
 }
 
 function overwriteOf(r: DavRequest): boolean {
