@@ -382,7 +382,7 @@ export class HttpCaller {
           httpStatus: status === 200 ? undefined : status,
           requestId: serviceRequestId(json, text),
           retryAfterSec: parseRetryAfter(resHeaders['retry-after']),
-          message: this.serviceMessage(json, errno),
+          message: this.serviceMessage(json),
         });
       }
       if (status < 200 || status >= 300) throw this.statusError(req, status, resHeaders, text);
@@ -404,11 +404,10 @@ export class HttpCaller {
     }
   }
 
-  private serviceMessage(json: unknown, errno: number): string | undefined {
+  /** The service's own words for an error, if it gave any (redacted by TeraboxApiError). */
+  private serviceMessage(json: unknown): string | undefined {
     const o = (json ?? {}) as { show_msg?: unknown; errmsg?: unknown; error_msg?: unknown };
-    const m = [o.errmsg, o.error_msg, o.show_msg].find((x) => typeof x === 'string' && x.length > 0) as string | undefined;
-    void errno;
-    return m;
+    return [o.errmsg, o.error_msg, o.show_msg].find((x) => typeof x === 'string' && x.length > 0) as string | undefined;
   }
 
   private statusError(req: HttpRequest, status: number, headers: Record<string, string | string[] | undefined>, text: string): TeraboxApiError {

@@ -177,8 +177,7 @@ export class TeraboxRemote implements Remote {
       // the caller's entry may be stale (the file was replaced: new fs_id): look again once
       if (!isTbdavError(err, 'TBDAV_NOT_FOUND')) throw err;
       this.logger.debug(`openRead ${path}: file id ${opts.entry.id ?? '-'} gone, stat again`, { requestId: opts.requestId });
-      const { entry: _stale, ...rest } = opts;
-      void _stale;
+      const rest: CallOptions = { signal: opts.signal, requestId: opts.requestId };
       return this.openEntry(path, await this.stat(path, rest), range, rest);
     }
   }

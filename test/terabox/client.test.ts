@@ -57,7 +57,7 @@ test('folders, small upload, list, filemetas, search, download, dlink with range
 
   const listed = await rig.client.list(dir);
   assert.deepEqual(listed.map((f) => f.server_filename), ['a.txt']);
-  const all = await rig.client.listAll(dir, { num: 1 } as never);
+  const all = await rig.client.listAll(dir, { num: 1 });
   assert.equal(all.length, 1);
 
   const metas = await rig.client.filemetas([`${dir}/a.txt`], { dlink: true });
