@@ -65,11 +65,27 @@ export interface SpooledFile {
   contentMd5: string;
 }
 
+/** Where a sharded upload session stands (write-back journals it to resume after a restart). */
+export interface UploadProgress {
+  /** The service's upload session id (TeraBox uploadid). */
+  uploadId: string;
+  /** Indexes of the shards the service has confirmed. */
+  doneShards: number[];
+}
+
 export interface WriteOptions extends CallOptions {
   /** Replace an existing file (true) or fail with TBDAV_EXISTS (false). */
   overwrite: boolean;
   /** Modification time to record, ms, where the backend supports it. */
   mtime?: number;
+  /**
+   * Optional: continue an upload session begun earlier (write-back after a restart). A backend
+   * that supports it reuses the session and skips the confirmed shards when the service still
+   * accepts it, and starts anew otherwise; others ignore it.
+   */
+  resume?: UploadProgress;
+  /** Optional: called when a session is opened and after each confirmed shard (backends may ignore). */
+  onProgress?(progress: UploadProgress): void;
 }
 
 export interface WriteResult {
