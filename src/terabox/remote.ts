@@ -6,13 +6,16 @@
  * (parent missing or wrong kind), BAD_REQUEST (root removal, onto itself), RANGE, INTEGRITY.
  *
  * Shared state (concurrency):
- *  - `dlinks`: fs_id -> { dlink, fetchedAt }, read and written by openRead only; a stale or
- *    refused dlink is replaced; races just fetch twice (harmless).
+ *  - `dlinks`: fs_id -> dlink (an LRU with the dlink TTL), read and written by openRead only; a
+ *    refused dlink is dropped and fetched again.
+ *  - `dlinkFetches`: fs_id -> the download call in flight, so that concurrent reads of one file
+ *    (players, Finder's parallel Range GETs) share one /openapi/api/download call.
  *  - `uploads`: a p-queue bounding concurrent shard uploads over all writes (uploadConcurrency).
  */
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import PQueue from 'p-queue';
+import { LRUCache } from 'lru-cache';
 import type { ByteRange, CallOptions, Entry, MoveOptions, Quota, Remote, SpooledFile, WriteOptions, WriteResult } from '../remote/types.js';
 import { TbdavError, abortError, isTbdavError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
@@ -65,7 +68,8 @@ export class TeraboxRemote implements Remote {
   private readonly logger: Logger;
   private readonly dlinkTtlMs: number;
   private readonly uploads: PQueue;
-  private readonly dlinks = new Map<string, { dlink: string; fetchedAt: number }>();
+  private readonly dlinks: LRUCache<string, string>;
+  private readonly dlinkFetches = new Map<string, Promise<string>>();
 
   constructor(
     private readonly client: TeraboxClient,
@@ -75,6 +79,7 @@ export class TeraboxRemote implements Remote {
     this.root = r.startsWith('/') ? r : '/' + r;
     this.logger = opts.logger ?? client.logger ?? silentLogger();
     this.dlinkTtlMs = opts.dlinkTtlMs ?? 50 * 60_000;
+    this.dlinks = new LRUCache<string, string>({ max: 10_000, ttl: Math.max(1, this.dlinkTtlMs) });
     this.uploads = new PQueue({ concurrency: opts.uploadConcurrency ?? 4 });
   }
 
@@ -232,7 +237,24 @@ export class TeraboxRemote implements Remote {
 
   private async dlinkFor(fsId: string, path: string, opts: CallOptions): Promise<string> {
     const cached = this.dlinks.get(fsId);
-    if (cached && Date.now() - cached.fetchedAt < this.dlinkTtlMs) return cached.dlink;
+    if (cached) return cached;
+    let fetch = this.dlinkFetches.get(fsId);
+    if (!fetch) {
+      // shared by every reader of this file: not tied to the first caller's signal
+      fetch = this.fetchDlink(fsId, path, { requestId: opts.requestId }).finally(() => this.dlinkFetches.delete(fsId));
+      this.dlinkFetches.set(fsId, fetch);
+    }
+    if (!opts.signal) return fetch;
+    const signal = opts.signal;
+    if (signal.aborted) throw abortError(`openRead ${path}`, signal);
+    return new Promise<string>((resolve, reject) => {
+      const onAbort = () => reject(abortError(`openRead ${path}`, signal));
+      signal.addEventListener('abort', onAbort, { once: true });
+      fetch.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+    });
+  }
+
+  private async fetchDlink(fsId: string, path: string, opts: CallOptions): Promise<string> {
     let links;
     try {
       links = await this.client.download([fsId], opts);
@@ -241,7 +263,7 @@ export class TeraboxRemote implements Remote {
     }
     const link = links.find((l) => l.fs_id === fsId) ?? links[0];
     if (!link?.dlink) throw new TbdavError('TBDAV_NOT_FOUND', `openRead ${path}: no download link`);
-    this.dlinks.set(fsId, { dlink: link.dlink, fetchedAt: Date.now() });
+    this.dlinks.set(fsId, link.dlink);
     return link.dlink;
   }
 

@@ -167,6 +167,18 @@ test('openRead with a stale entry (file replaced since) reads the new file', asy
   assert.equal((await readAll(await remote.openRead('/stale.txt', undefined, { entry: old }))).toString(), 'new bytes, longer');
 });
 
+test('concurrent range reads of one file share one download-link call', async () => {
+  const f = await makeSpool(rig.dir, 'par.bin', 256 * 1024);
+  await remote.write('/par.bin', f, { overwrite: false });
+  const entry = await remote.stat('/par.bin');
+  const fresh = new TeraboxRemote(rig.client, { root: rig.emu.appRoot }); // empty dlink cache
+  const d0 = rig.count('/openapi/api/download');
+  const ranges = [0, 1, 2, 3, 4].map((i) => ({ start: i * 50_000, end: i * 50_000 + 999 }));
+  const parts = await Promise.all(ranges.map(async (r) => readAll(await fresh.openRead('/par.bin', r, { entry }))));
+  parts.forEach((p, i) => assert.deepEqual(p, f.data.subarray(ranges[i]!.start, ranges[i]!.end + 1)));
+  assert.equal(rig.count('/openapi/api/download') - d0, 1);
+});
+
 test('move and copy: files and folders, overwrite, errors', async () => {
   await remote.mkdir('/m');
   await remote.mkdir('/m/sub');
