@@ -29,7 +29,7 @@ const basic = (u: string, p: string): string => 'Basic ' + Buffer.from(`${u}:${p
 /** Record every request any node http server of this process receives (a spy: the request goes on). */
 function spyServerRequests(): { seen: { port: number; url: string; headers: IncomingMessage['headers'] }[]; restore(): void } {
   const seen: { port: number; url: string; headers: IncomingMessage['headers'] }[] = [];
-  const orig = http.Server.prototype.emit;
+  const orig = http.Server.prototype.emit as (this: http.Server, event: string, ...args: unknown[]) => boolean;
   http.Server.prototype.emit = function (this: http.Server, event: string, ...args: unknown[]) {
     if (event === 'request') {
       const req = args[0] as IncomingMessage;
@@ -37,11 +37,11 @@ function spyServerRequests(): { seen: { port: number; url: string; headers: Inco
       seen.push({ port, url: req.url ?? '', headers: { ...req.headers } });
     }
     return orig.call(this, event, ...args);
-  } as typeof orig;
+  } as typeof http.Server.prototype.emit;
   return {
     seen,
     restore: () => {
-      http.Server.prototype.emit = orig;
+      http.Server.prototype.emit = orig as typeof http.Server.prototype.emit;
     },
   };
 }
