@@ -23,11 +23,12 @@ import { BasicAuthenticator, type BridgeUser } from './auth.js';
 import type { DavDeps, DavHandler, DavRequest } from './context.js';
 import { DavFileSystem } from './dav-filesystem.js';
 import { httpErrorFor, sendError } from './errors.js';
-import { LockTable } from './lock-gate.js';
+import { LockTable, tokensInIfHeader } from './lock-gate.js';
 import { handleCopyMove } from './methods/copy-move.js';
 import { handleGet } from './methods/get.js';
 import { ALLOWED_METHODS, handleOptions } from './methods/options.js';
 import { handlePropfind } from './methods/propfind.js';
+import { handleProppatch } from './methods/proppatch.js';
 import { handleDelete, handleMkcol, handlePut } from './methods/write.js';
 import { decodePath, pathOfTarget } from './paths.js';
 
@@ -66,10 +67,11 @@ const HANDLERS: Record<string, DavHandler> = {
   DELETE: handleDelete,
   COPY: handleCopyMove,
   MOVE: handleCopyMove,
+  PROPPATCH: handleProppatch,
 };
 
 /** Methods handed to webdav-server (everything else we do not implement is 405). */
-const LIBRARY_METHODS: ReadonlySet<string> = new Set(['LOCK', 'UNLOCK', 'PROPPATCH']);
+const LIBRARY_METHODS: ReadonlySet<string> = new Set(['LOCK', 'UNLOCK']);
 
 /** Bodies the library buffers whole (LOCK/PROPPATCH XML): refuse anything bigger. */
 const MAX_LIBRARY_BODY = 1 << 20;
@@ -142,6 +144,23 @@ function guardLibraryResponse(res: ServerResponse, logger: Logger, requestId: st
     }
     return end(...a);
   }) as typeof res.end;
+}
+
+/**
+ * webdav-server's If parser crashes on several valid and invalid forms. UNLOCK needs no If header
+ * (the token is in Lock-Token); a LOCK refresh needs just the token, which the library only finds
+ * in the untagged form `(<token>)`, so tagged forms (davfs2) are rewritten to it.
+ */
+function normaliseIfForLibrary(req: IncomingMessage, method: string): void {
+  const ifHeader = req.headers['if'];
+  if (ifHeader === undefined) return;
+  if (method === 'LOCK') {
+    const first = [...tokensInIfHeader(Array.isArray(ifHeader) ? ifHeader.join(' ') : ifHeader)][0];
+    if (first) req.headers['if'] = `(<${first}>)`;
+    else delete req.headers['if'];
+  } else {
+    delete req.headers['if'];
+  }
 }
 
 interface LibraryRequest extends IncomingMessage {
@@ -264,6 +283,7 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
       const lr = req as LibraryRequest;
       lr.tbdavRequestId = requestId;
       lr.tbdavUser = userName;
+      normaliseIfForLibrary(req, method);
       guardLibraryResponse(res, logger, requestId);
       library.executeRequest(req, res);
       return;

@@ -12,6 +12,8 @@ export interface XmlElement {
   children: XmlElement[];
   /** Concatenated text content of this element (direct text only). */
   text: string;
+  /** Text and child elements in document order. */
+  content: (XmlElement | string)[];
   /** Raw XML of the element's content (between its tags), as received. */
   inner: string;
   /** In-scope namespace declarations (prefix -> uri; '' is the default namespace). */
@@ -81,8 +83,11 @@ export function parseXml(text: string): XmlElement {
     if (lt > i) {
       const chunk = text.slice(i, lt);
       const top = stack[stack.length - 1];
-      if (top) top.el.text += decodeEntities(chunk);
-      else if (chunk.trim()) throw bad('text outside root');
+      if (top) {
+        const t = decodeEntities(chunk);
+        top.el.text += t;
+        top.el.content.push(t);
+      } else if (chunk.trim()) throw bad('text outside root');
     }
     i = lt;
     if (text.startsWith('<?', i)) {
@@ -99,6 +104,7 @@ export function parseXml(text: string): XmlElement {
       const top = stack[stack.length - 1];
       if (!top) throw bad('CDATA outside root');
       top.el.text += text.slice(i + 9, e);
+      top.el.content.push(text.slice(i + 9, e));
       i = e + 3;
     } else if (text.startsWith('<!', i)) {
       throw bad('DOCTYPE not accepted');
@@ -147,8 +153,11 @@ export function parseXml(text: string): XmlElement {
         attrs[r.ns ? `{${r.ns}}${r.local}` : r.local] = v;
       }
       const { ns, local } = resolve(qname, scope, false);
-      const el: XmlElement = { ns, local, attrs, children: [], text: '', inner: '', scope };
-      if (parent) parent.el.children.push(el);
+      const el: XmlElement = { ns, local, attrs, children: [], text: '', content: [], inner: '', scope };
+      if (parent) {
+        parent.el.children.push(el);
+        parent.el.content.push(el);
+      }
       else if (root) throw bad('several roots');
       else root = el;
       if (!selfClose) stack.push({ el, qname, innerStart: i });
@@ -170,4 +179,34 @@ export function splitKey(key: string): { ns: string; local: string } {
   const close = key.lastIndexOf('}');
   if (!key.startsWith('{') || close === -1) return { ns: '', local: key };
   return { ns: key.slice(1, close), local: key.slice(close + 1) };
+}
+
+const XML_NS = 'http://www.w3.org/XML/1998/namespace';
+
+/**
+ * Serialise an element's content so that it stands alone: every element carries its namespace
+ * (xmlns="..."), prefixed attributes get their own declarations. Used to store dead property values.
+ */
+export function serializeContent(el: XmlElement): string {
+  let out = '';
+  for (const node of el.content) {
+    if (typeof node === 'string') {
+      out += escapeText(node);
+      continue;
+    }
+    let attrs = node.ns ? ` xmlns="${escapeXml(node.ns)}"` : ' xmlns=""';
+    let n = 0;
+    for (const [key, value] of Object.entries(node.attrs)) {
+      const { ns, local } = splitKey(key);
+      if (!key.startsWith('{')) attrs += ` ${local}="${escapeXml(value)}"`;
+      else if (ns === XML_NS) attrs += ` xml:${local}="${escapeXml(value)}"`;
+      else {
+        const prefix = `a${n++}`;
+        attrs += ` xmlns:${prefix}="${escapeXml(ns)}" ${prefix}:${local}="${escapeXml(value)}"`;
+      }
+    }
+    const inner = serializeContent(node);
+    out += inner === '' ? `<${node.local}${attrs}/>` : `<${node.local}${attrs}>${inner}</${node.local}>`;
+  }
+  return out;
 }
