@@ -229,7 +229,12 @@ export class HttpCaller {
     this.queue = new PQueue({
       concurrency: options.concurrency ?? 4,
       // sliding window: never more than callsPerSecond starts in any 1 s (no bursts at window edges)
-      ...(cps > 0 && Number.isFinite(cps) ? { intervalCap: Math.max(1, Math.round(cps)), interval: 1000, strict: true } : {}),
+      // (below 1 per second: one call per 1/cps seconds)
+      ...(cps > 0 && Number.isFinite(cps)
+        ? cps >= 1
+          ? { intervalCap: Math.round(cps), interval: 1000, strict: true }
+          : { intervalCap: 1, interval: Math.round(1000 / cps), strict: true }
+        : {}),
     });
     this.agent = new Agent({ keepAliveTimeout: 10_000, connections: 32 });
     this.maxRetries = options.maxRetries ?? 5;
