@@ -15,8 +15,8 @@
  *    predate the write).
  *
  * Concurrency: all fields are touched only from synchronous sections (no await between a read and
- * the write that depends on it); `inflight` holds at most one fetch per folder; `epoch` per folder
- * is bumped by every mutation touching that folder's listing.
+ * the write that depends on it); `inflight` holds at most one fetch per folder, and every mutation
+ * touching that folder's listing marks its fetch stale.
  */
 import { LRUCache } from 'lru-cache';
 import type { Entry } from '../remote/types.js';
@@ -35,6 +35,12 @@ interface Listing {
   /** Children by name. */
   children: Map<string, Entry>;
   at: number;
+}
+
+interface Flight {
+  /** A mutation touched the folder while the fetch was in flight: do not store its result. */
+  stale: boolean;
+  promise: Promise<Entry[]>;
 }
 
 interface Single {
@@ -60,8 +66,7 @@ export class MetadataCache {
   private readonly now: () => number;
   private readonly listings: LRUCache<string, Listing>;
   private readonly singles: LRUCache<string, Single>;
-  private readonly inflight = new Map<string, { epoch: number; promise: Promise<Entry[]> }>();
-  private readonly epochs = new Map<string, number>();
+  private readonly inflight = new Map<string, Flight>();
 
   constructor(options: MetadataCacheOptions = {}) {
     this.ttlMs = options.ttlMs ?? DEFAULT_CACHE_TTL_MS;
@@ -75,12 +80,10 @@ export class MetadataCache {
     return this.now() - at < this.ttlMs;
   }
 
+  /** A mutation touched `folder`: a listing fetch in flight for it may predate it. */
   private bump(folder: string): void {
-    this.epochs.set(folder, (this.epochs.get(folder) ?? 0) + 1);
-  }
-
-  private epoch(folder: string): number {
-    return this.epochs.get(folder) ?? 0;
+    const f = this.inflight.get(folder);
+    if (f) f.stale = true;
   }
 
   /** Fresh listing of a folder, or undefined. */
@@ -118,18 +121,18 @@ export class MetadataCache {
     if (cached) return cached;
     let flight = this.inflight.get(folder);
     if (!flight) {
-      const epoch = this.epoch(folder);
-      const promise = (async () => {
+      const f: Flight = { stale: false, promise: Promise.resolve([]) };
+      f.promise = (async () => {
         try {
           const entries = await fetch();
-          if (this.epoch(folder) === epoch) this.setListing(folder, entries);
+          if (!f.stale) this.setListing(folder, entries);
           return entries;
         } finally {
           this.inflight.delete(folder);
         }
       })();
-      flight = { epoch, promise };
-      this.inflight.set(folder, flight);
+      flight = f;
+      this.inflight.set(folder, f);
     }
     const entries = await flight.promise;
     return entries.map((e) => cloneEntry(e));
@@ -161,12 +164,8 @@ export class MetadataCache {
   /** Drop what is cached at or under `path` (its parent's listing is left alone). */
   forget(path: string): void {
     for (const k of [...this.singles.keys()]) if (isSameOrInside(k, path)) this.singles.delete(k);
-    for (const k of [...this.listings.keys()]) {
-      if (isSameOrInside(k, path)) {
-        this.listings.delete(k);
-        this.bump(k);
-      }
-    }
+    for (const k of [...this.listings.keys()]) if (isSameOrInside(k, path)) this.listings.delete(k);
+    for (const [k, f] of this.inflight) if (isSameOrInside(k, path)) f.stale = true;
   }
 
   /** A path and everything under it are gone: forget them, take the path out of its parent's listing. */
@@ -210,7 +209,7 @@ export class MetadataCache {
 
   /** Forget everything. */
   clear(): void {
-    for (const k of this.listings.keys()) this.bump(k);
+    for (const f of this.inflight.values()) f.stale = true;
     this.listings.clear();
     this.singles.clear();
   }
