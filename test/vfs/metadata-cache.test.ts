@@ -192,3 +192,22 @@ test('a folder removed elsewhere: after the TTL, list answers NOT_FOUND and its 
     { now: c.now, cacheTtlMs: 1_000 },
   );
 });
+
+test('a PROPFIND-like stat + list of a folder, repeated within the TTL, makes no second remote call', async () => {
+  await withFixture(async (f) => {
+    await f.vfs.mkdir('/d');
+    await f.vfs.mkdir('/d/e');
+    await f.put('/d/e/x', 'x');
+    const vfs = await f.reopen();
+    f.remote.resetCalls();
+    assert.equal((await vfs.stat('/d/e')).isDir, true);
+    assert.deepEqual((await vfs.list('/d/e')).map((e) => e.name), ['x']);
+    const first = { ...f.remote.calls };
+    assert.deepEqual(first, { stat: 1, list: 1 });
+    f.remote.resetCalls();
+    assert.equal((await vfs.stat('/d/e')).isDir, true);
+    assert.deepEqual((await vfs.list('/d/e')).map((e) => e.name), ['x']);
+    assert.equal((await vfs.stat('/d/e/x')).size, 1);
+    assert.deepEqual({ ...f.remote.calls }, {});
+  });
+});
