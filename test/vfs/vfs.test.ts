@@ -68,7 +68,10 @@ test('put: a client that disconnects mid-body (real HTTP) uploads nothing and le
   await withFixture(async (f) => {
     let settle!: (v: unknown) => void;
     const outcome = new Promise((r) => (settle = r));
+    let started!: () => void;
+    const serverHasRequest = new Promise<void>((r) => (started = r));
     const server = createServer((req, res) => {
+      started();
       f.vfs.put('/upload.bin', req, { overwrite: true, expectedSize: Number(req.headers['content-length']) }).then(
         (v) => {
           settle(v);
@@ -86,7 +89,9 @@ test('put: a client that disconnects mid-body (real HTTP) uploads nothing and le
       const req = request({ port, host: '127.0.0.1', method: 'PUT', path: '/upload.bin', headers: { 'content-length': 1_000_000 } });
       req.on('error', () => {}); // the socket is destroyed on purpose
       req.write(randomBytes(100_000));
-      setTimeout(() => req.destroy(), 50);
+      // disconnect only once the server has the request
+      await serverHasRequest;
+      req.destroy();
       const err = await outcome;
       assert.ok(isTbdavError(err), `expected a TbdavError, got ${String(err)}`);
       assert.equal(err.code, 'TBDAV_ABORTED');
