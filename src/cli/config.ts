@@ -134,6 +134,8 @@ export interface LoadConfigOptions {
   cwd?: string;
   /** Home directory for the defaults (default os.homedir()). */
   home?: string;
+  /** How the user spelled each flag (`server.port` -> `port`), for messages; default the key. */
+  flagNames?: Record<string, string>;
 }
 
 type Source = { kind: 'flag' | 'env' | 'file' | 'default'; name: string; baseDir: string };
@@ -378,7 +380,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   for (const def of CONFIG_KEYS) {
     let value: unknown;
     const envVal = env[envName(def.key)];
-    if (flags[def.key] !== undefined) value = coerce(def, flags[def.key], { kind: 'flag', name: def.key, baseDir: cwd }, home);
+    if (flags[def.key] !== undefined) value = coerce(def, flags[def.key], { kind: 'flag', name: options.flagNames?.[def.key] ?? def.key, baseDir: cwd }, home);
     else if (envVal !== undefined && envVal !== '') value = coerce(def, envVal, { kind: 'env', name: envName(def.key), baseDir: cwd }, home);
     else if (fileValues.has(def.key)) value = coerce(def, fileValues.get(def.key), { kind: 'file', name: file!, baseDir: dirname(file!) }, home);
     else if (def.default !== undefined) {

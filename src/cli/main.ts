@@ -91,6 +91,17 @@ function flagsFrom(argv: Record<string, unknown>): Record<string, unknown> {
   return flags;
 }
 
+/** Which spelling of each config flag the user typed (`--port` or `--server.port`), for messages. */
+function flagNamesFrom(argv: string[]): Record<string, string> {
+  const names: Record<string, string> = {};
+  for (const def of CONFIG_KEYS) {
+    for (const name of [def.key, ...(def.aliases ?? [])]) {
+      if (argv.some((a) => a === `--${name}` || a.startsWith(`--${name}=`))) names[def.key] = name;
+    }
+  }
+  return names;
+}
+
 async function readPassword(io: CliIo): Promise<string> {
   const stdin = io.stdin;
   if (!stdin.isTTY) {
@@ -119,7 +130,8 @@ async function readPassword(io: CliIo): Promise<string> {
 }
 
 /** The one-line message for an error (no stack, secrets redacted). */
-function messageOf(err: unknown): string {
+function messageOf(err: unknown, argv: string[] = []): string {
+  if (err instanceof UsageError && /^Did you mean/.test(err.message)) return `unknown command ${argv[0] ?? ''}: ${err.message}`;
   if (isTeraboxApiError(err)) return redact(err.message);
   if (err instanceof Error) return redact(err.message);
   return redact(String(err));
@@ -151,6 +163,7 @@ export async function main(argv: string[], ioOverrides: Partial<CliIo> = {}): Pr
   const config = (args: Record<string, unknown>): Config =>
     loadConfig({
       flags: flagsFrom(args),
+      flagNames: flagNamesFrom(argv),
       env: io.env,
       cwd: io.cwd,
       configFile: typeof args.config === 'string' ? args.config : undefined,
@@ -386,7 +399,7 @@ export async function main(argv: string[], ioOverrides: Partial<CliIo> = {}): Pr
     await parser.parseAsync();
     io.setExitCode(0);
   } catch (err) {
-    io.stderr.write(`terabox-dav: ${messageOf(err)}\n`);
+    io.stderr.write(`terabox-dav: ${messageOf(err, argv)}\n`);
     io.setExitCode(exitCodeOf(err));
   }
 }
