@@ -55,10 +55,10 @@ export interface FileSystem {
   mkdir(path: string, opts?: CallOptions): Promise<VfsEntry>;
   /** Delete a file or folder (recursively) with its dead properties. */
   remove(path: string, opts?: CallOptions): Promise<void>;
-  /** Move/rename; dead properties follow. */
-  move(from: string, to: string, opts: { overwrite: boolean } & CallOptions): Promise<CopyMoveResult>;
-  /** Copy; depth 0 copies a folder without its members. Dead properties follow. */
-  copy(from: string, to: string, opts: { overwrite: boolean; depth: 0 | 'infinity' } & CallOptions): Promise<CopyMoveResult>;
+  /** Move/rename; dead properties follow. `mtime` (X-OC-Mtime, ms) is recorded for the destination. */
+  move(from: string, to: string, opts: { overwrite: boolean; mtime?: number } & CallOptions): Promise<CopyMoveResult>;
+  /** Copy; depth 0 copies a folder without its members. Dead properties follow. `mtime` as for move. */
+  copy(from: string, to: string, opts: { overwrite: boolean; depth: 0 | 'infinity'; mtime?: number } & CallOptions): Promise<CopyMoveResult>;
   /** Space of the drive (cached briefly). */
   quota(opts?: CallOptions): Promise<Quota>;
   /** Dead properties (persisted in the local state store under the state dir). */
