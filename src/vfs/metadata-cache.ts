@@ -25,7 +25,8 @@ import { baseName, isSameOrInside, parentPath, rebase } from './paths.js';
 export interface MetadataCacheOptions {
   /** Time a listing/entry stays fresh, ms (default 5 min). */
   ttlMs?: number;
-  /** Bound on cached entries (listings count their children), default 100 000. */
+  /** Bound on cached entries (listings count their children; a folder with more children than this
+   *  is not cached and is listed again on each request), default 100 000. */
   maxEntries?: number;
   /** Clock, ms (tests). */
   now?: () => number;

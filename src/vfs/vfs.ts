@@ -377,7 +377,7 @@ export class Vfs implements FileSystem {
     return { from, to, src, dst };
   }
 
-  async move(fromIn: string, toIn: string, opts: { overwrite: boolean } & CallOptions): Promise<CopyMoveResult> {
+  async move(fromIn: string, toIn: string, opts: { overwrite: boolean; mtime?: number } & CallOptions): Promise<CopyMoveResult> {
     const { from, to, src, dst } = await this.transferChecks('move', fromIn, toIn, opts);
     if (dst) {
       if (!opts.overwrite) throw new TbdavError('TBDAV_PRECONDITION', `move ${from} -> ${to}: destination exists`);
@@ -393,10 +393,11 @@ export class Vfs implements FileSystem {
       this.cache.removeTree(to);
     }
     await this.state.moveTree(from, to);
+    if (opts.mtime !== undefined) await this.state.setMtime(to, opts.mtime);
     return { created: dst === undefined };
   }
 
-  async copy(fromIn: string, toIn: string, opts: { overwrite: boolean; depth: 0 | 'infinity' } & CallOptions): Promise<CopyMoveResult> {
+  async copy(fromIn: string, toIn: string, opts: { overwrite: boolean; depth: 0 | 'infinity'; mtime?: number } & CallOptions): Promise<CopyMoveResult> {
     const { from, to, src, dst } = await this.transferChecks('copy', fromIn, toIn, opts);
     if (dst) {
       if (!opts.overwrite) throw new TbdavError('TBDAV_PRECONDITION', `copy ${from} -> ${to}: destination exists`);
@@ -424,6 +425,7 @@ export class Vfs implements FileSystem {
       this.cache.removeTree(to);
     }
     await this.state.copyTree(from, to, !shallowFolder);
+    if (opts.mtime !== undefined) await this.state.setMtime(to, opts.mtime);
     return { created: dst === undefined };
   }
 

@@ -507,3 +507,16 @@ test('quota without a first answer propagates the error; a remote without quota 
     assert.equal(q.used, 0);
   });
 });
+
+test('move and copy record an X-OC-Mtime for the destination', async () => {
+  await withFixture(async (f) => {
+    await f.put('/a', 'a');
+    const t1 = Date.UTC(2019, 5, 1);
+    const t2 = Date.UTC(2018, 1, 1);
+    await f.vfs.copy('/a', '/b', { overwrite: false, depth: 'infinity', mtime: t1 });
+    await f.vfs.move('/a', '/c', { overwrite: false, mtime: t2 });
+    const vfs = await f.reopen();
+    assert.equal((await vfs.stat('/b')).mtime, t1);
+    assert.equal((await vfs.stat('/c')).mtime, t2);
+  });
+});
