@@ -131,22 +131,24 @@ export class LockTable implements LockGate {
     if (this.managers.size === 0) return;
     const ifHeader = req.headers['if'];
     const tokens = tokensInIfHeader(Array.isArray(ifHeader) ? ifHeader.join(' ') : ifHeader);
-    const applicable: ActiveLock[] = [];
+    // Each resource the request touches that is covered by locks needs the token of one of them
+    // (several shared locks: any one will do; an exclusive lock is alone anyway).
+    const groups: ActiveLock[][] = [];
     for (const t of targets) {
-      applicable.push(...this.locksFor(t.path));
+      groups.push(this.locksFor(t.path));
       if (t.membership && t.path !== '/') {
         const parent = parentOf(t.path);
-        applicable.push(...this.live(parent).filter((l) => l.depth !== -1).map((l) => this.toActive(parent, l)));
+        groups.push(this.live(parent).filter((l) => l.depth !== -1).map((l) => this.toActive(parent, l)));
       }
       if (t.deep) {
         for (const key of [...this.managers.keys()]) {
-          if (key !== t.path && isSameOrBelow(key, t.path)) applicable.push(...this.live(key).map((l) => this.toActive(key, l)));
+          if (key !== t.path && isSameOrBelow(key, t.path)) groups.push(this.live(key).map((l) => this.toActive(key, l)));
         }
       }
     }
-    for (const lock of applicable) {
-      if (!tokens.has(lock.token)) {
-        throw new TbdavError('TBDAV_LOCKED', `${lock.root}: locked (submit the lock token in an If header)`);
+    for (const group of groups) {
+      if (group.length > 0 && !group.some((l) => tokens.has(l.token))) {
+        throw new TbdavError('TBDAV_LOCKED', `${group[0]!.root}: locked (submit the lock token in an If header)`);
       }
     }
   }

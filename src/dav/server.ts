@@ -121,7 +121,7 @@ function guardLibraryResponse(res: ServerResponse, logger: Logger, requestId: st
       drop(`setHeader(${name})`);
       return res;
     }
-    return setHeader(name, value);
+    return setHeader(name, fixLibraryHeader(name, value));
   }) as typeof res.setHeader;
   res.writeHead = ((...a: unknown[]) => {
     if (res.headersSent) {
@@ -130,20 +130,47 @@ function guardLibraryResponse(res: ServerResponse, logger: Logger, requestId: st
     }
     return writeHead(...a);
   }) as typeof res.writeHead;
-  res.write = ((...a: unknown[]) => {
+  res.write = ((chunk: unknown, ...rest: unknown[]) => {
     if (res.writableEnded) {
       drop('write');
       return false;
     }
-    return write(...a);
+    return write(fixLibraryBody(res, chunk), ...rest);
   }) as typeof res.write;
   res.end = ((...a: unknown[]) => {
     if (res.writableEnded) {
       drop('end');
       return res;
     }
+    if (a.length > 0 && typeof a[0] !== 'function') a[0] = fixLibraryBody(res, a[0]);
     return end(...a);
   }) as typeof res.end;
+}
+
+/** Header fixes for webdav-server's answers (Lock-Token needs <>, our DAV/Allow values). */
+function fixLibraryHeader(name: string, value: number | string | readonly string[]): number | string | readonly string[] {
+  const n = name.toLowerCase();
+  if (n === 'lock-token' && typeof value === 'string' && !value.startsWith('<')) return `<${value}>`;
+  if (n === 'allow') return ALLOWED_METHODS;
+  if (n === 'dav') return '1, 2';
+  return value;
+}
+
+/**
+ * Body fixes for webdav-server's LOCK answer: lock type and scope elements are written without the
+ * DAV: namespace (`<write/>`, `<exclusive/>`). Content-Length is adjusted while headers are unsent.
+ */
+function fixLibraryBody(res: ServerResponse, chunk: unknown): unknown {
+  if (typeof chunk !== 'string' && !Buffer.isBuffer(chunk)) return chunk;
+  const text = chunk.toString();
+  if (!text.includes('<D:activelock>')) return chunk;
+  const fixed = text.replace(/<(write|exclusive|shared)\/>/g, '<D:$1/>');
+  if (fixed === text) return chunk;
+  if (!res.headersSent && res.getHeader('content-length') !== undefined) {
+    const delta = Buffer.byteLength(fixed) - Buffer.byteLength(text);
+    res.setHeader('Content-Length', Number(res.getHeader('content-length')) + delta);
+  }
+  return fixed;
 }
 
 /**
