@@ -108,3 +108,25 @@ test('PROPPATCH with several <set> elements (library double-write) keeps the con
     await h.close();
   }
 });
+
+test('LOCK answer: Lock-Token in <>, lockdiscovery elements in the DAV: namespace, our Allow', async () => {
+  const h = await startHarness();
+  try {
+    await h.req('PUT', '/l.txt', { body: 'x' });
+    const r = await h.req('LOCK', '/l.txt', { headers: { Depth: '0' }, body: LOCKINFO.replace('exclusive', 'shared') });
+    assert.equal(r.status, 200);
+    assert.match(r.headers['lock-token']!, /^<[^<>]+>$/);
+    assert.equal(r.headers['dav'], '1, 2');
+    assert.ok(!/POST/.test(r.headers['allow'] ?? ''));
+    assert.equal(Number(r.headers['content-length']), r.body.length);
+    const { parseXml } = await import('../../src/dav/xml.js');
+    const root = parseXml(r.text);
+    const active = root.children[0]!.children[0]!;
+    const scope = active.children.find((c) => c.local === 'lockscope')!.children[0]!;
+    const type = active.children.find((c) => c.local === 'locktype')!.children[0]!;
+    assert.deepEqual([scope.ns, scope.local], ['DAV:', 'shared']);
+    assert.deepEqual([type.ns, type.local], ['DAV:', 'write']);
+  } finally {
+    await h.close();
+  }
+});
