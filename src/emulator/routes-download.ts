@@ -123,23 +123,23 @@ export async function handleContent(ctx: Ctx, req: IncomingMessage, res: ServerR
     else res.end();
     return;
   }
-  const delivery = new DeliveryStream({
-    rate: () => ctx.opts.throughputBytesPerSec,
-    onBytes: (b) => {
-      ctx.counters.bytesServed += b;
-    },
-    ...(fault === 'reset'
-      ? {
-          cutAfter: Math.max(1, Math.min(Math.floor(length / 2), 1024 * 1024)),
-          onCut: () => {
-            res.socket?.destroy();
-            res.destroy();
-          },
-        }
-      : {}),
-  });
-  const file = createReadStream(ctx.store.blobPath(n.blob), { start: base + start, end: base + end, highWaterMark: 1024 * 1024 });
+  const file = createReadStream(ctx.store.blobPath(n.blob), { start: base + start, end: base + end, highWaterMark: 4 * 1024 * 1024 });
   try {
+    const delivery = new DeliveryStream({
+      rate: () => ctx.opts.throughputBytesPerSec,
+      onBytes: (b) => {
+        ctx.counters.bytesServed += b;
+      },
+      ...(fault === 'reset'
+        ? {
+            cutAfter: Math.max(1, Math.min(Math.floor(length / 2), 1024 * 1024)),
+            onCut: () => {
+              res.socket?.destroy();
+              res.destroy();
+            },
+          }
+        : {}),
+    });
     await pipeline(file, delivery, res);
   } catch (err) {
     ctx.logger.debug('emulator download: transfer ended early', { fs_id: n.fs_id, err: (err as Error).message });

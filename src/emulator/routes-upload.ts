@@ -9,10 +9,8 @@
  *    (31363), and the shard sizes add up to `size` (31355);
  *  - the reported md5 is the content md5 for one shard, md5(JSON.stringify(block_list)) otherwise.
  */
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { MAX_SHARDS } from '../terabox/api/types.js';
 import { type ApiRequest, type Ctx, type UploadSession, checkPath, fileInfo, intParam, jsonParam, requireParam } from './context.js';
 import { multipartBoundary, receiveMultipartFile } from './http-io.js';
@@ -199,13 +197,26 @@ async function assemble(ctx: Ctx, s: UploadSession, size: number): Promise<strin
   if (s.blocks.length === 1) {
     await rename(s.parts.get(0)!.file, dest);
   } else {
-    const out = createWriteStream(dest);
+    // concatenate with one reusable buffer (no stream per shard)
+    const out = await open(dest, 'w');
+    const buf = Buffer.allocUnsafe(8 * 1024 * 1024);
     try {
       for (let i = 0; i < s.blocks.length; i++) {
-        await pipeline(createReadStream(s.parts.get(i)!.file, { highWaterMark: 1024 * 1024 }), out, { end: i === s.blocks.length - 1 });
+        const src = await open(s.parts.get(i)!.file, 'r');
+        try {
+          for (;;) {
+            const { bytesRead } = await src.read(buf, 0, buf.length, null);
+            if (bytesRead === 0) break;
+            let off = 0;
+            while (off < bytesRead) off += (await out.write(buf, off, bytesRead - off)).bytesWritten;
+          }
+        } finally {
+          await src.close();
+        }
       }
+      await out.close();
     } catch (err) {
-      out.destroy();
+      await out.close().catch((e: unknown) => ctx.logger.debug('emulator upload: close after failed assembly', { e }));
       await rm(dest, { force: true });
       throw err;
     }
