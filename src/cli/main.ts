@@ -249,6 +249,7 @@ export async function main(argv: string[], ioOverrides: Partial<CliIo> = {}): Pr
           abort.abort(new Error('interrupted'));
         });
         const qrFile = join(cfg.stateDir, 'login-qr.png');
+        let countdown: NodeJS.Timeout | undefined;
         try {
           await mkdir(cfg.stateDir, { recursive: true, mode: 0o700 });
           if (typeof args.code === 'string') {
@@ -257,6 +258,11 @@ export async function main(argv: string[], ioOverrides: Partial<CliIo> = {}): Pr
           } else {
             const tty = Boolean(io.stdout.isTTY);
             let lastLine = Infinity;
+            let deadline = 0;
+            const drawCountdown = (): void => {
+              const left = Math.max(0, Math.ceil((deadline - Date.now()) / 1000));
+              io.stdout.write(`\rWaiting for approval... ${Math.floor(left / 60)}:${String(left % 60).padStart(2, '0')} left `);
+            };
             await client.loginWithDeviceCode({
               signal: abort.signal,
               onCode: (code) => {
@@ -273,15 +279,19 @@ export async function main(argv: string[], ioOverrides: Partial<CliIo> = {}): Pr
                 if (code.user_code && code.verification_url) out(`Or enter code ${code.user_code} at ${code.verification_url}`);
               },
               onTick: (left) => {
-                const mm = Math.floor(left / 60);
-                const ss = String(left % 60).padStart(2, '0');
-                if (tty) io.stdout.write(`\rWaiting for approval... ${mm}:${ss} left `);
-                else if (lastLine - left >= 30 || lastLine === Infinity) {
+                if (tty) {
+                  // A terminal gets a countdown redrawn every second between the polls.
+                  deadline = Date.now() + left * 1000;
+                  drawCountdown();
+                  countdown ??= setInterval(drawCountdown, 1000);
+                } else if (lastLine - left >= 30 || lastLine === Infinity) {
                   lastLine = left;
                   out(`Waiting for approval... ${left} s left`);
                 }
               },
             });
+            if (countdown) clearInterval(countdown);
+            countdown = undefined;
             if (tty) io.stdout.write('\n');
           }
           const who = await client.uinfo();
@@ -291,6 +301,7 @@ export async function main(argv: string[], ioOverrides: Partial<CliIo> = {}): Pr
           if (stopped) throw new TbdavError('TBDAV_ABORTED', 'login: interrupted, not logged in');
           throw err;
         } finally {
+          if (countdown) clearInterval(countdown);
           await rm(qrFile, { force: true });
           await client.close();
         }
