@@ -520,3 +520,36 @@ test('move and copy record an X-OC-Mtime for the destination', async () => {
     assert.equal((await vfs.stat('/c')).mtime, t2);
   });
 });
+
+test('openRead passes the clamped range down to the remote (only those bytes are pulled)', async () => {
+  await withFixture(async (f) => {
+    const data = randomBytes(50_000);
+    await f.put('/r.bin', data);
+    const seen: unknown[] = [];
+    const orig = f.remote.openRead.bind(f.remote);
+    f.remote.openRead = (path, range, opts) => {
+      seen.push(range);
+      return orig(path, range, opts);
+    };
+    assert.deepEqual(await f.read('/r.bin', { start: 100, end: 199 }), data.subarray(100, 200));
+    assert.deepEqual(await f.read('/r.bin', { start: 49_000, end: 99_999 }), data.subarray(49_000));
+    assert.deepEqual(await f.read('/r.bin', { start: 7 }), data.subarray(7));
+    assert.deepEqual(await f.read('/r.bin'), data);
+    assert.deepEqual(seen, [{ start: 100, end: 199 }, { start: 49_000, end: 49_999 }, { start: 7, end: 49_999 }, undefined]);
+  });
+});
+
+test('a failed upload leaves no spool file and no entry', async () => {
+  await withFixture(async (f) => {
+    f.remote.write = async () => {
+      throw new TbdavError('TBDAV_RETRYABLE', 'write: service busy');
+    };
+    await assert.rejects(f.put('/x', randomBytes(10_000)), code('TBDAV_RETRYABLE'));
+    assert.deepEqual(await f.spoolFiles(), []);
+    await assert.rejects(f.vfs.stat('/x'), code('TBDAV_NOT_FOUND'));
+    assert.deepEqual(await f.names('/'), []);
+    // a transient failure of an empty file is not a refusal: no placeholder
+    await assert.rejects(f.put('/y', ''), code('TBDAV_RETRYABLE'));
+    await assert.rejects(f.vfs.stat('/y'), code('TBDAV_NOT_FOUND'));
+  });
+});
