@@ -201,7 +201,17 @@ export class Vfs implements FileSystem {
     }
     const byName = new Map<string, VfsEntry>();
     for (const e of remote) byName.set(e.name, this.decorate(e));
-    for (const f of this.state.listLocal(p)) byName.set(baseName(f.path), this.localEntry(f));
+    for (const f of this.state.listLocal(p)) {
+      const name = baseName(f.path);
+      if (f.kind === 'placeholder' && byName.has(name)) {
+        // A placeholder is made only where the remote had nothing (or after removing what it had), so
+        // a remote file there now came from elsewhere: it replaces the placeholder.
+        this.logger.debug(`list ${p}: ${name} appeared on ${this.remote.name}, dropping its local placeholder`);
+        await this.state.deleteLocal(f.path);
+        continue;
+      }
+      byName.set(name, this.localEntry(f));
+    }
     return [...byName.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 

@@ -8,6 +8,7 @@ import { mkdir, readdir, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { TbdavError, isTbdavError, type ErrorCode } from '../../src/shared/errors.js';
+import { removeSpool, spoolBody } from '../../src/vfs/spool.js';
 import { body, readAll, withFixture } from './fixture.js';
 
 const md5 = (b: Buffer | string): string => createHash('md5').update(b).digest('hex');
@@ -552,4 +553,24 @@ test('a failed upload leaves no spool file and no entry', async () => {
     await assert.rejects(f.put('/y', ''), code('TBDAV_RETRYABLE'));
     await assert.rejects(f.vfs.stat('/y'), code('TBDAV_NOT_FOUND'));
   });
+});
+
+test('a file uploaded elsewhere at a placeholder path replaces the placeholder once the listing shows it', async () => {
+  const t = { now: 0 };
+  await withFixture(
+    async (f) => {
+      await f.vfs.mkdir('/d');
+      await f.put('/d/doc', '');
+      assert.equal((await f.vfs.stat('/d/doc')).local, true);
+      // another client of the same drive stores real content there (straight through the remote)
+      const spooled = await spoolBody(body('from elsewhere'), { cacheDir: f.cacheDir });
+      await f.remote.write('/d/doc', spooled, { overwrite: true });
+      await removeSpool(spooled);
+      t.now += 10_000;
+      assert.deepEqual((await f.vfs.list('/d')).map((e) => [e.name, e.size, e.local ?? false]), [['doc', 14, false]]);
+      assert.equal((await f.read('/d/doc')).toString(), 'from elsewhere');
+    },
+    { refuseZeroByte: true },
+    { now: () => t.now, cacheTtlMs: 5_000 },
+  );
 });
