@@ -104,10 +104,6 @@ export class TeraboxRemote implements Remote {
     return e;
   }
 
-  private rootEntry(): Entry {
-    return { path: '/', name: '', isDir: true, size: 0, mtime: 0, ctime: 0 };
-  }
-
   // ---------------------------------------------------------------- reads
 
   async list(path: string, opts: CallOptions = {}): Promise<Entry[]> {
@@ -116,7 +112,7 @@ export class TeraboxRemote implements Remote {
       items = await this.client.listAll(this.full(path), opts);
     } catch (err) {
       if (isTeraboxApiError(err) && err.category === 'not-found') {
-        if (path === '/') return []; // the app folder appears with the first upload
+        if (path === '/') throw new TbdavError('TBDAV_NOT_FOUND', `list /: the drive folder ${this.root} does not exist`, { cause: err });
         const e = await this.lookup(path, opts);
         if (e && !e.isDir) throw new TbdavError('TBDAV_CONFLICT', `list ${path}: not a folder`);
         throw new TbdavError('TBDAV_NOT_FOUND', `list ${path}: no such folder`, { cause: err });
@@ -170,7 +166,6 @@ export class TeraboxRemote implements Remote {
   async stat(path: string, opts: CallOptions = {}): Promise<Entry> {
     const e = await this.lookup(path, opts);
     if (e) return e;
-    if (path === '/') return this.rootEntry();
     throw new TbdavError('TBDAV_NOT_FOUND', `stat ${path}: not found`);
   }
 

@@ -22,11 +22,19 @@ after(async () => {
   await rig?.close();
 });
 
-test('root: stat and list work before anything was written', async () => {
+test('root: stat and list work before anything was written; a missing root folder is NOT_FOUND', async () => {
   const r = await remote.stat('/');
   assert.equal(r.isDir, true);
   assert.equal(r.path, '/');
+  assert.equal(r.name, '');
   assert.deepEqual(await remote.list('/'), []);
+  const elsewhere = new TeraboxRemote(rig.client, { root: `${rig.emu.appRoot}/not-yet/` });
+  await assert.rejects(elsewhere.list('/'), { code: 'TBDAV_NOT_FOUND' });
+  await assert.rejects(elsewhere.stat('/'), { code: 'TBDAV_NOT_FOUND' });
+  await rig.client.createDir(`${rig.emu.appRoot}/not-yet`);
+  assert.equal((await elsewhere.stat('/')).isDir, true);
+  assert.deepEqual(await elsewhere.list('/'), []);
+  await rig.client.filemanager('delete', [`${rig.emu.appRoot}/not-yet`]);
 });
 
 test('mkdir, stat, list and their errors', async () => {
