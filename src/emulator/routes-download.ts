@@ -5,6 +5,7 @@
  */
 import { createReadStream } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type Ctx, type FaultKind, hmac, makeContentUrl, safeEqual } from './context.js';
 import { DeliveryStream, sendJson } from './http-io.js';
@@ -49,6 +50,25 @@ export function handleDlink(ctx: Ctx, req: IncomingMessage, res: ServerResponse,
   res.writeHead(302, { Location: makeContentUrl(ctx, n), 'Content-Length': '0' });
   res.end();
   void req;
+}
+
+/** The bytes [start, end] of a blob stored as one file per shard. Stops reading when the consumer stops. */
+async function* readBlobRange(ctx: Ctx, blob: string, parts: number[], start: number, end: number): AsyncGenerator<Buffer> {
+  let off = 0;
+  for (let i = 0; i < parts.length && off <= end; i++) {
+    const size = parts[i]!;
+    const from = Math.max(start, off);
+    const to = Math.min(end, off + size - 1);
+    if (from <= to) {
+      const rs = createReadStream(ctx.store.partPath(blob, i), { start: from - off, end: to - off, highWaterMark: 4 * 1024 * 1024 });
+      try {
+        for await (const chunk of rs) yield chunk as Buffer;
+      } finally {
+        rs.destroy();
+      }
+    }
+    off += size;
+  }
 }
 
 type RangeResult = { kind: 'full' } | { kind: 'partial'; start: number; end: number } | { kind: 'unsatisfiable' };
@@ -123,7 +143,7 @@ export async function handleContent(ctx: Ctx, req: IncomingMessage, res: ServerR
     else res.end();
     return;
   }
-  const file = createReadStream(ctx.store.blobPath(n.blob), { start: base + start, end: base + end, highWaterMark: 4 * 1024 * 1024 });
+  const file = Readable.from(readBlobRange(ctx, n.blob, n.parts ?? [n.size], base + start, base + end), { objectMode: false, highWaterMark: 4 * 1024 * 1024 });
   try {
     const delivery = new DeliveryStream({
       rate: () => ctx.opts.throughputBytesPerSec,

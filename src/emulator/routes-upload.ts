@@ -9,7 +9,7 @@
  *    (31363), and the shard sizes add up to `size` (31355);
  *  - the reported md5 is the content md5 for one shard, md5(JSON.stringify(block_list)) otherwise.
  */
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MAX_SHARDS } from '../terabox/api/types.js';
 import { type ApiRequest, type Ctx, type UploadSession, checkPath, fileInfo, intParam, jsonParam, requireParam } from './context.js';
@@ -112,7 +112,7 @@ const precreate: Handler = async (ctx, r) => {
     // rapid upload: the content is in the drive already; the file is created at path now
     checkQuota(ctx, blob.size);
     const place = resolveConflict(ctx, path, rtype, blocks);
-    const n = 'existing' in place ? place.existing : ctx.store.addFile(place.path, { size: blob.size, md5: reportedMd5(blocks), blob: blob.id, blocks, ...localTimes(r) });
+    const n = 'existing' in place ? place.existing : ctx.store.addFile(place.path, { size: blob.size, md5: reportedMd5(blocks), blob: blob.id, blocks, parts: blob.parts, ...localTimes(r) });
     const rid = requestId();
     return {
       return_type: 2,
@@ -189,40 +189,25 @@ const superfile2: Handler = async (ctx, r) => {
   return { md5: got.md5, partseq, uploadid, request_id: requestId() };
 };
 
-async function assemble(ctx: Ctx, s: UploadSession, size: number): Promise<string> {
+/** Move the shard files into a new blob (one file per shard: no copy, whatever the size). */
+async function assemble(ctx: Ctx, s: UploadSession, size: number): Promise<{ id: string; parts: number[] }> {
   const existing = ctx.store.blobForBlocks(s.blocks);
-  if (existing && existing.size === size) return existing.id;
+  if (existing && existing.size === size) return existing;
   const id = randomToken(16);
-  const dest = ctx.store.blobPath(id);
-  if (s.blocks.length === 1) {
-    await rename(s.parts.get(0)!.file, dest);
-  } else {
-    // concatenate with one reusable buffer (no stream per shard)
-    const out = await open(dest, 'w');
-    const buf = Buffer.allocUnsafe(8 * 1024 * 1024);
-    try {
-      for (let i = 0; i < s.blocks.length; i++) {
-        const src = await open(s.parts.get(i)!.file, 'r');
-        try {
-          for (;;) {
-            const { bytesRead } = await src.read(buf, 0, buf.length, null);
-            if (bytesRead === 0) break;
-            let off = 0;
-            while (off < bytesRead) off += (await out.write(buf, off, bytesRead - off)).bytesWritten;
-          }
-        } finally {
-          await src.close();
-        }
-      }
-      await out.close();
-    } catch (err) {
-      await out.close().catch((e: unknown) => ctx.logger.debug('emulator upload: close after failed assembly', { e }));
-      await rm(dest, { force: true });
-      throw err;
+  await mkdir(ctx.store.blobPath(id));
+  const parts: number[] = [];
+  try {
+    for (let i = 0; i < s.blocks.length; i++) {
+      const p = s.parts.get(i)!;
+      await rename(p.file, ctx.store.partPath(id, i));
+      parts.push(p.size);
     }
+  } catch (err) {
+    await rm(ctx.store.blobPath(id), { recursive: true, force: true });
+    throw err;
   }
-  ctx.store.addBlob(id, size, s.blocks);
-  return id;
+  ctx.store.addBlob(id, size, s.blocks, parts);
+  return { id, parts };
 }
 
 const create: Handler = async (ctx, r) => {
@@ -260,8 +245,9 @@ const create: Handler = async (ctx, r) => {
   if (rtype === 0 && ctx.store.get(path)) throw new EmulatorErrno(-8, 'file exists');
   s.committing = true;
   let blob: string;
+  let parts: number[];
   try {
-    blob = await assemble(ctx, s, size);
+    ({ id: blob, parts } = await assemble(ctx, s, size));
   } catch (err) {
     s.committing = false;
     throw err;
@@ -279,7 +265,7 @@ const create: Handler = async (ctx, r) => {
     ctx.store.dropIfUnused(blob);
     return fileAnswer(place.existing);
   }
-  const n = ctx.store.addFile(place.path, { size, md5: reportedMd5(blocks), blob, blocks, ...localTimes(r) });
+  const n = ctx.store.addFile(place.path, { size, md5: reportedMd5(blocks), blob, blocks, parts, ...localTimes(r) });
   return fileAnswer(n);
 };
 

@@ -7,7 +7,7 @@
  * so a mutation is atomic with respect to other requests. Persistence is debounced and the writes
  * are chained on `writeChain` so that two snapshots never race on the file.
  */
-import { mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TbdavError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
@@ -36,6 +36,8 @@ export interface Node {
   blob?: string;
   /** Shard md5s (files). */
   blocks?: string[];
+  /** Shard sizes (files): the blob is stored as one file per shard. */
+  parts?: number[];
   ctime: number;
   mtime: number;
   lctime: number;
@@ -46,6 +48,7 @@ interface BlobInfo {
   size: number;
   key: string;
   refs: number;
+  parts: number[];
 }
 
 export interface PersistSection {
@@ -119,7 +122,7 @@ export class Store {
         if (n.blob) {
           const b = this.blobs.get(n.blob);
           if (b) b.refs++;
-          else this.blobs.set(n.blob, { size: n.size, key: blockKey(n.blocks ?? []), refs: 1 });
+          else this.blobs.set(n.blob, { size: n.size, key: blockKey(n.blocks ?? []), refs: 1, parts: n.parts ?? [n.size] });
           this.blobByKey.set(blockKey(n.blocks ?? []), n.blob);
         }
       }
@@ -129,7 +132,7 @@ export class Store {
     }
     // drop blobs no node refers to (left by a crash between blob write and metadata write)
     for (const f of await readdir(this.blobDir)) {
-      if (!this.blobs.has(f)) await unlink(join(this.blobDir, f)).catch((err: unknown) => this.logger.debug('emulator store: unlink orphan blob failed', { f, err }));
+      if (!this.blobs.has(f)) await rm(join(this.blobDir, f), { recursive: true, force: true });
     }
   }
 
@@ -197,13 +200,17 @@ export class Store {
   category(n: Node): number {
     return n.isdir ? 6 : categoryOf(basenameOf(n.path));
   }
+  /** A blob is a folder holding one file per shard, named 0, 1, ... */
   blobPath(id: string): string {
     return join(this.blobDir, id);
   }
-  blobForBlocks(blocks: string[]): { id: string; size: number } | undefined {
+  partPath(id: string, i: number): string {
+    return join(this.blobDir, id, String(i));
+  }
+  blobForBlocks(blocks: string[]): { id: string; size: number; parts: number[] } | undefined {
     const id = this.blobByKey.get(blockKey(blocks));
     const b = id ? this.blobs.get(id) : undefined;
-    return id && b ? { id, size: b.size } : undefined;
+    return id && b ? { id, size: b.size, parts: b.parts } : undefined;
   }
 
   // ---------------------------------------------------------------- writes
@@ -253,9 +260,9 @@ export class Store {
     return n;
   }
 
-  /** Register a new blob file (already at blobPath(id)). */
-  addBlob(id: string, size: number, blocks: string[]): void {
-    this.blobs.set(id, { size, key: blockKey(blocks), refs: 0 });
+  /** Register a new blob (its shard files already under blobPath(id)). */
+  addBlob(id: string, size: number, blocks: string[], parts: number[]): void {
+    this.blobs.set(id, { size, key: blockKey(blocks), refs: 0, parts });
     this.blobByKey.set(blockKey(blocks), id);
   }
 
@@ -271,7 +278,7 @@ export class Store {
     if (b.refs <= 0) {
       this.blobs.delete(id);
       if (this.blobByKey.get(b.key) === id) this.blobByKey.delete(b.key);
-      unlink(this.blobPath(id)).catch((err: unknown) => this.logger.debug('emulator store: unlink blob failed', { id, err }));
+      rm(this.blobPath(id), { recursive: true, force: true }).catch((err: unknown) => this.logger.debug('emulator store: remove blob failed', { id, err }));
     }
   }
 
@@ -284,7 +291,7 @@ export class Store {
     }
   }
 
-  addFile(path: string, f: { size: number; md5: string; blob: string; blocks: string[]; lctime?: number; lmtime?: number }): Node {
+  addFile(path: string, f: { size: number; md5: string; blob: string; blocks: string[]; parts: number[]; lctime?: number; lmtime?: number }): Node {
     this.mkdirp(dirnameOf(path));
     const t = nowSec();
     const n: Node = {
@@ -295,6 +302,7 @@ export class Store {
       md5: f.md5,
       blob: f.blob,
       blocks: f.blocks,
+      parts: f.parts,
       ctime: t,
       mtime: t,
       lctime: f.lctime ?? t,
@@ -345,6 +353,7 @@ export class Store {
     const t = nowSec();
     const c: Node = { ...n, fs_id: this.newId(), path: dest, ctime: t, mtime: t };
     if (c.blocks) c.blocks = [...c.blocks];
+    if (c.parts) c.parts = [...c.parts];
     if (c.blob) this.ref(c.blob);
     this.insert(c);
     if (n.isdir) for (const k of this.children(n.path)) this.copy(k, joinPath(dest, basenameOf(k.path)));

@@ -35,10 +35,18 @@ test('9 MiB upload as 4+4+1 MiB shards: md5 is md5 of the JSON shard list, bytes
     const l = await api(e, '/openapi/api/list', { query: { dir: `${e.root}/big` } });
     assert.equal(l.body.list[0].server_filename, 'nine.bin');
     assert.equal(l.body.list[0].md5, c.body.md5);
-    const res = await fetchDlink(e, await dlinkOf(e, c.body.fs_id));
+    const dl = await dlinkOf(e, c.body.fs_id);
+    const res = await fetchDlink(e, dl);
     assert.equal(res.status, 200);
     const got = Buffer.from(await res.arrayBuffer());
     assert.equal(md5(got), md5(data));
+    // a range across the shard boundaries (shards are stored apart)
+    const a = 4 * MiB - 10;
+    const b = 8 * MiB + 10;
+    const part = await fetchDlink(e, dl, { Range: `bytes=${a}-${b}` });
+    assert.equal(part.status, 206);
+    assert.equal(part.headers.get('content-range'), `bytes ${a}-${b}/${data.length}`);
+    assert.deepEqual(Buffer.from(await part.arrayBuffer()), data.subarray(a, b + 1));
   } finally {
     await e.stop();
   }
