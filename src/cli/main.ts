@@ -215,7 +215,10 @@ export async function main(argv: string[], ioOverrides: Partial<CliIo> = {}): Pr
         try {
           stack = await startStack(cfg, { logger });
         } catch (err) {
-          if (isTbdavError(err, 'TBDAV_AUTH') && hasCredentials(cfg)) throw new TbdavError('TBDAV_AUTH', 'not logged in: run terabox-dav login', { cause: err });
+          if (isTbdavError(err, 'TBDAV_AUTH') && hasCredentials(cfg) && !/^not logged in/.test(err.message)) {
+            // A saved login the service no longer accepts (refresh token expired or revoked).
+            throw new TbdavError('TBDAV_AUTH', `the saved login was refused (${messageOf(err)}): run terabox-dav login`, { cause: err });
+          }
           throw err;
         }
         if (stack.emulator) {

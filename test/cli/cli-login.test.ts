@@ -116,3 +116,18 @@ test('login without credentials configured is a config error', async () => {
   assert.equal(r.code, 2);
   assert.match(r.stderr, /^terabox-dav: config terabox\.clientId: login needs TeraBox credentials/);
 });
+
+test('serve with a saved login the service refuses says so in one line', async () => {
+  const { file, stateDir } = await writeConfig('refused');
+  const { mkdir } = await import('node:fs/promises');
+  await mkdir(stateDir, { recursive: true });
+  const bogus = { accessToken: 'bogus-access-token-1', refreshToken: 'bogus-refresh-token-1', expiresAt: Date.now() - 1000, obtainedAt: Date.now() - 10_000 };
+  await writeFile(join(stateDir, 'tokens.json'), JSON.stringify(bogus), { mode: 0o600 });
+  const r = await runCli(['serve', '--config', file], { env: cleanEnv(dir) });
+  assert.equal(r.code, 1);
+  const lines = r.stderr.trim().split('\n').filter((l) => l.startsWith('terabox-dav:'));
+  assert.equal(lines.length, 1, r.stderr);
+  assert.match(lines[0]!, /^terabox-dav: the saved login was refused \(.*\): run terabox-dav login$/);
+  assert.doesNotMatch(r.stderr, /bogus-(access|refresh)-token-1/, 'tokens never printed');
+  assert.doesNotMatch(r.stderr, /\n\s+at /);
+});
