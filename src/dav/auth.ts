@@ -6,6 +6,7 @@
  * credentials, so that a client's every request does not pay an scrypt) — event loop only.
  */
 import { createHash } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import { ConfigError } from '../shared/errors.js';
 import { isPasswordHash, parsePasswordHash, verifyPassword } from '../shared/password.js';
 
@@ -65,5 +66,62 @@ export class BasicAuthenticator {
     if (this.verified.size >= CACHE_MAX) this.verified.clear();
     this.verified.set(cacheKey, Date.now() + CACHE_TTL_MS);
     return cred.username;
+  }
+}
+
+export interface LoginThrottleOptions {
+  /** Failed logins allowed per address within the window (default 10). */
+  maxFailures?: number;
+  /** Window and lock-out length, ms (default 60 s). */
+  windowMs?: number;
+  /** Addresses remembered at most (default 10 000, least recently used dropped). */
+  maxAddresses?: number;
+  now?: () => number;
+}
+
+/**
+ * Slows password guessing: per client address, after `maxFailures` failed Basic logins within
+ * `windowMs`, logins from that address are refused (429 + Retry-After) for `windowMs` without
+ * checking the password. A success resets the address. Requests without credentials do not count
+ * (clients probe anonymously first).
+ *
+ * Shared state: `entries` (LRU, bounded) — event loop only.
+ */
+export class LoginThrottle {
+  private readonly entries: LRUCache<string, { failures: number; windowStart: number; blockedUntil: number }>;
+  private readonly maxFailures: number;
+  private readonly windowMs: number;
+  private readonly now: () => number;
+
+  constructor(opts: LoginThrottleOptions = {}) {
+    this.maxFailures = opts.maxFailures ?? 10;
+    this.windowMs = opts.windowMs ?? 60_000;
+    this.now = opts.now ?? Date.now;
+    this.entries = new LRUCache({ max: opts.maxAddresses ?? 10_000 });
+  }
+
+  /** Seconds to wait before this address may try again (0: go ahead). */
+  retryAfter(address: string): number {
+    const e = this.entries.get(address);
+    if (!e) return 0;
+    const left = e.blockedUntil - this.now();
+    return left > 0 ? Math.ceil(left / 1000) : 0;
+  }
+
+  failed(address: string): void {
+    const t = this.now();
+    let e = this.entries.get(address);
+    if (!e || t - e.windowStart > this.windowMs) e = { failures: 0, windowStart: t, blockedUntil: 0 };
+    e.failures += 1;
+    if (e.failures >= this.maxFailures) {
+      e.blockedUntil = t + this.windowMs;
+      e.failures = 0;
+      e.windowStart = t;
+    }
+    this.entries.set(address, e);
+  }
+
+  succeeded(address: string): void {
+    this.entries.delete(address);
   }
 }

@@ -19,7 +19,7 @@ import { ConfigError, isTbdavError } from '../shared/errors.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
 import { redact } from '../shared/redact.js';
 import type { FileSystem } from '../vfs/types.js';
-import { BasicAuthenticator, type BridgeUser } from './auth.js';
+import { BasicAuthenticator, LoginThrottle, type BridgeUser } from './auth.js';
 import type { DavDeps, DavHandler, DavRequest } from './context.js';
 import { DavFileSystem } from './dav-filesystem.js';
 import { httpErrorFor, sendError } from './errors.js';
@@ -202,6 +202,7 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
     throw new ConfigError('server.host', `refusing to serve ${host} without users: configure server.users or bind to 127.0.0.1`);
   }
   const auth = users.length ? new BasicAuthenticator(users) : undefined;
+  const throttle = new LoginThrottle();
   const realm = (opts.realm ?? 'terabox-dav').replace(/["\\]/g, '');
   const logger = opts.logger ?? silentLogger();
   const locks = new LockTable();
@@ -262,7 +263,16 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
     res.setHeader('MS-Author-Via', 'DAV');
 
     if (auth) {
+      const address = req.socket.remoteAddress ?? 'unknown';
+      const wait = throttle.retryAfter(address);
+      if (wait > 0) {
+        logger.warn(`auth: too many failed logins from ${address}, refused for ${wait} s`, { requestId });
+        sendError(res, { status: 429, message: 'too many failed logins, try again later', headers: { 'Retry-After': String(wait) } }, requestId);
+        return;
+      }
       userName = await auth.check(req.headers.authorization);
+      if (userName) throttle.succeeded(address);
+      else if (req.headers.authorization) throttle.failed(address);
       if (!userName) {
         res.setHeader('WWW-Authenticate', `Basic realm="${realm}", charset="UTF-8"`);
         sendError(res, { status: 401, message: 'authentication required', headers: {} }, requestId);

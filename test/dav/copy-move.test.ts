@@ -103,3 +103,16 @@ test('MOVE keeps dead properties with the resource', async () => {
     await h.close();
   }
 });
+
+test('COPY/MOVE honour X-OC-Mtime (rclone owncloud vendor)', async () => {
+  const h = await startHarness();
+  try {
+    await h.req('PUT', '/m.txt', { body: 'x' });
+    assert.equal((await h.req('COPY', '/m.txt', { headers: { Destination: '/c.txt', 'X-OC-Mtime': '1500000000' } })).status, 201);
+    assert.equal((await h.vfs.stat('/c.txt')).mtime, 1_500_000_000_000);
+    assert.equal((await h.req('MOVE', '/m.txt', { headers: { Destination: '/n.txt', 'X-OC-Mtime': '1400000000' } })).status, 201);
+    assert.equal((await h.vfs.stat('/n.txt')).mtime, 1_400_000_000_000);
+  } finally {
+    await h.close();
+  }
+});

@@ -4,7 +4,7 @@ import { DavStatusError } from '../errors.js';
 import { endEmpty, header, type DavDeps, type DavRequest } from '../context.js';
 import type { LockTarget } from '../lock-gate.js';
 import { decodePath, isSameOrBelow, pathOfTarget } from '../paths.js';
-import { requireParentFolder, statOrUndefined } from './write.js';
+import { ocMtime, requireParentFolder, statOrUndefined } from './write.js';
 
 /** Destination header -> FileSystem path; 400 when malformed, 502 for another host (RFC 4918 §9.8.5). */
 export function destinationPath(r: DavRequest): string {
@@ -61,9 +61,11 @@ export async function handleCopyMove(r: DavRequest, deps: DavDeps): Promise<void
   const targets: LockTarget[] = [{ path: to, deep: true, membership: true }];
   if (isMove) targets.push({ path: r.path, deep: true, membership: true });
   await deps.locks.checkWrite(r.req, targets);
+  const mtime = ocMtime(r);
+  const extra = mtime !== undefined ? { mtime } : {};
   const result = isMove
-    ? await deps.fs.move(r.path, to, { ...r.call, overwrite })
-    : await deps.fs.copy(r.path, to, { ...r.call, overwrite, depth });
+    ? await deps.fs.move(r.path, to, { ...r.call, ...extra, overwrite })
+    : await deps.fs.copy(r.path, to, { ...r.call, ...extra, overwrite, depth });
   if (isMove) deps.locks.forgetTree(r.path);
   endEmpty(r, result.created && !existing ? 201 : 204);
 }

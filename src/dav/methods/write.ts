@@ -33,7 +33,8 @@ function expectedSize(r: DavRequest): number | undefined {
   return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
 }
 
-function ocMtime(r: DavRequest): number | undefined {
+/** X-OC-Mtime (seconds, ownCloud/rclone) in ms. */
+export function ocMtime(r: DavRequest): number | undefined {
   const v = header(r, 'x-oc-mtime');
   if (v === undefined) return undefined;
   const n = Number(v);
