@@ -1,0 +1,188 @@
+/**
+ * The write-back journal: one small JSON file per pending upload under `<dir>/`, each written
+ * atomically and durably (temp file, fsync, rename, fsync of the folder) so that after a crash
+ * (kill -9, power loss) every entry is either the old or the new version, never half a file.
+ *
+ * An entry says everything needed to finish the upload after a restart: the target path, the spool
+ * file holding the body, its size, shard size and shard md5s, the content md5, and how far the
+ * service got (upload session id, confirmed shards).
+ *
+ * Concurrency: writes of one entry are chained (`chains`, per id) so that a later state of an entry
+ * always lands after an earlier one; different entries are written independently. Event loop only.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { TbdavError } from '../shared/errors.js';
+import { silentLogger, type Logger } from '../shared/logger.js';
+import type { UploadProgress } from '../remote/types.js';
+
+export const JOURNAL_VERSION = 1;
+
+export interface JournalEntry {
+  version: number;
+  /** Unique id of this upload (also names its spool file). */
+  id: string;
+  /** Order of arrival: a later PUT to the same path has a larger seq and wins. */
+  seq: number;
+  /** Target path (remote/vfs path). */
+  path: string;
+  /** Absolute path of the spool file holding the body. */
+  spoolFile: string;
+  size: number;
+  shardSize: number;
+  blockMd5s: string[];
+  contentMd5: string;
+  /** Modification time asked by the client (X-OC-Mtime), ms. */
+  mtime?: number;
+  /** When the PUT was accepted, ms. */
+  createdAt: number;
+  /** Upload session as far as the service confirmed it. */
+  progress?: UploadProgress;
+  /** Failed attempts so far. */
+  attempts: number;
+  /** Code of the last failure (never a message: messages could carry paths of others). */
+  lastError?: string;
+}
+
+const ENTRY_RE = /^[A-Za-z0-9-]{1,64}\.json$/;
+
+/** fsync a folder so that a rename in it survives a crash (best effort where unsupported). */
+async function syncDir(dir: string, logger: Logger): Promise<void> {
+  let fh;
+  try {
+    fh = await open(dir, 'r');
+    await fh.sync();
+  } catch (err) {
+    // Some filesystems refuse fsync on folders (EISDIR/EINVAL/EPERM): the rename is then as durable as they allow.
+    logger.debug(`journal ${dir}: folder fsync not supported`, { error: String((err as NodeJS.ErrnoException).code ?? err) });
+  } finally {
+    await fh?.close();
+  }
+}
+
+/** Write `data` to `file` atomically and durably. */
+export async function writeFileAtomic(file: string, data: string | Buffer, logger: Logger = silentLogger()): Promise<void> {
+  const dir = file.slice(0, file.lastIndexOf('/')) || '/';
+  const tmp = `${file}.${process.pid}.${randomUUID().slice(0, 8)}.tmp`;
+  const fh = await open(tmp, 'wx', 0o600);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } catch (err) {
+    await fh.close();
+    await rm(tmp, { force: true });
+    throw err;
+  }
+  await fh.close();
+  try {
+    await rename(tmp, file);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+  await syncDir(dir, logger);
+}
+
+function validEntry(v: unknown): v is JournalEntry {
+  const e = v as Partial<JournalEntry> | null;
+  return (
+    !!e &&
+    e.version === JOURNAL_VERSION &&
+    typeof e.id === 'string' &&
+    typeof e.seq === 'number' &&
+    typeof e.path === 'string' &&
+    e.path.startsWith('/') &&
+    typeof e.spoolFile === 'string' &&
+    Number.isSafeInteger(e.size) &&
+    (e.size as number) >= 0 &&
+    Number.isSafeInteger(e.shardSize) &&
+    Array.isArray(e.blockMd5s) &&
+    e.blockMd5s.every((m) => typeof m === 'string') &&
+    typeof e.contentMd5 === 'string' &&
+    typeof e.attempts === 'number'
+  );
+}
+
+export class Journal {
+  private readonly chains = new Map<string, Promise<void>>();
+
+  private constructor(
+    readonly dir: string,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Open (create) the journal folder. */
+  static async open(dir: string, opts: { logger?: Logger } = {}): Promise<Journal> {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    return new Journal(dir, opts.logger ?? silentLogger());
+  }
+
+  private fileOf(id: string): string {
+    if (!/^[A-Za-z0-9-]{1,64}$/.test(id)) throw new TbdavError('TBDAV_FATAL', `journal: bad entry id ${id}`);
+    return join(this.dir, `${id}.json`);
+  }
+
+  /**
+   * Every readable entry, oldest first. Temp files of interrupted writes are removed; unreadable
+   * entries are renamed `*.corrupt` (kept for a human) and skipped.
+   */
+  async load(): Promise<JournalEntry[]> {
+    const out: JournalEntry[] = [];
+    for (const name of await readdir(this.dir)) {
+      const file = join(this.dir, name);
+      if (name.endsWith('.tmp')) {
+        this.logger.debug(`journal: removing ${name} left by an interrupted write`);
+        await rm(file, { force: true });
+        continue;
+      }
+      if (!ENTRY_RE.test(name)) continue;
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(await readFile(file, 'utf8'));
+      } catch (err) {
+        parsed = undefined;
+        this.logger.debug(`journal: ${name} unreadable`, { error: String(err) });
+      }
+      if (!validEntry(parsed) || `${parsed.id}.json` !== name) {
+        this.logger.error(`journal: ${name} is not a valid entry; set aside as ${name}.corrupt`);
+        await rename(file, `${file}.corrupt`).catch((err: unknown) => this.logger.debug(`journal: set aside ${name} failed`, { error: String(err) }));
+        continue;
+      }
+      out.push(parsed);
+    }
+    return out.sort((a, b) => a.seq - b.seq);
+  }
+
+  /** Write (create or replace) an entry durably; resolves once it is on disk. */
+  put(entry: JournalEntry): Promise<void> {
+    const file = this.fileOf(entry.id);
+    const text = JSON.stringify(entry);
+    return this.chain(entry.id, () => writeFileAtomic(file, text, this.logger));
+  }
+
+  /** Remove an entry durably (no error when absent). */
+  remove(id: string): Promise<void> {
+    const file = this.fileOf(id);
+    return this.chain(id, async () => {
+      await rm(file, { force: true });
+      await syncDir(this.dir, this.logger);
+    });
+  }
+
+  private chain(id: string, fn: () => Promise<void>): Promise<void> {
+    const prev = this.chains.get(id) ?? Promise.resolve();
+    const next = prev.catch(() => undefined).then(fn);
+    const tail = next.catch(() => undefined);
+    this.chains.set(id, tail);
+    void tail.then(() => {
+      if (this.chains.get(id) === tail) this.chains.delete(id);
+    });
+    return next;
+  }
+
+  /** Wait for every write in flight. */
+  async flush(): Promise<void> {
+    await Promise.all([...this.chains.values()]);
+  }
+}

@@ -1,0 +1,644 @@
+/**
+ * Write-back uploads (issue 5, `upload.mode: "writeback"`): a PUT is answered once its body is on
+ * the spool disk and a journal entry is durable; the upload then runs in the background, is retried
+ * with backoff, survives restarts (the journal is replayed by `WritebackQueue.open`), and can be
+ * superseded (a later PUT to the same path), cancelled (DELETE) or retargeted (MOVE) while pending.
+ *
+ * Life of an upload:
+ *   caller spools the body with `durable: true` -> `reserve(size)` (TBDAV_INSUFFICIENT_STORAGE when
+ *   the spool bound would be passed) -> `enqueue(path, spool)`: the spool file is renamed into
+ *   `spoolDir/<id>.data`, the journal entry is written (fsync) -> answered -> a runner uploads it
+ *   (remote.write with `resume`/`onProgress`, so a backend that supports it reuses the session) ->
+ *   `onStored` (the vfs updates its cache) -> journal entry and spool file removed.
+ *
+ * Failures: codes in PERMANENT give up at once (the body moves to `spoolDir/failed/`, logged at
+ * error, `onFailed`); TBDAV_INTEGRITY gives up after 3 attempts; anything else (rate limits, 5xx,
+ * resets, expired tokens, quota) is retried forever with capped exponential backoff and jitter.
+ *
+ * Concurrency (event loop only):
+ *  - `byPath` maps a path to the newest item for it; `items` holds every live item by id.
+ *  - One runner per item; a runner for a path starts only after the previous item's runner for that
+ *    path has settled (`after`), so uploads to one path never overlap and the newest wins.
+ *  - `slots` bounds uploads in flight (`concurrency`).
+ *  - `pendingBytes` + `reservedBytes` count spool bytes against `spoolMaxBytes`; changed only
+ *    synchronously in reserve/enqueue/finish.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdir, open, readdir, rename, rm, stat, copyFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { TbdavError, isTbdavError, type ErrorCode } from '../shared/errors.js';
+import { silentLogger, type Logger } from '../shared/logger.js';
+import type { ByteRange, Remote, SpooledFile, UploadProgress, WriteResult } from '../remote/types.js';
+import { JOURNAL_VERSION, Journal, type JournalEntry } from './journal.js';
+import { isInside, parentPath } from './paths.js';
+
+export interface WritebackOptions {
+  remote: Remote;
+  /** Folder of the journal (e.g. `<stateDir>/writeback`). */
+  journalDir: string;
+  /** Folder of pending bodies (e.g. `<cacheDir>/writeback`); must be on the filesystem of the spool. */
+  spoolDir: string;
+  /** Bound on the bytes of pending bodies (default: none). */
+  spoolMaxBytes?: number;
+  /** Uploads in flight at once (default 2). */
+  concurrency?: number;
+  /** First retry delay, ms (default 1000); doubles per attempt up to retryMaxMs (default 60 000). */
+  retryBaseMs?: number;
+  retryMaxMs?: number;
+  logger?: Logger;
+  /** An upload is stored and is still the newest for its path: update caches before it stops being pending. */
+  onStored?: (path: string, result: WriteResult, entry: JournalEntry) => void | Promise<void>;
+  /** An upload was given up (permanent error). */
+  onFailed?: (path: string, error: TbdavError, entry: JournalEntry) => void;
+}
+
+/** What the vfs shows for a pending file. */
+export interface PendingInfo {
+  id: string;
+  path: string;
+  size: number;
+  contentMd5: string;
+  mtime?: number;
+  createdAt: number;
+  state: 'queued' | 'uploading' | 'retrying';
+  attempts: number;
+}
+
+export interface EnqueueOptions {
+  /** A reservation taken before spooling (its bytes become the upload's). */
+  reservation?: Reservation;
+  mtime?: number;
+  requestId?: string;
+}
+
+export interface Reservation {
+  readonly bytes: number;
+  /** Give the bytes back (no-op once consumed by enqueue or released). */
+  release(): void;
+}
+
+export interface PendingUpload extends PendingInfo {
+  /** Settles when stored (the WriteResult), or rejects when superseded, removed, given up or shut down. */
+  done: Promise<WriteResult>;
+}
+
+/** Errors that no retry will cure. */
+const PERMANENT: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'TBDAV_NOT_FOUND',
+  'TBDAV_EXISTS',
+  'TBDAV_CONFLICT',
+  'TBDAV_INVALID_NAME',
+  'TBDAV_TOO_LARGE',
+  'TBDAV_BAD_REQUEST',
+  'TBDAV_RANGE',
+  'TBDAV_CONFIG',
+  'TBDAV_FATAL',
+]);
+const INTEGRITY_ATTEMPTS = 3;
+
+type CancelReason = 'superseded' | 'removed' | 'moved' | 'closing';
+
+interface Item {
+  entry: JournalEntry;
+  state: PendingInfo['state'];
+  ac: AbortController;
+  cancelled?: CancelReason;
+  /** Resolves when the current runner has ended. */
+  settled: Promise<void>;
+  done: Promise<WriteResult>;
+  resolve(r: WriteResult): void;
+  reject(e: TbdavError): void;
+}
+
+/** A counting semaphore whose waits end early when a signal fires (then `acquire` resolves false). */
+class Slots {
+  private waiters: { wake: () => void }[] = [];
+  constructor(private free: number) {}
+  acquire(signal: AbortSignal): Promise<boolean> {
+    if (signal.aborted) return Promise.resolve(false);
+    if (this.free > 0) {
+      this.free--;
+      return Promise.resolve(true);
+    }
+    return new Promise((resolve) => {
+      const w = {
+        wake: () => {
+          signal.removeEventListener('abort', onAbort);
+          resolve(true);
+        },
+      };
+      const onAbort = (): void => {
+        this.waiters = this.waiters.filter((x) => x !== w);
+        resolve(false);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.waiters.push(w);
+    });
+  }
+  release(): void {
+    const w = this.waiters.shift();
+    if (w) w.wake();
+    else this.free++;
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = (): void => {
+      clearTimeout(t);
+      resolve();
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+function asTbdav(err: unknown, subject: string): TbdavError {
+  if (isTbdavError(err)) return err;
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ENOENT') return new TbdavError('TBDAV_FATAL', `${subject}: spool file vanished`, { cause: err });
+  return new TbdavError('TBDAV_RETRYABLE', `${subject}: ${String((err as Error)?.message ?? err)}`, { cause: err });
+}
+
+export class WritebackQueue {
+  private readonly remote: Remote;
+  private readonly journal: Journal;
+  private readonly spoolDir: string;
+  private readonly failedDir: string;
+  private readonly maxBytes: number;
+  private readonly retryBaseMs: number;
+  private readonly retryMaxMs: number;
+  private readonly logger: Logger;
+  private readonly onStored: WritebackOptions['onStored'];
+  private readonly onFailed: WritebackOptions['onFailed'];
+  private readonly slots: Slots;
+  private readonly items = new Map<string, Item>();
+  private readonly byPath = new Map<string, Item>();
+  private pendingBytes = 0;
+  private reservedBytes = 0;
+  private seq = 0;
+  private closing = false;
+
+  private constructor(opts: WritebackOptions, journal: Journal) {
+    this.remote = opts.remote;
+    this.journal = journal;
+    this.spoolDir = opts.spoolDir;
+    this.failedDir = join(opts.spoolDir, 'failed');
+    this.maxBytes = opts.spoolMaxBytes ?? Number.POSITIVE_INFINITY;
+    this.retryBaseMs = opts.retryBaseMs ?? 1000;
+    this.retryMaxMs = opts.retryMaxMs ?? 60_000;
+    this.logger = opts.logger ?? silentLogger();
+    this.onStored = opts.onStored;
+    this.onFailed = opts.onFailed;
+    this.slots = new Slots(Math.max(1, opts.concurrency ?? 2));
+  }
+
+  /** Open the queue and resume every journalled upload. */
+  static async open(opts: WritebackOptions): Promise<WritebackQueue> {
+    const logger = opts.logger ?? silentLogger();
+    const journal = await Journal.open(opts.journalDir, { logger });
+    await mkdir(opts.spoolDir, { recursive: true, mode: 0o700 });
+    const q = new WritebackQueue(opts, journal);
+    await q.resume();
+    return q;
+  }
+
+  private async resume(): Promise<void> {
+    const entries = await this.journal.load();
+    const newest = new Map<string, JournalEntry>();
+    for (const e of entries) {
+      this.seq = Math.max(this.seq, e.seq);
+      const prev = newest.get(e.path);
+      if (prev) await this.discard(prev, 'superseded before the restart');
+      newest.set(e.path, e);
+    }
+    const keep = new Set<string>();
+    for (const e of newest.values()) {
+      let size: number | undefined;
+      try {
+        size = (await stat(e.spoolFile)).size;
+      } catch (err) {
+        this.logger.debug(`write-back ${e.path}: spool file unreadable`, { error: String(err) });
+      }
+      if (size !== e.size) {
+        this.logger.error(`write-back ${e.path}: pending body lost (${size === undefined ? 'missing' : `${size} of ${e.size} bytes`}); the upload cannot resume`);
+        await this.journal.remove(e.id);
+        continue;
+      }
+      keep.add(`${e.id}.data`);
+      this.pendingBytes += e.size;
+      this.logger.info(`write-back ${e.path}: resuming upload of ${e.size} bytes${e.progress ? ` (session with ${e.progress.doneShards.length} shards done)` : ''}`);
+      this.start(this.newItem(e));
+    }
+    // Bodies whose journal entry was never written: their PUT was never answered.
+    for (const name of await readdir(this.spoolDir)) {
+      if (name.endsWith('.data') && !keep.has(name)) {
+        this.logger.debug(`write-back: removing orphan body ${name}`);
+        await rm(join(this.spoolDir, name), { force: true });
+      }
+    }
+  }
+
+  private async discard(e: JournalEntry, why: string): Promise<void> {
+    this.logger.debug(`write-back ${e.path}: dropping upload ${e.id} (${why})`);
+    await this.journal.remove(e.id);
+    await rm(e.spoolFile, { force: true });
+  }
+
+  // ------------------------------------------------------------------ space
+
+  /** Bytes held by pending bodies and reservations, and the bound. */
+  usage(): { pendingBytes: number; reservedBytes: number; maxBytes: number; pending: number } {
+    return { pendingBytes: this.pendingBytes, reservedBytes: this.reservedBytes, maxBytes: this.maxBytes, pending: this.items.size };
+  }
+
+  private fits(bytes: number): boolean {
+    return this.pendingBytes + this.reservedBytes + bytes <= this.maxBytes;
+  }
+
+  private full(subject: string, bytes: number): TbdavError {
+    return new TbdavError('TBDAV_INSUFFICIENT_STORAGE', `${subject}: the write-back spool is full (${bytes} more bytes would pass the bound of ${this.maxBytes})`, {
+      detail: { pendingBytes: this.pendingBytes, reservedBytes: this.reservedBytes, maxBytes: this.maxBytes },
+    });
+  }
+
+  /**
+   * Hold `bytes` of spool space before receiving a body of known size (TBDAV_INSUFFICIENT_STORAGE
+   * when it does not fit, so that the client gets 507 before sending the body).
+   */
+  reserve(bytes: number, subject = 'write-back'): Reservation {
+    this.checkOpen(subject);
+    if (!this.fits(bytes)) throw this.full(subject, bytes);
+    this.reservedBytes += bytes;
+    let held = true;
+    return {
+      bytes,
+      release: () => {
+        if (!held) return;
+        held = false;
+        this.reservedBytes -= bytes;
+      },
+    };
+  }
+
+  private checkOpen(subject: string): void {
+    if (this.closing) throw new TbdavError('TBDAV_RETRYABLE', `${subject}: the server is shutting down`);
+  }
+
+  // ------------------------------------------------------------------ enqueue
+
+  /**
+   * Take over a spooled body (spooled with `durable: true`) as the pending content of `path` and
+   * return once it and its journal entry are durable. The spool file is moved; the caller must not
+   * remove it afterwards (it must on failure). A pending upload of the same path is superseded.
+   */
+  async enqueue(path: string, spool: SpooledFile, opts: EnqueueOptions = {}): Promise<PendingUpload> {
+    const subject = `write-back ${path}`;
+    const r = opts.reservation;
+    try {
+      this.checkOpen(subject);
+      const extra = spool.size - (r?.bytes ?? 0);
+      if (extra > 0 && !this.fits(extra)) throw this.full(subject, spool.size);
+    } catch (err) {
+      r?.release();
+      throw err;
+    }
+    const id = randomUUID();
+    const spoolFile = join(this.spoolDir, `${id}.data`);
+    this.seq = Math.max(this.seq + 1, Date.now());
+    const entry: JournalEntry = {
+      version: JOURNAL_VERSION,
+      id,
+      seq: this.seq,
+      path,
+      spoolFile,
+      size: spool.size,
+      shardSize: spool.shardSize,
+      blockMd5s: spool.blockMd5s,
+      contentMd5: spool.contentMd5,
+      createdAt: Date.now(),
+      attempts: 0,
+      ...(opts.mtime !== undefined ? { mtime: opts.mtime } : {}),
+    };
+    // Count the bytes now (synchronously with the check above), give them back on failure.
+    this.pendingBytes += spool.size;
+    r?.release();
+    try {
+      await rename(spool.localPath, spoolFile);
+      await this.journal.put(entry);
+    } catch (err) {
+      this.pendingBytes -= spool.size;
+      await rm(spoolFile, { force: true });
+      await this.journal.remove(id).catch((e: unknown) => this.logger.debug(`${subject}: journal cleanup failed`, { error: String(e) }));
+      throw new TbdavError('TBDAV_INSUFFICIENT_STORAGE', `${subject}: cannot journal the upload`, { cause: err });
+    }
+    const prev = this.byPath.get(path);
+    if (prev) this.cancel(prev, 'superseded');
+    const item = this.newItem(entry);
+    this.start(item, prev?.settled);
+    this.logger.info(`${subject}: accepted ${spool.size} bytes, upload queued`, { requestId: opts.requestId, id });
+    return { ...this.info(item), done: item.done };
+  }
+
+  private newItem(entry: JournalEntry): Item {
+    let resolve!: (r: WriteResult) => void;
+    let reject!: (e: TbdavError) => void;
+    const done = new Promise<WriteResult>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    // Callers may never look at `done` (a write-back PUT is answered before): keep a rejection
+    // from becoming an unhandled one. Every rejection is logged where it happens.
+    done.catch((err: unknown) => this.logger.debug(`write-back ${entry.path}: upload ${entry.id} ended: ${(err as TbdavError).code}`));
+    const item: Item = { entry, state: 'queued', ac: new AbortController(), settled: Promise.resolve(), done, resolve, reject };
+    this.items.set(entry.id, item);
+    this.byPath.set(entry.path, item);
+    return item;
+  }
+
+  private info(item: Item): PendingInfo {
+    const e = item.entry;
+    return {
+      id: e.id,
+      path: e.path,
+      size: e.size,
+      contentMd5: e.contentMd5,
+      createdAt: e.createdAt,
+      state: item.state,
+      attempts: e.attempts,
+      ...(e.mtime !== undefined ? { mtime: e.mtime } : {}),
+    };
+  }
+
+  // ------------------------------------------------------------------ runner
+
+  private start(item: Item, after?: Promise<void>): void {
+    item.ac = new AbortController();
+    item.settled = this.run(item, after).catch((err: unknown) => {
+      // run() handles its own errors; this is the last line.
+      this.logger.error(`write-back ${item.entry.path}: runner failed: ${String((err as Error)?.message ?? err)}`);
+    });
+  }
+
+  private async run(item: Item, after?: Promise<void>): Promise<void> {
+    await after;
+    const signal = item.ac.signal;
+    while (!item.cancelled) {
+      if (!(await this.slots.acquire(signal))) break;
+      if (item.cancelled) {
+        this.slots.release();
+        break;
+      }
+      const e = item.entry;
+      const subject = `write-back ${e.path}`;
+      let result: WriteResult;
+      item.state = 'uploading';
+      try {
+        result = await this.remote.write(e.path, { localPath: e.spoolFile, size: e.size, shardSize: e.shardSize, blockMd5s: e.blockMd5s, contentMd5: e.contentMd5 }, {
+          overwrite: true,
+          signal,
+          ...(e.mtime !== undefined ? { mtime: e.mtime } : {}),
+          ...(e.progress ? { resume: e.progress } : {}),
+          onProgress: (p) => this.progress(item, p),
+        });
+      } catch (err) {
+        this.slots.release();
+        if (item.cancelled) break;
+        const te = asTbdav(err, subject);
+        e.attempts++;
+        e.lastError = te.code;
+        if (PERMANENT.has(te.code) || (te.code === 'TBDAV_INTEGRITY' && e.attempts >= INTEGRITY_ATTEMPTS)) {
+          await this.fail(item, te);
+          return;
+        }
+        item.state = 'retrying';
+        const delay = Math.min(this.retryMaxMs, this.retryBaseMs * 2 ** Math.min(20, e.attempts - 1)) * (0.5 + Math.random() / 2);
+        this.logger.warn(`${subject}: attempt ${e.attempts} failed (${te.code}), retrying in ${Math.round(delay)} ms`, { id: e.id });
+        await this.journal.put(e).catch((je: unknown) => this.logger.warn(`${subject}: journal update failed`, { error: String(je) }));
+        await sleep(delay, signal);
+        continue;
+      }
+      this.slots.release();
+      if (item.cancelled) {
+        this.logger.debug(`${subject}: upload ${e.id} finished after it was ${item.cancelled}`);
+        break;
+      }
+      await this.finish(item, result);
+      return;
+    }
+    await this.afterCancel(item);
+  }
+
+  private progress(item: Item, p: UploadProgress): void {
+    if (item.cancelled) return;
+    item.entry.progress = { uploadId: p.uploadId, doneShards: [...p.doneShards] };
+    // Durable but not awaited by the upload: losing the last progress only costs resent shards.
+    void this.journal.put(item.entry).catch((err: unknown) => this.logger.debug(`write-back ${item.entry.path}: progress not journalled`, { error: String(err) }));
+  }
+
+  private release(item: Item): void {
+    this.items.delete(item.entry.id);
+    if (this.byPath.get(item.entry.path) === item) this.byPath.delete(item.entry.path);
+    this.pendingBytes -= item.entry.size;
+  }
+
+  private async finish(item: Item, result: WriteResult): Promise<void> {
+    const e = item.entry;
+    this.logger.info(`write-back ${e.path}: stored ${e.size} bytes${result.rapid ? ' (rapid upload)' : ''} after ${e.attempts + 1} attempt(s)`, { id: e.id });
+    if (this.byPath.get(e.path) === item && this.onStored) {
+      try {
+        await this.onStored(e.path, result, e);
+      } catch (err) {
+        this.logger.warn(`write-back ${e.path}: onStored failed: ${String((err as Error)?.message ?? err)}`);
+      }
+    }
+    // Clean up before it stops being pending: "not pending" then means journal and body are gone
+    // (a reader that finds the body gone meanwhile falls back to the remote, which has it now).
+    await this.journal.remove(e.id);
+    await rm(e.spoolFile, { force: true });
+    this.release(item);
+    item.resolve(result);
+  }
+
+  private async fail(item: Item, err: TbdavError): Promise<void> {
+    const e = item.entry;
+    let kept = '';
+    try {
+      await mkdir(this.failedDir, { recursive: true, mode: 0o700 });
+      const dest = join(this.failedDir, `${e.id}.data`);
+      await rename(e.spoolFile, dest);
+      kept = `; the body is kept at ${dest}`;
+    } catch (mvErr) {
+      this.logger.debug(`write-back ${e.path}: keeping the failed body failed`, { error: String(mvErr) });
+    }
+    this.logger.error(`write-back ${e.path}: upload given up after ${e.attempts} attempt(s) (${err.code})${kept}`, { id: e.id });
+    this.release(item);
+    await this.journal.remove(e.id);
+    this.onFailed?.(e.path, err, e);
+    item.reject(err);
+  }
+
+  /** The runner of a cancelled item ended: clean up according to why. */
+  private async afterCancel(item: Item): Promise<void> {
+    const e = item.entry;
+    switch (item.cancelled) {
+      case 'moved':
+        return; // the mover restarts it
+      case 'closing':
+        item.reject(new TbdavError('TBDAV_ABORTED', `write-back ${e.path}: shut down before the upload finished; it resumes at the next start`));
+        return;
+      default:
+        this.release(item);
+        await this.journal.remove(e.id);
+        await rm(e.spoolFile, { force: true });
+        item.reject(new TbdavError('TBDAV_ABORTED', `write-back ${e.path}: upload ${item.cancelled === 'superseded' ? 'superseded by a newer PUT' : 'cancelled by a DELETE'}`));
+    }
+  }
+
+  private cancel(item: Item, why: CancelReason): void {
+    if (item.cancelled && why !== 'moved') return;
+    item.cancelled = why;
+    if (why !== 'moved' && this.byPath.get(item.entry.path) === item) this.byPath.delete(item.entry.path);
+    item.ac.abort(new TbdavError('TBDAV_ABORTED', `write-back ${item.entry.path}: ${why}`));
+  }
+
+  // ------------------------------------------------------------------ what the vfs asks
+
+  /** The pending upload of a path, if any. */
+  pending(path: string): PendingInfo | undefined {
+    const item = this.byPath.get(path);
+    return item ? this.info(item) : undefined;
+  }
+
+  /** Pending uploads directly inside a folder. */
+  listPending(folder: string): PendingInfo[] {
+    const out: PendingInfo[] = [];
+    for (const [p, item] of this.byPath) if (p !== '/' && parentPath(p) === folder) out.push(this.info(item));
+    return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  }
+
+  /** Pending uploads at `path` or below it. */
+  pendingUnder(path: string): PendingInfo[] {
+    return [...this.byPath.values()].filter((i) => i.entry.path === path || isInside(i.entry.path, path)).map((i) => this.info(i));
+  }
+
+  /**
+   * Read a pending body (or a range of it) from the spool; undefined when nothing is pending there
+   * (any more). The file is opened before returning, so a concurrent end of the upload does not
+   * cut the read.
+   */
+  async openPending(path: string, range?: ByteRange): Promise<Readable | undefined> {
+    const item = this.byPath.get(path);
+    if (!item) return undefined;
+    let fh;
+    try {
+      fh = await open(item.entry.spoolFile, 'r');
+    } catch (err) {
+      this.logger.debug(`write-back ${path}: pending body gone while opening`, { error: String(err) });
+      return undefined;
+    }
+    return fh.createReadStream({ start: range?.start ?? 0, ...(range?.end !== undefined ? { end: range.end } : {}) });
+  }
+
+  /** Wait up to `ms` for a pending upload to be stored (hybrid `upload.waitSeconds`). */
+  async waitStored(upload: PendingUpload, ms: number): Promise<WriteResult | undefined> {
+    if (ms <= 0) return undefined;
+    let t: NodeJS.Timeout | undefined;
+    const timer = new Promise<undefined>((r) => (t = setTimeout(() => r(undefined), ms)));
+    try {
+      return await Promise.race([upload.done, timer]);
+    } catch (err) {
+      this.logger.debug(`write-back ${upload.path}: not stored while waiting`, { error: String((err as TbdavError).code ?? err) });
+      return undefined;
+    } finally {
+      clearTimeout(t);
+    }
+  }
+
+  /** DELETE: cancel pending uploads at `path` or below it. Returns how many were cancelled. */
+  async remove(path: string): Promise<number> {
+    const victims = [...this.byPath.values()].filter((i) => i.entry.path === path || isInside(i.entry.path, path));
+    for (const v of victims) this.cancel(v, 'removed');
+    await Promise.all(victims.map((v) => v.settled));
+    return victims.length;
+  }
+
+  /**
+   * MOVE: pending uploads at `from` or below it now go to the same place under `to` (journalled
+   * before returning). A pending upload at a destination path is superseded. Returns how many moved.
+   */
+  async move(from: string, to: string): Promise<number> {
+    const movers = [...this.byPath.values()].filter((i) => i.entry.path === from || isInside(i.entry.path, from));
+    for (const m of movers) this.cancel(m, 'moved');
+    await Promise.all(movers.map((m) => m.settled));
+    for (const m of movers) {
+      const oldPath = m.entry.path;
+      const newPath = to + oldPath.slice(from.length);
+      if (this.byPath.get(oldPath) === m) this.byPath.delete(oldPath);
+      const there = this.byPath.get(newPath);
+      if (there && there !== m) this.cancel(there, 'superseded');
+      m.entry.path = newPath;
+      delete m.entry.progress; // a session is bound to its path
+      m.cancelled = undefined;
+      m.state = 'queued';
+      this.byPath.set(newPath, m);
+      await this.journal.put(m.entry);
+      this.start(m, there?.settled);
+    }
+    return movers.length;
+  }
+
+  /** COPY of a pending file: the copy becomes a pending upload of its own. */
+  async copy(from: string, to: string, opts: { requestId?: string } = {}): Promise<PendingUpload | undefined> {
+    const src = this.byPath.get(from);
+    if (!src) return undefined;
+    const e = src.entry;
+    const tmp = join(this.spoolDir, `${randomUUID()}.copy`);
+    const r = this.reserve(e.size, `write-back ${to}`);
+    try {
+      await copyFile(e.spoolFile, tmp);
+      const fh = await open(tmp, 'r+');
+      try {
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+    } catch (err) {
+      r.release();
+      await rm(tmp, { force: true });
+      throw asTbdav(err, `write-back copy ${from} -> ${to}`);
+    }
+    try {
+      return await this.enqueue(to, { localPath: tmp, size: e.size, shardSize: e.shardSize, blockMd5s: e.blockMd5s, contentMd5: e.contentMd5 }, { reservation: r, mtime: e.mtime, requestId: opts.requestId });
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+  }
+
+  /**
+   * Shut down (SIGTERM): refuse new uploads, give uploads in flight up to `drainMs` to finish, then
+   * stop the rest. Everything not stored stays journalled and resumes at the next open().
+   */
+  async close(opts: { drainMs?: number } = {}): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    const drainMs = opts.drainMs ?? 10_000;
+    const live = [...this.items.values()];
+    for (const i of live) if (i.state !== 'uploading') this.cancel(i, 'closing');
+    const all = Promise.all(live.map((i) => i.settled));
+    let t: NodeJS.Timeout | undefined;
+    await Promise.race([all, new Promise<void>((r) => (t = setTimeout(r, drainMs)))]);
+    clearTimeout(t);
+    for (const i of live) if (!i.cancelled && this.items.has(i.entry.id)) this.cancel(i, 'closing');
+    await all;
+    await this.journal.flush();
+    const left = this.items.size;
+    if (left) this.logger.info(`write-back: ${left} upload(s) left in the journal; they resume at the next start`);
+  }
+}
