@@ -71,7 +71,6 @@ export interface Ctx {
   readonly uk: number;
   readonly credentials: { clientId: string; clientSecret: string; privateSecret: string };
   readonly signKey: Buffer;
-  /** The access token of the current request (set by the router for /openapi and superfile2). */
 }
 
 /** One API request as routes see it. */

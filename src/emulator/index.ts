@@ -312,6 +312,10 @@ export async function startEmulator(opts: EmulatorOptions): Promise<EmulatorHand
         fail(err.errno, err.message, err.httpStatus);
         return;
       }
+      if (req.destroyed || res.destroyed) {
+        logger.debug(`emulator ${url.pathname}: client went away`, { err: (err as Error).message });
+        return;
+      }
       logger.error(`emulator ${url.pathname}: internal error`, { err });
       if (!req.readableEnded) req.resume();
       fail(route.kind === 'oauth' ? 500001 : 31045, 'internal error', 500);
@@ -344,6 +348,7 @@ export async function startEmulator(opts: EmulatorOptions): Promise<EmulatorHand
 
   const wire = (server: Server, fn: (req: IncomingMessage, res: ServerResponse) => Promise<void>): void => {
     server.keepAliveTimeout = 30_000;
+    server.requestTimeout = 0; // throttled shard uploads may take long; the client decides when to give up
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       fn(req, res).catch((err: unknown) => {
         logger.error('emulator: request failed', { err });

@@ -160,11 +160,18 @@ const superfile2: Handler = async (ctx, r) => {
   const boundary = multipartBoundary(r.req.headers['content-type']);
   if (!boundary) throw pcsError(ERRNO_PCS_PARAM, 'body must be multipart/form-data');
   const tmp = join(s.dir, `${partseq}.${randomToken(6)}.tmp`);
-  const got = await receiveMultipartFile(r.req, boundary, 'file', tmp, {
-    rate: () => ctx.opts.throughputBytesPerSec,
-    onBytes: () => undefined,
-  });
   const drop = (): Promise<void> => rm(tmp, { force: true });
+  let got: Awaited<ReturnType<typeof receiveMultipartFile>>;
+  try {
+    got = await receiveMultipartFile(r.req, boundary, 'file', tmp, {
+      rate: () => ctx.opts.throughputBytesPerSec,
+      onBytes: () => undefined,
+    });
+  } catch (err) {
+    await drop();
+    if (r.req.destroyed) throw err; // the client went away
+    throw pcsError(ERRNO_PCS_PARAM, `malformed multipart body: ${(err as Error).message}`);
+  }
   if (!got.found) {
     await drop();
     throw pcsError(ERRNO_PCS_PARAM, 'no file field');

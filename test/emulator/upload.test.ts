@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { api, dlinkOf, fetchDlink, md5, randomBuffer, startEmu, superfile2, upload } from './emu-helpers.js';
 
 const MiB = 1024 * 1024;
@@ -196,6 +197,27 @@ test('superfile2 only on the upload host; needs a token; malformed precreate inp
       { method: 'POST', body: 'abc' },
     );
     assert.equal(((await raw.json()) as { error_code: number }).error_code, 31023);
+    // multipart without its closing boundary (truncated body)
+    const q = new URLSearchParams({ method: 'upload', app_id: '250528', path, uploadid: pre.body.uploadid, partseq: '0', access_tokens: e.token });
+    const truncated = await fetch(`http://${e.emu.uploadDomain}/rest/2.0/pcs/superfile2?${q}`, {
+      method: 'POST',
+      headers: { 'content-type': 'multipart/form-data; boundary=BND' },
+      body: '--BND\r\nContent-Disposition: form-data; name="file"; filename="b"\r\n\r\nabc',
+    });
+    assert.equal(((await truncated.json()) as { error_code: number }).error_code, 31023);
+    // a client that goes away mid-body does not disturb the emulator
+    await new Promise<void>((resolve) => {
+      const [h, port] = e.emu.uploadDomain.split(':');
+      const sock = connect(Number(port), h!, () => {
+        sock.write(`POST /rest/2.0/pcs/superfile2?${q} HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=BND\r\nContent-Length: 100000\r\n\r\n--BND\r\nContent-Disposition: form-data; name="file"\r\n\r\nabc`);
+        setTimeout(() => {
+          sock.destroy();
+          resolve();
+        }, 100);
+      });
+    });
+    const ok = await superfile2(e, { path, uploadid: pre.body.uploadid, partseq: 0 }, data);
+    assert.equal(ok.body.md5, md5(data));
   } finally {
     await e.stop();
   }
