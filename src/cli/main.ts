@@ -253,6 +253,7 @@ export async function main(argv: string[], ioOverrides: Partial<CliIo> = {}): Pr
         });
         const qrFile = join(cfg.stateDir, 'login-qr.png');
         let countdown: NodeJS.Timeout | undefined;
+        let qrSaved: Promise<void> | undefined;
         try {
           await mkdir(cfg.stateDir, { recursive: true, mode: 0o700 });
           if (typeof args.code === 'string') {
@@ -270,7 +271,7 @@ export async function main(argv: string[], ioOverrides: Partial<CliIo> = {}): Pr
               signal: abort.signal,
               onCode: (code) => {
                 const png = pngFromDataUrl(code.qrcode_url);
-                void writeFile(qrFile, png, { mode: 0o600 }).catch((err: unknown) => logger.warn(`login: cannot save ${qrFile}`, { error: messageOf(err) }));
+                qrSaved = writeFile(qrFile, png, { mode: 0o600 }).catch((err: unknown) => logger.warn(`login: cannot save ${qrFile}`, { error: messageOf(err) }));
                 out('Scan this QR code with the TeraBox app to authorize terabox-dav:');
                 try {
                   out(pngToTerminalQr(png).join('\n'));
@@ -305,6 +306,7 @@ export async function main(argv: string[], ioOverrides: Partial<CliIo> = {}): Pr
           throw err;
         } finally {
           if (countdown) clearInterval(countdown);
+          await qrSaved; // never rejects (logged above); the file must exist before it is removed
           await rm(qrFile, { force: true });
           await client.close();
         }
