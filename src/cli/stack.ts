@@ -128,7 +128,7 @@ export async function startStack(config: Config, opts: StackOptions = {}): Promi
     } else {
       const dataDir = join(config.stateDir, 'emulator');
       await mkdir(dataDir, { recursive: true, mode: 0o700 });
-      emulator = await startEmulator({ dataDir, ...opts.emulator });
+      emulator = await startEmulator({ dataDir, logger: logger.child({ component: 'emulator' }), ...opts.emulator });
       const emu = emulator;
       cleanups.push(() => emu.close());
       logger.info(`stack: no TeraBox credentials configured, serving the embedded emulator (${dataDir})`);
