@@ -85,6 +85,7 @@ export class Store {
   private timer: NodeJS.Timeout | undefined;
   private writeChain: Promise<void> = Promise.resolve();
   private tmpSeq = 0;
+  private lastSnapshotMs = 0;
   readonly blobDir: string;
   readonly uploadDir: string;
 
@@ -138,12 +139,13 @@ export class Store {
 
   // ---------------------------------------------------------------- persistence
 
+  /** Schedule a snapshot: 50 ms after the change, or longer when snapshots get expensive (big drives). */
   markDirty(): void {
     if (this.timer) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       void this.flush().catch((err: unknown) => this.logger.error('emulator store: metadata write failed', { err }));
-    }, 50);
+    }, Math.max(50, this.lastSnapshotMs * 10));
   }
 
   flush(): Promise<void> {
@@ -154,7 +156,9 @@ export class Store {
     const sections: Record<string, unknown> = {};
     for (const [name, sec] of this.sections) sections[name] = sec.dump();
     const nodes = [...this.byId.values()].filter((n) => n.path !== '/');
+    const t0 = Date.now();
     const text = JSON.stringify({ version: 1, nextFsId: this.nextFsId, nodes, sections });
+    this.lastSnapshotMs = Date.now() - t0;
     const file = join(this.dataDir, META_FILE);
     const tmp = `${file}.tmp-${process.pid}-${++this.tmpSeq}`;
     this.writeChain = this.writeChain.then(async () => {

@@ -86,6 +86,18 @@ test('autoApproveAfterPolls 0: only approveDevice() approves; enforcePollInterva
   }
 });
 
+test('an expired device code is 100002', async () => {
+  const e = await startEmu({ deviceCodeTtlSec: 1 });
+  try {
+    const dc = (await oauth(e, '/oauth/devicecode', undefined, { client_id: e.emu.credentials.clientId })).data.device_code as string;
+    e.emu.approveDevice(dc);
+    await new Promise((r) => setTimeout(r, 1100));
+    assert.equal((await oauth(e, '/oauth/gettoken', creds(e, { grant_type: 'device_code', code: dc }))).errno, 100002);
+  } finally {
+    await e.stop();
+  }
+});
+
 test('authorization_code: single use; bad sign, client, grant and missing params', async () => {
   const e = await startEmu();
   try {
