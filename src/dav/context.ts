@@ -22,6 +22,11 @@ export interface DavRequest {
   readonly signal: AbortSignal;
   /** { signal, requestId } for every FileSystem call. */
   readonly call: CallOptions;
+  /**
+   * Send `100 Continue` if the client waits for it (Expect: 100-continue); call right before reading
+   * the body, so that a refusal (401, 409, 423...) is answered before the client uploads anything.
+   */
+  continue(): void;
 }
 
 export interface DavDeps {
@@ -57,6 +62,7 @@ export function hasBody(r: DavRequest): boolean {
 
 /** Read a small request body (XML), refusing more than `max` bytes. */
 export async function readSmallBody(r: DavRequest, max = 1 << 20): Promise<string> {
+  r.continue();
   const chunks: Buffer[] = [];
   let total = 0;
   for await (const chunk of r.req) {

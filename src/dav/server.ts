@@ -222,8 +222,8 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
     } as unknown as webdav.HTTPAuthentication,
   });
 
-  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
-    handle(req, res).catch((err: unknown) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse, expectsContinue = false): void => {
+    handle(req, res, expectsContinue).catch((err: unknown) => {
       // handle() catches everything itself; this is the last line.
       logger.error(`${req.method ?? '?'}: request handler failed: ${redact(String(err))}`);
       if (!res.headersSent) sendError(res, httpErrorFor(err, req.method ?? ''), 'n/a');
@@ -233,7 +233,13 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
 
   const socketBase = new WeakMap<object, { read: number; written: number }>();
 
-  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+  const handle = async (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): Promise<void> => {
+    let continued = !expectsContinue;
+    const sendContinue = (): void => {
+      if (continued || res.headersSent) return;
+      continued = true;
+      res.writeContinue();
+    };
     const started = process.hrtime.bigint();
     const requestId = requestIdOf(req);
     const method = (req.method ?? 'GET').toUpperCase();
@@ -302,6 +308,7 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
       user: userName,
       signal: ac.signal,
       call: { signal: ac.signal, requestId },
+      continue: sendContinue,
     };
 
     const handler = HANDLERS[method];
@@ -320,6 +327,7 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
       const lr = req as LibraryRequest;
       lr.tbdavRequestId = requestId;
       lr.tbdavUser = userName;
+      sendContinue();
       normaliseIfForLibrary(req, method);
       guardLibraryResponse(res, logger, requestId);
       library.executeRequest(req, res);
@@ -361,6 +369,8 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
   } else {
     server = http.createServer(serverOptions, onRequest);
   }
+  // Expect: 100-continue is answered by the handlers (r.continue()) once auth and preconditions passed.
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => onRequest(req, res, true));
   server.on('clientError', (err, socket) => {
     logger.debug(`http: client error: ${redact(String((err as Error).message))}`);
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
+import { connect } from 'node:net';
 import { request } from 'undici';
 import { startHarness } from './harness.js';
 
@@ -116,6 +117,48 @@ test('DELETE: 204, 404 if absent, recursive, Depth other than infinity on a fold
     assert.equal((await h.req('DELETE', '/d', { headers: { Depth: 'infinity' } })).status, 204);
     assert.equal((await h.req('GET', '/d/a.txt')).status, 404);
     assert.equal((await h.req('PROPFIND', '/d', { headers: { Depth: '0' } })).status, 404);
+  } finally {
+    await h.close();
+  }
+});
+
+/** Send PUT headers with Expect: 100-continue and report the first answer line before any body is sent. */
+function firstAnswer(port: number, path: string, body: string, extra = ''): Promise<{ first: string; all: Promise<string> }> {
+  return new Promise((resolve, reject) => {
+    const s = connect(port, '127.0.0.1', () =>
+      s.write(`PUT ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\n${extra}Connection: close\r\n\r\n`),
+    );
+    let data = '';
+    let resolved = false;
+    let done: (v: string) => void = () => undefined;
+    const all = new Promise<string>((r) => (done = r));
+    s.on('data', (d) => {
+      data += d.toString();
+      if (!resolved && data.includes('\r\n')) {
+        resolved = true;
+        const first = data.split('\r\n')[0]!;
+        if (first.includes(' 100 ')) s.write(body);
+        resolve({ first, all });
+      }
+    });
+    s.on('end', () => done(data));
+    s.on('error', reject);
+  });
+}
+
+test('Expect: 100-continue: refusals come before the body, success after 100 Continue', { timeout: 20_000 }, async () => {
+  const h = await startHarness({ users: [{ username: 'u', password: 'p' }] });
+  try {
+    const auth = `Authorization: Basic ${Buffer.from('u:p').toString('base64')}\r\n`;
+    const noAuth = await firstAnswer(h.bridge.port, '/a.txt', 'hello');
+    assert.match(noAuth.first, / 401 /);
+    const noParent = await firstAnswer(h.bridge.port, '/missing/a.txt', 'hello', auth);
+    assert.match(noParent.first, / 409 /);
+    const ok = await firstAnswer(h.bridge.port, '/a.txt', 'hello', auth);
+    assert.match(ok.first, / 100 /);
+    assert.match(await ok.all, /HTTP\/1\.1 201/);
+    const g = await h.req('GET', '/a.txt', { headers: { Authorization: `Basic ${Buffer.from('u:p').toString('base64')}` } });
+    assert.equal(g.text, 'hello');
   } finally {
     await h.close();
   }

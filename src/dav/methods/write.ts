@@ -58,6 +58,7 @@ export async function handlePut(r: DavRequest, deps: DavDeps): Promise<void> {
   await deps.locks.checkWrite(r.req, [{ path: r.path, membership: true }]);
   const mtime = ocMtime(r);
   const size = expectedSize(r);
+  r.continue();
   const result = await deps.fs.put(r.path, r.req, {
     ...r.call,
     overwrite: true,
