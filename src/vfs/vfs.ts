@@ -23,9 +23,9 @@ import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { TbdavError, abortError, isTbdavError, type ErrorCode } from '../shared/errors.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
-import type { ByteRange, CallOptions, Entry, Quota, Remote, SpooledFile } from '../remote/types.js';
+import type { ByteRange, CallOptions, Entry, Quota, Remote, SpooledFile, WriteResult } from '../remote/types.js';
 import { MetadataCache } from './metadata-cache.js';
-import { baseName, isInside, normalizePath, parentPath } from './paths.js';
+import { baseName, isInside, normalizePath, parentPath, rebase } from './paths.js';
 import { EMPTY_MD5, removeSpool, removeStaleSpools, spoolBody } from './spool.js';
 import { StateStore, type LocalFile } from './state-store.js';
 import type { CopyMoveResult, DeadProps, FileSystem, OpenReadResult, PutOptions, PutResult, VfsEntry } from './types.js';
@@ -47,6 +47,48 @@ export interface VfsOptions {
   maxUploadBytes?: number;
   /** Clock, ms (tests). */
   now?: () => number;
+  /**
+   * Write-back queue (src/vfs/writeback.ts WritebackQueue fits this port). When given, non-empty PUTs
+   * are answered once the body is spooled durably and journalled; the upload runs in the background
+   * and the file shows as `pending` meanwhile. The constructor of the queue owns it (and closes it).
+   */
+  writeback?: WritebackPort;
+  /** With write-back: wait up to this long for the upload before answering with a pending entry (default 0). */
+  writebackWaitMs?: number;
+}
+
+/** What the Vfs needs to know of a pending write-back upload. */
+export interface PendingFileInfo {
+  path: string;
+  size: number;
+  contentMd5: string;
+  mtime?: number;
+  createdAt: number;
+}
+
+/** The write-back queue as the Vfs uses it (structural: WritebackQueue implements it). */
+export interface WritebackPort {
+  /** Hold spool space before receiving a body of known size (TBDAV_INSUFFICIENT_STORAGE when full). */
+  reserve(bytes: number, subject?: string): { readonly bytes: number; release(): void };
+  /** Take over a durable spool file as the pending content of `path` (the file is moved away). */
+  enqueue(
+    path: string,
+    spool: SpooledFile,
+    opts?: { reservation?: { readonly bytes: number; release(): void }; mtime?: number; requestId?: string },
+  ): Promise<PendingFileInfo & { done: Promise<WriteResult> }>;
+  /** Wait up to `ms` for an upload to be stored; undefined when it was not. */
+  waitStored?(upload: PendingFileInfo & { done: Promise<WriteResult> }, ms: number): Promise<WriteResult | undefined>;
+  pending(path: string): PendingFileInfo | undefined;
+  listPending(folder: string): PendingFileInfo[];
+  pendingUnder(path: string): PendingFileInfo[];
+  /** A pending body (or a range of it); undefined when nothing is pending there any more. */
+  openPending(path: string, range?: ByteRange): Promise<Readable | undefined>;
+  /** Cancel pending uploads at `path` or below. */
+  remove(path: string): Promise<number>;
+  /** Pending uploads at `from` or below now go to the same place under `to`. */
+  move(from: string, to: string): Promise<number>;
+  /** A pending file copied: the copy becomes a pending upload of its own. */
+  copy(from: string, to: string, opts?: { requestId?: string }): Promise<unknown>;
 }
 
 export const DEFAULT_IGNORE = ['._*', '.DS_Store', 'Thumbs.db', 'desktop.ini'];
@@ -77,6 +119,11 @@ export function compileIgnore(patterns: readonly string[]): (name: string) => bo
   return (name: string) => res.some((r) => r.test(name));
 }
 
+/** A file that lives on the remote only (not local-only, not a pending upload). */
+function isRemoteFile(e: VfsEntry): boolean {
+  return !e.isDir && !e.local && !e.pending;
+}
+
 function emptyStream(): Readable {
   return Readable.from([], { objectMode: false });
 }
@@ -92,6 +139,8 @@ export class Vfs implements FileSystem {
   private readonly maxUploadBytes: number | undefined;
   private readonly now: () => number;
   private readonly startedAt: number;
+  private readonly writeback: WritebackPort | undefined;
+  private readonly writebackWaitMs: number;
   private readonly putTails = new Map<string, Promise<void>>();
   private quotaCache: { quota: Quota; at: number } | undefined;
   /** Set once the remote refused a 0-byte file: later empty PUTs go straight to a placeholder. */
@@ -109,6 +158,8 @@ export class Vfs implements FileSystem {
     this.isIgnored = compileIgnore(opts.ignore ?? DEFAULT_IGNORE);
     this.maxUploadBytes = opts.maxUploadBytes;
     this.startedAt = this.now();
+    this.writeback = opts.writeback;
+    this.writebackWaitMs = opts.writebackWaitMs ?? 0;
   }
 
   /** Open the vfs: loads the local state from `stateDir`. */
@@ -136,6 +187,20 @@ export class Vfs implements FileSystem {
     };
   }
 
+  private pendingEntry(info: PendingFileInfo): VfsEntry {
+    return {
+      path: info.path,
+      name: baseName(info.path),
+      isDir: false,
+      size: info.size,
+      mtime: this.state.getMtime(info.path) ?? info.mtime ?? info.createdAt,
+      ctime: info.createdAt,
+      hash: info.contentMd5,
+      contentMd5: info.contentMd5,
+      pending: true,
+    };
+  }
+
   private decorate(e: Entry): VfsEntry {
     const mtime = this.state.getMtime(e.path);
     return mtime === undefined ? { ...e } : { ...e, mtime };
@@ -148,6 +213,8 @@ export class Vfs implements FileSystem {
   /** Entry of a normalised path, or undefined when absent. */
   private async lookup(path: string, opts?: CallOptions): Promise<VfsEntry | undefined> {
     if (path === '/') return this.rootEntry();
+    const pending = this.writeback?.pending(path);
+    if (pending) return this.pendingEntry(pending);
     const local = this.state.getLocal(path);
     if (local) return this.localEntry(local);
     const known = this.cache.lookup(path);
@@ -186,7 +253,7 @@ export class Vfs implements FileSystem {
 
   async list(path: string, opts?: CallOptions): Promise<VfsEntry[]> {
     const p = normalizePath(path);
-    if (this.state.getLocal(p)) throw new TbdavError('TBDAV_CONFLICT', `list ${p}: not a folder`);
+    if (this.state.getLocal(p) || this.writeback?.pending(p)) throw new TbdavError('TBDAV_CONFLICT', `list ${p}: not a folder`);
     const known = p === '/' ? undefined : this.cache.lookup(p);
     if (known === null) throw new TbdavError('TBDAV_NOT_FOUND', `list ${p}: no such folder`);
     if (known && !known.isDir) throw new TbdavError('TBDAV_CONFLICT', `list ${p}: not a folder`);
@@ -212,6 +279,7 @@ export class Vfs implements FileSystem {
       }
       byName.set(name, this.localEntry(f));
     }
+    for (const info of this.writeback?.listPending(p) ?? []) byName.set(baseName(info.path), this.pendingEntry(info));
     return [...byName.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
@@ -233,6 +301,13 @@ export class Vfs implements FileSystem {
       end = range.end === undefined ? size - 1 : Math.min(range.end, size - 1);
     }
     if (size === 0 || end < start) return { entry, stream: emptyStream() };
+    if (entry.pending && this.writeback) {
+      const stream = await this.writeback.openPending(p, { start, end });
+      if (stream) return { entry, stream };
+      // Stored (or cancelled) in the meantime: read what is there now.
+      this.logger.debug(`openRead ${p}: pending upload ended while opening, reading again`);
+      return this.openRead(p, range, opts);
+    }
     if (entry.local) {
       const f = this.state.getLocal(p);
       if (!f?.blob) return { entry, stream: emptyStream() };
@@ -260,24 +335,33 @@ export class Vfs implements FileSystem {
     const tail = prev.then(() => mine);
     this.putTails.set(p, tail);
     let spool: SpooledFile | undefined;
+    let reservation: { readonly bytes: number; release(): void } | undefined;
     try {
       if (p === '/') throw new TbdavError('TBDAV_CONFLICT', `${subject}: is a folder`);
       await this.requireParent('put', p, opts);
       const before = await this.lookup(p, opts);
       if (before?.isDir) throw new TbdavError('TBDAV_CONFLICT', `${subject}: a folder is there`);
       if (before && !opts.overwrite) throw new TbdavError('TBDAV_EXISTS', `${subject}: exists`);
+      const deferrable = this.writeback !== undefined && !this.isIgnored(baseName(p));
+      // Hold write-back spool space before reading a body of known size (507 before the upload).
+      if (deferrable && opts.expectedSize !== undefined && opts.expectedSize > 0) reservation = this.writeback!.reserve(opts.expectedSize, subject);
       spool = await spoolBody(body, {
         cacheDir: this.cacheDir,
         expectedSize: opts.expectedSize,
         maxBytes: this.maxUploadBytes,
         signal: opts.signal,
+        durable: deferrable,
         subject,
         logger: this.logger,
       });
       await prev;
       if (opts.signal?.aborted) throw abortError(subject, opts.signal);
+      if (deferrable && spool.size > 0) return await this.deferPut(p, spool, reservation, opts);
       return await this.commitPut(p, spool, opts);
     } finally {
+      // After a successful enqueue the spool file has been moved away and the reservation consumed:
+      // both calls are then no-ops.
+      reservation?.release();
       if (spool) await removeSpool(spool, this.logger);
       release();
       if (this.putTails.get(p) === tail) this.putTails.delete(p);
@@ -285,8 +369,42 @@ export class Vfs implements FileSystem {
   }
 
   /**
-   * Store a spooled body at `p` (the write-back queue will replace this step for large files).
-   * Runs alone for its path (see putTails).
+   * Write-back: hand the durable spool file to the queue and answer with a pending entry (or, with
+   * writebackWaitMs, with the stored entry when the upload finishes in time). Runs alone for its path.
+   */
+  private async deferPut(p: string, spool: SpooledFile, reservation: { readonly bytes: number; release(): void } | undefined, opts: PutOptions): Promise<PutResult> {
+    const wb = this.writeback!;
+    await this.requireParent('put', p, opts);
+    const before = await this.lookup(p, opts);
+    if (before?.isDir) throw new TbdavError('TBDAV_CONFLICT', `put ${p}: a folder is there`);
+    if (before && !opts.overwrite) throw new TbdavError('TBDAV_EXISTS', `put ${p}: exists`);
+    const upload = await wb.enqueue(p, spool, { ...(reservation ? { reservation } : {}), mtime: opts.mtime, requestId: opts.requestId });
+    // A placeholder at this path is replaced by the pending content.
+    if (this.state.getLocal(p)) await this.state.deleteLocal(p);
+    if (opts.mtime !== undefined) await this.state.setMtime(p, opts.mtime);
+    else if (this.state.getMtime(p) !== undefined) await this.state.setMtime(p, undefined);
+    this.logger.debug(`put ${p}: ${spool.size} bytes journalled for write-back`, { requestId: opts.requestId });
+    const created = before === undefined;
+    if (this.writebackWaitMs > 0 && wb.waitStored) {
+      const stored = await wb.waitStored(upload, this.writebackWaitMs);
+      if (stored) return { entry: this.decorate({ ...stored.entry, contentMd5: spool.contentMd5 }), created };
+    }
+    return { entry: this.pendingEntry(upload), created };
+  }
+
+  /**
+   * A write-back upload was stored and is still the newest for its path: update the cache before it
+   * stops being pending. Pass it as the queue's `onStored`.
+   */
+  noteStored(path: string, result: WriteResult, contentMd5?: string): void {
+    const entry: Entry = { ...result.entry };
+    if (contentMd5 !== undefined) entry.contentMd5 = contentMd5;
+    this.cache.putEntry(entry);
+    this.logger.debug(`put ${path}: write-back upload stored${result.rapid ? ' (rapid upload)' : ''}`);
+  }
+
+  /**
+   * Store a spooled body at `p` now (write-through). Runs alone for its path (see putTails).
    */
   private async commitPut(p: string, spool: SpooledFile, opts: PutOptions): Promise<PutResult> {
     const subject = `put ${p}`;
@@ -362,18 +480,24 @@ export class Vfs implements FileSystem {
   }
 
   private async removeKnown(p: string, e: VfsEntry, opts?: CallOptions): Promise<void> {
-    if (!e.local) {
-      try {
-        await this.remote.remove(p, opts);
-      } catch (err) {
-        // Already gone upstream (changed elsewhere): the local records still go.
-        if (!isTbdavError(err, 'TBDAV_NOT_FOUND')) throw err;
-        this.logger.debug(`remove ${p}: already absent on the remote`);
-      }
-    }
+    // Pending write-back uploads at or under p are cancelled first, so none lands after the delete.
+    if (this.writeback && (e.pending || e.isDir)) await this.writeback.remove(p);
+    if (!e.local) await this.removeRemoteIfThere(p, opts);
     this.cache.removeTree(p);
     this.cache.putAbsent(p);
     await this.state.deleteTree(p);
+  }
+
+  /** Remove `p` on the remote unless the cache knows it is absent; NOT_FOUND counts as done. */
+  private async removeRemoteIfThere(p: string, opts?: CallOptions): Promise<void> {
+    if (this.cache.lookup(p) === null) return;
+    try {
+      await this.remote.remove(p, opts);
+    } catch (err) {
+      // Already gone upstream (changed elsewhere, or only ever pending): the local records still go.
+      if (!isTbdavError(err, 'TBDAV_NOT_FOUND')) throw err;
+      this.logger.debug(`remove ${p}: already absent on the remote`);
+    }
   }
 
   private async transferChecks(op: 'move' | 'copy', fromIn: string, toIn: string, opts: CallOptions) {
@@ -393,12 +517,21 @@ export class Vfs implements FileSystem {
       if (!opts.overwrite) throw new TbdavError('TBDAV_PRECONDITION', `move ${from} -> ${to}: destination exists`);
       if (isInside(from, to)) throw new TbdavError('TBDAV_BAD_REQUEST', `move ${from} -> ${to}: destination contains the source`);
     }
-    const bothRemoteFiles = dst !== undefined && !dst.local && !dst.isDir && !src.local && !src.isDir;
+    const bothRemoteFiles = dst !== undefined && isRemoteFile(dst) && isRemoteFile(src);
     if (dst && !bothRemoteFiles) await this.removeKnown(to, dst, opts);
-    if (!src.local) {
+    if (src.pending && this.writeback) {
+      // The pending upload goes to the new path; an older version stored at the old path goes away.
+      await this.writeback.move(from, to);
+      await this.removeRemoteIfThere(from, opts);
+      this.cache.removeTree(from);
+      this.cache.putAbsent(from);
+      this.cache.removeTree(to);
+    } else if (!src.local) {
       if (!this.remote.move) throw new TbdavError('TBDAV_FATAL', `move ${from} -> ${to}: the ${this.remote.name} remote cannot move`);
       await this.remote.move(from, to, { overwrite: bothRemoteFiles, signal: opts.signal, requestId: opts.requestId });
       this.cache.moveTree(from, to, src);
+      // Uploads pending inside a moved folder follow it (after the remote move, so they land under `to`).
+      if (src.isDir && this.writeback && this.writeback.pendingUnder(from).length > 0) await this.writeback.move(from, to);
     } else {
       this.cache.removeTree(to);
     }
@@ -414,12 +547,15 @@ export class Vfs implements FileSystem {
       if (isInside(from, to)) throw new TbdavError('TBDAV_BAD_REQUEST', `copy ${from} -> ${to}: destination contains the source`);
     }
     const shallowFolder = src.isDir && opts.depth === 0;
-    const bothRemoteFiles = dst !== undefined && !dst.local && !dst.isDir && !src.local && !src.isDir;
+    const bothRemoteFiles = dst !== undefined && isRemoteFile(dst) && isRemoteFile(src);
     if (dst && !bothRemoteFiles) await this.removeKnown(to, dst, opts);
     if (shallowFolder) {
       const e = await this.remote.mkdir(to, opts);
       this.cache.putEntry(e);
       this.cache.setListing(to, []);
+    } else if (src.pending && this.writeback) {
+      await this.writeback.copy(from, to, { requestId: opts.requestId });
+      this.cache.removeTree(to);
     } else if (!src.local) {
       if (!this.remote.copy) throw new TbdavError('TBDAV_FATAL', `copy ${from} -> ${to}: the ${this.remote.name} remote cannot copy`);
       await this.remote.copy(from, to, { overwrite: bothRemoteFiles, signal: opts.signal, requestId: opts.requestId });
@@ -430,6 +566,12 @@ export class Vfs implements FileSystem {
         // The copy is done; the listing will be fetched again when asked.
         this.logger.debug(`copy ${from} -> ${to}: stat of the copy failed`, { error: String(err) });
         this.cache.forget(parentPath(to));
+      }
+      // Uploads pending inside a copied folder are copied as pending uploads of their own.
+      if (src.isDir && this.writeback) {
+        for (const info of this.writeback.pendingUnder(from)) {
+          await this.writeback.copy(info.path, rebase(info.path, from, to), { requestId: opts.requestId });
+        }
       }
     } else {
       this.cache.removeTree(to);
