@@ -14,7 +14,8 @@
 import type { IncomingMessage } from 'node:http';
 import { v2 as webdav } from 'webdav-server';
 import { TbdavError } from '../shared/errors.js';
-import { hrefFor, isSameOrBelow, parentOf } from './paths.js';
+import { evaluateIf, parseIf, submittedTokens, type IfResource } from './if-eval.js';
+import { decodePath, hrefFor, isSameOrBelow, parentOf, pathOfTarget } from './paths.js';
 import { escapeXml } from './xml.js';
 
 export interface ActiveLock {
@@ -86,6 +87,29 @@ export function tokensInIfHeader(ifHeader: string | undefined): Set<string> {
 export class LockTable implements LockGate {
   private readonly managers = new Map<string, InstanceType<typeof webdav.LocalLockManager>>();
 
+  /** `etagOf(path)`: the current ETag of a resource, undefined when absent (for If [etag] conditions). */
+  constructor(private readonly etagOf: (path: string) => Promise<string | undefined> = async () => undefined) {}
+
+  private async ifResource(path: string): Promise<IfResource> {
+    return { etag: await this.etagOf(path), lockTokens: new Set(this.locksFor(path).map((l) => l.token)) };
+  }
+
+  /**
+   * Evaluate the request's If header (400 malformed, 412 when no list holds); returns the submitted
+   * tokens (empty without an If header).
+   */
+  private async evaluate(req: IncomingMessage, path?: string): Promise<Set<string>> {
+    const raw = req.headers['if'];
+    if (raw === undefined) return new Set();
+    const lists = parseIf(Array.isArray(raw) ? raw.join(' ') : raw);
+    const requestPath = path ?? decodePath(pathOfTarget(req.url ?? '/')).path;
+    const host = req.headers.host;
+    if (!(await evaluateIf(lists, requestPath, host, (p) => this.ifResource(p)))) {
+      throw new TbdavError('TBDAV_PRECONDITION', `${req.method ?? ''} ${requestPath}: If header condition failed`);
+    }
+    return submittedTokens(lists);
+  }
+
   /** The lock manager of one path (created on first use). */
   managerFor(path: string): InstanceType<typeof webdav.LocalLockManager> {
     let m = this.managers.get(path);
@@ -128,9 +152,8 @@ export class LockTable implements LockGate {
   }
 
   async checkWrite(req: IncomingMessage, targets: LockTarget[]): Promise<void> {
+    const tokens = await this.evaluate(req);
     if (this.managers.size === 0) return;
-    const ifHeader = req.headers['if'];
-    const tokens = tokensInIfHeader(Array.isArray(ifHeader) ? ifHeader.join(' ') : ifHeader);
     // Each resource the request touches that is covered by locks needs the token of one of them
     // (several shared locks: any one will do; an exclusive lock is alone anyway).
     const groups: ActiveLock[][] = [];
@@ -153,12 +176,34 @@ export class LockTable implements LockGate {
     }
   }
 
-  async checkConditions(_req: IncomingMessage, _path: string): Promise<void> {
-    // The stand-in does not evaluate If headers on reads (dav-compliance's LockStore does).
+  async checkConditions(req: IncomingMessage, path: string): Promise<void> {
+    await this.evaluate(req, path);
+  }
+
+  /**
+   * Refresh the lock named by `token` if it covers `path` (a refresh may go through any URL the lock
+   * covers). Returns the refreshed lock, undefined when no such lock covers the path.
+   */
+  refresh(path: string, token: string, timeoutSec: number): ActiveLock | undefined {
+    const hit = this.locksFor(path).find((l) => l.token === token);
+    if (!hit) return undefined;
+    const lib = this.live(hit.root).find((l) => l.uuid === token);
+    if (!lib) return undefined;
+    lib.refresh(timeoutSec);
+    return this.toActive(hit.root, lib);
+  }
+
+  /** Inner XML of one activelock. */
+  activeLockXml(l: ActiveLock): string {
+    return this.renderLocks([l]);
   }
 
   lockDiscoveryXml(path: string): string {
-    return this.locksFor(path)
+    return this.renderLocks(this.locksFor(path));
+  }
+
+  private renderLocks(locks: ActiveLock[]): string {
+    return locks
       .map(
         (l) =>
           `<D:activelock><D:locktype><D:write/></D:locktype><D:lockscope><D:${l.scope}/></D:lockscope>` +

@@ -20,12 +20,14 @@ import { silentLogger, type Logger } from '../shared/logger.js';
 import { redact } from '../shared/redact.js';
 import type { FileSystem } from '../vfs/types.js';
 import { BasicAuthenticator, LoginThrottle, type BridgeUser } from './auth.js';
-import type { DavDeps, DavHandler, DavRequest } from './context.js';
+import { hasBody, type DavDeps, type DavHandler, type DavRequest } from './context.js';
+import { etagOf } from './conditional.js';
 import { DavFileSystem } from './dav-filesystem.js';
 import { httpErrorFor, sendError } from './errors.js';
 import { LockTable, tokensInIfHeader } from './lock-gate.js';
 import { handleCopyMove } from './methods/copy-move.js';
 import { handleGet } from './methods/get.js';
+import { makeLockRefresh } from './methods/lock-refresh.js';
 import { ALLOWED_METHODS, handleOptions } from './methods/options.js';
 import { handlePropfind } from './methods/propfind.js';
 import { handleProppatch } from './methods/proppatch.js';
@@ -205,7 +207,15 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
   const throttle = new LoginThrottle();
   const realm = (opts.realm ?? 'terabox-dav').replace(/["\\]/g, '');
   const logger = opts.logger ?? silentLogger();
-  const locks = new LockTable();
+  const locks = new LockTable(async (path) => {
+    try {
+      return etagOf(await opts.fs.stat(path));
+    } catch (err) {
+      if (isTbdavError(err, 'TBDAV_NOT_FOUND')) return undefined;
+      throw err;
+    }
+  });
+  const lockRefresh = makeLockRefresh(locks);
   const deps: DavDeps = { fs: opts.fs, locks, logger };
 
   const library = new webdav.WebDAVServer({
@@ -311,7 +321,8 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
       continue: sendContinue,
     };
 
-    const handler = HANDLERS[method];
+    const isRefresh = method === 'LOCK' && !hasBody(r);
+    const handler = isRefresh ? lockRefresh : HANDLERS[method];
     if (!handler && !LIBRARY_METHODS.has(method)) {
       res.setHeader('Allow', ALLOWED_METHODS);
       if (!req.readableEnded) res.setHeader('Connection', 'close');
