@@ -6,7 +6,7 @@
  *
  * Concurrency: maps are mutated synchronously on the event loop only.
  */
-import { randomToken, nowSec, randomDigits } from './util.js';
+import { randomToken, nowSec } from './util.js';
 import type { PersistSection } from './store.js';
 
 export interface AuthTimes {
@@ -137,11 +137,6 @@ export class AuthState implements PersistSection {
   expireAccessTokens(): void {
     const now = nowSec() - 1;
     for (const a of this.access.values()) a.expiresAt = Math.min(a.expiresAt, now);
-  }
-
-  /** A short numeric user code (the service says "currently not available": empty). */
-  userCode(): string {
-    return randomDigits(8);
   }
 
   dump(): unknown {

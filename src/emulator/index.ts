@@ -223,7 +223,7 @@ export async function startEmulator(opts: EmulatorOptions): Promise<EmulatorHand
     logger.debug(`emulator ${req.method ?? '?'} ${redactUrl(req.url ?? '')} -> ${status}${errno !== undefined ? ` errno ${errno}` : ''}`);
   };
 
-  /** Answer a fault decided for an API request. Returns true when the request is done. */
+  /** Answer a fault decided for an API request (the request is then done). */
   const applyFault = (kind: FaultKind, req: IncomingMessage, res: ServerResponse, pcs: boolean): void => {
     counters.faultsInjected++;
     if (kind === 'reset') {
@@ -341,7 +341,7 @@ export async function startEmulator(opts: EmulatorOptions): Promise<EmulatorHand
       return;
     }
     if (fault) counters.faultsInjected++;
-    if (key === '/file') handleDlink(ctx, req, res, url);
+    if (key === '/file') handleDlink(ctx, res, url);
     else await handleContent(ctx, req, res, url, fault);
     logDone(req, res.statusCode, undefined);
   };
@@ -408,7 +408,7 @@ export async function startEmulator(opts: EmulatorOptions): Promise<EmulatorHand
             }),
         ),
       );
-      await store.flush();
+      await store.close();
     },
   };
   return handle;

@@ -20,7 +20,7 @@ function dlError(res: ServerResponse, status: number, errno: number, msg: string
   sendJson(res, status, { error_code: errno, errno, error_msg: msg, request_id: requestId() });
 }
 
-export function handleDlink(ctx: Ctx, req: IncomingMessage, res: ServerResponse, url: URL): void {
+export function handleDlink(ctx: Ctx, res: ServerResponse, url: URL): void {
   const q = url.searchParams;
   const fid = q.get('fid') ?? '';
   const sign = q.get('sign') ?? '';
@@ -49,7 +49,6 @@ export function handleDlink(ctx: Ctx, req: IncomingMessage, res: ServerResponse,
   }
   res.writeHead(302, { Location: makeContentUrl(ctx, n), 'Content-Length': '0' });
   res.end();
-  void req;
 }
 
 /** The bytes [start, end] of a blob stored as one file per shard. Stops reading when the consumer stops. */

@@ -86,6 +86,7 @@ export class Store {
   private writeChain: Promise<void> = Promise.resolve();
   private tmpSeq = 0;
   private lastSnapshotMs = 0;
+  private closed = false;
   readonly blobDir: string;
   readonly uploadDir: string;
 
@@ -141,7 +142,7 @@ export class Store {
 
   /** Schedule a snapshot: 50 ms after the change, or longer when snapshots get expensive (big drives). */
   markDirty(): void {
-    if (this.timer) return;
+    if (this.timer || this.closed) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       void this.flush().catch((err: unknown) => this.logger.error('emulator store: metadata write failed', { err }));
@@ -172,6 +173,12 @@ export class Store {
       await rename(tmp, file);
     });
     return this.writeChain;
+  }
+
+  /** Final snapshot; later changes are not persisted (the emulator is shutting down). */
+  async close(): Promise<void> {
+    await this.flush();
+    this.closed = true;
   }
 
   // ---------------------------------------------------------------- reads
