@@ -176,7 +176,7 @@ export function makeContentUrl(ctx: Ctx, n: Node, slice?: { start: number; end: 
   const expires = Math.floor(Date.now() / 1000) + Math.max(ctx.opts.dlinkTtlSec, 60);
   const range = slice ? `${slice.start}-${slice.end}` : '';
   const sign = hmac(ctx, `content:${n.fs_id}:${n.blob ?? ''}:${expires}:${range}`);
-  const q = new URLSearchParams({ fsid: String(n.fs_id), expires: String(expires), csign: sign });
+  const q = new URLSearchParams({ fsid: String(n.fs_id), expires: String(expires), sign: sign });
   if (range) q.set('range', range);
   return `http://${ctx.hosts.download}/content/${n.fs_id}?${q.toString()}`;
 }

@@ -95,12 +95,12 @@ export async function handleContent(ctx: Ctx, req: IncomingMessage, res: ServerR
   const n = Number.isSafeInteger(id) ? ctx.store.getById(id) : undefined;
   const expires = q.get('expires') ?? '';
   const range = q.get('range') ?? '';
-  const csign = q.get('csign') ?? '';
+  const sign = q.get('sign') ?? '';
   if (!n || n.isdir || !n.blob) {
     dlError(res, 404, ERRNO_DL_NOT_FOUND, 'file does not exist');
     return;
   }
-  if (!safeEqual(csign, hmac(ctx, `content:${n.fs_id}:${n.blob}:${expires}:${range}`))) {
+  if (!safeEqual(sign, hmac(ctx, `content:${n.fs_id}:${n.blob}:${expires}:${range}`))) {
     dlError(res, 403, ERRNO_DL_UNAUTHORIZED, 'user is not authorized');
     return;
   }

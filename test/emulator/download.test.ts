@@ -67,7 +67,7 @@ test('dlink: needs the token appended (403), answers 302 to the content with Ran
     assert.equal(Buffer.from(await viaDlink.arrayBuffer())[0], data[0]);
 
     // the content URL is signed
-    assert.equal((await fetch(loc.replace(/csign=[^&]+/, 'csign=x'))).status, 403);
+    assert.equal((await fetch(loc.replace(/sign=[^&]+/, 'sign=x'))).status, 403);
     // deleted file: dlink 404
     await api(e, '/openapi/api/filemanager', { query: { opera: 'delete' }, form: { filelist: JSON.stringify([`${e.root}/d.bin`]) } });
     assert.equal((await getJson(`${dlink}&access_tokens=${e.token}`)).status, 404);
