@@ -222,3 +222,25 @@ test('superfile2 only on the upload host; needs a token; malformed precreate inp
     await e.stop();
   }
 });
+
+test('quota: used counts every file (copies too); over quota is -10; a throughput cap still lets uploads through', async () => {
+  const e = await startEmu({ quotaTotalBytes: 10 * MiB, throughputBytesPerSec: 8 * MiB });
+  try {
+    const data = randomBuffer(5 * MiB, 21);
+    assert.equal((await upload(e, `${e.root}/q1.bin`, data)).errno, 0);
+    assert.equal(e.emu.counters.bytesUploaded, data.length);
+    const q = await api(e, '/openapi/api/quota');
+    assert.equal(q.body.total, 10 * MiB);
+    assert.equal(q.body.used, 5 * MiB);
+    // a rapid upload of the same content is a second file and counts again
+    assert.equal((await upload(e, `${e.root}/q2.bin`, data)).rapid, true);
+    assert.equal((await api(e, '/openapi/api/quota')).body.used, 10 * MiB);
+    const over = await upload(e, `${e.root}/q3.bin`, Buffer.from('one byte too many'));
+    assert.equal(over.errno, -10);
+    await api(e, '/openapi/api/filemanager', { query: { opera: 'delete' }, form: { filelist: JSON.stringify([`${e.root}/q2.bin`]) } });
+    assert.equal((await api(e, '/openapi/api/quota')).body.used, 5 * MiB);
+    assert.equal((await upload(e, `${e.root}/q3.bin`, Buffer.from('fits now'))).errno, 0);
+  } finally {
+    await e.stop();
+  }
+});
