@@ -1,9 +1,5 @@
-/**
- * The ONE place where our error codes become HTTP statuses (and webdav-server's Errors singletons,
- * which that library compares by identity). Tables, not if-chains.
- */
+/** The ONE place where our error codes become HTTP statuses. Tables, not if-chains. */
 import { STATUS_CODES, type ServerResponse } from 'node:http';
-import { v2 as webdav } from 'webdav-server';
 import { isTbdavError, TbdavError, type ErrorCode } from '../shared/errors.js';
 import { redact } from '../shared/redact.js';
 
@@ -89,22 +85,4 @@ export function sendError(res: ServerResponse, err: HttpError, requestId: string
   res.setHeader('Content-Type', 'text/plain; charset=utf-8');
   res.setHeader('Content-Length', Buffer.byteLength(body));
   res.end(body);
-}
-
-/** Our codes -> webdav-server's Errors singletons (for the FileSystem subclass hooks). */
-const LIB_ERROR: Partial<Record<ErrorCode, Error>> = {
-  TBDAV_NOT_FOUND: webdav.Errors.ResourceNotFound,
-  TBDAV_EXISTS: webdav.Errors.ResourceAlreadyExists,
-  TBDAV_CONFLICT: webdav.Errors.IntermediateResourceMissing,
-  TBDAV_INVALID_NAME: webdav.Errors.IllegalArguments,
-  TBDAV_BAD_REQUEST: webdav.Errors.IllegalArguments,
-  TBDAV_QUOTA: webdav.Errors.InsufficientStorage,
-  TBDAV_INSUFFICIENT_STORAGE: webdav.Errors.InsufficientStorage,
-  TBDAV_LOCKED: webdav.Errors.Locked,
-  TBDAV_PRECONDITION: webdav.Errors.Forbidden,
-};
-
-export function toLibError(err: unknown): Error {
-  if (isTbdavError(err)) return LIB_ERROR[err.code] ?? err;
-  return err instanceof Error ? err : new Error(String(err));
 }

@@ -1,33 +1,39 @@
 /**
- * Locks as seen by the methods implemented in src/dav/methods: which locks apply to a path, and
- * whether a write may proceed given the request's If header.
+ * WebDAV locks (class 2): the lock table, and the gate every write passes (If-header evaluation,
+ * then lock-token check). Locks are per token, not per user: whoever submits the token may write.
+ * In memory only: locks do not survive a restart (clients re-lock).
  *
- * The locks themselves live in `LockTable` (webdav-server LocalLockManager objects, one per locked
- * path), filled by webdav-server's LOCK/UNLOCK running over DavFileSystem. In memory only: locks do
- * not survive a restart (clients re-lock).
- *
- * Shared state: `LockTable.managers` — touched only on the event loop, no lock needed.
- *
- * TODO(dav-compliance): full RFC 4918 §10.4 If-header evaluation (etags, Not, resource tags) is
- * theirs; this gate only asks that a token of each applicable lock appears in the If header.
+ * Shared state: `LockTable.byPath` (path -> live lock records) — event loop only, no lock needed;
+ * every method reads and updates it synchronously between awaits.
  */
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { v2 as webdav } from 'webdav-server';
 import { TbdavError } from '../shared/errors.js';
 import { evaluateIf, parseIf, submittedTokens, type IfResource } from './if-eval.js';
 import { decodePath, hrefFor, isSameOrBelow, parentOf, pathOfTarget } from './paths.js';
-import { escapeXml } from './xml.js';
+import { escapeText } from './xml.js';
+
+export type LockScope = 'exclusive' | 'shared';
 
 export interface ActiveLock {
   token: string;
   /** FileSystem path the lock was taken on. */
   root: string;
   depth: 0 | 'infinity';
-  scope: 'exclusive' | 'shared';
-  /** Owner as raw XML (may be empty). */
+  scope: LockScope;
+  /** Owner as self-contained XML (may be empty). */
   ownerXml: string;
   /** Seconds left. */
   timeoutSec: number;
+}
+
+interface LockRecord {
+  token: string;
+  root: string;
+  depth: 0 | 'infinity';
+  scope: LockScope;
+  ownerXml: string;
+  expiresAt: number;
 }
 
 export interface LockTarget {
@@ -38,9 +44,9 @@ export interface LockTarget {
   membership?: boolean;
 }
 
-/** What the dav methods need from the lock machinery (dav-compliance's LockStore plugs in here). */
+/** What the dav methods need from the lock machinery. */
 export interface LockGate {
-  /** Throw TBDAV_LOCKED (423) / TBDAV_PRECONDITION (412) unless the request may write the targets. */
+  /** Throw TBDAV_PRECONDITION (412) when the If header fails, TBDAV_LOCKED (423) when a covering lock's token is missing. */
   checkWrite(req: IncomingMessage, targets: LockTarget[]): Promise<void>;
   /** Evaluate an If header on a read (412 when it fails). */
   checkConditions(req: IncomingMessage, path: string): Promise<void>;
@@ -52,28 +58,7 @@ export interface LockGate {
   readonly supportedLockXml: string;
 }
 
-type LibLock = InstanceType<typeof webdav.Lock>;
-
-function ownerToXml(owner: unknown): string {
-  if (owner === null || owner === undefined) return '';
-  if (typeof owner === 'string') return owner;
-  if (Array.isArray(owner)) return owner.map(ownerToXml).join('');
-  const o = owner as { type?: string; text?: unknown; name?: string; elements?: unknown[]; attributes?: Record<string, string> };
-  if (o.type === 'text' || o.type === 'cdata') return escapeText(String(o.text ?? ''));
-  if (o.type === 'element' && o.name) {
-    const attrs = Object.entries(o.attributes ?? {})
-      .map(([k, v]) => ` ${k}="${escapeText(String(v))}"`)
-      .join('');
-    return `<${o.name}${attrs}>${ownerToXml(o.elements ?? [])}</${o.name}>`;
-  }
-  return '';
-}
-
-function escapeText(s: string): string {
-  return s.replace(/[&<>"]/g, (c) => (c === '&' ? '&amp;' : c === '<' ? '&lt;' : c === '>' ? '&gt;' : '&quot;'));
-}
-
-/** Lock tokens named inside the lists of an If header (resource tags excluded). */
+/** Lock tokens named inside the lists of an If header (resource tags excluded), lenient. */
 export function tokensInIfHeader(ifHeader: string | undefined): Set<string> {
   const out = new Set<string>();
   if (!ifHeader) return out;
@@ -83,90 +68,127 @@ export function tokensInIfHeader(ifHeader: string | undefined): Set<string> {
   return out;
 }
 
-/** Stand-in LockGate over webdav-server's LocalLockManager (until dav-compliance's LockStore). */
 export class LockTable implements LockGate {
-  private readonly managers = new Map<string, InstanceType<typeof webdav.LocalLockManager>>();
-
-  /** `etagOf(path)`: the current ETag of a resource, undefined when absent (for If [etag] conditions). */
-  constructor(private readonly etagOf: (path: string) => Promise<string | undefined> = async () => undefined) {}
-
-  private async ifResource(path: string): Promise<IfResource> {
-    return { etag: await this.etagOf(path), lockTokens: new Set(this.locksFor(path).map((l) => l.token)) };
-  }
+  private readonly byPath = new Map<string, LockRecord[]>();
 
   /**
-   * Evaluate the request's If header (400 malformed, 412 when no list holds); returns the submitted
-   * tokens (empty without an If header).
+   * `etagOf(path)`: the current ETag of a resource, undefined when absent (If [etag] conditions).
+   * `now`: clock (tests).
    */
+  constructor(
+    private readonly etagOf: (path: string) => Promise<string | undefined> = async () => undefined,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  private live(path: string): LockRecord[] {
+    const list = this.byPath.get(path);
+    if (!list) return [];
+    const t = this.now();
+    const alive = list.filter((l) => l.expiresAt > t);
+    if (alive.length === 0) this.byPath.delete(path);
+    else if (alive.length !== list.length) this.byPath.set(path, alive);
+    return alive;
+  }
+
+  private toActive(l: LockRecord): ActiveLock {
+    return {
+      token: l.token,
+      root: l.root,
+      depth: l.depth,
+      scope: l.scope,
+      ownerXml: l.ownerXml,
+      timeoutSec: Math.max(0, Math.round((l.expiresAt - this.now()) / 1000)),
+    };
+  }
+
+  private covering(path: string): LockRecord[] {
+    if (this.byPath.size === 0) return [];
+    const out = [...this.live(path)];
+    let p = path;
+    while (p !== '/') {
+      p = parentOf(p);
+      for (const l of this.live(p)) if (l.depth === 'infinity') out.push(l);
+    }
+    return out;
+  }
+
+  private below(path: string): LockRecord[] {
+    const out: LockRecord[] = [];
+    for (const key of [...this.byPath.keys()]) if (key !== path && isSameOrBelow(key, path)) out.push(...this.live(key));
+    return out;
+  }
+
+  /** Locks that apply to `path`: its own, and depth-infinity locks of its ancestors. */
+  locksFor(path: string): ActiveLock[] {
+    return this.covering(path).map((l) => this.toActive(l));
+  }
+
+  /** Whether a new lock of this scope and depth on `path` conflicts with existing ones. */
+  conflicts(path: string, scope: LockScope, depth: 0 | 'infinity'): boolean {
+    const existing = [...this.covering(path), ...(depth === 'infinity' ? this.below(path) : [])];
+    if (existing.length === 0) return false;
+    return scope === 'exclusive' || existing.some((l) => l.scope === 'exclusive');
+  }
+
+  /** Take a lock (the caller checked conflicts). */
+  add(path: string, opts: { scope: LockScope; depth: 0 | 'infinity'; ownerXml: string; timeoutSec: number }): ActiveLock {
+    const rec: LockRecord = {
+      token: `urn:uuid:${randomUUID()}`,
+      root: path,
+      depth: opts.depth,
+      scope: opts.scope,
+      ownerXml: opts.ownerXml,
+      expiresAt: this.now() + opts.timeoutSec * 1000,
+    };
+    this.byPath.set(path, [...this.live(path), rec]);
+    return this.toActive(rec);
+  }
+
+  /** Remove the lock `token` if it covers `path`; false when no such lock. */
+  remove(path: string, token: string): boolean {
+    const hit = this.covering(path).find((l) => l.token === token);
+    if (!hit) return false;
+    const rest = this.live(hit.root).filter((l) => l.token !== token);
+    if (rest.length) this.byPath.set(hit.root, rest);
+    else this.byPath.delete(hit.root);
+    return true;
+  }
+
+  /** Refresh the lock `token` if it covers `path` (any covered URL will do). */
+  refresh(path: string, token: string, timeoutSec: number): ActiveLock | undefined {
+    const hit = this.covering(path).find((l) => l.token === token);
+    if (!hit) return undefined;
+    hit.expiresAt = this.now() + timeoutSec * 1000;
+    return this.toActive(hit);
+  }
+
+  private async ifResource(path: string): Promise<IfResource> {
+    return { etag: await this.etagOf(path), lockTokens: new Set(this.covering(path).map((l) => l.token)) };
+  }
+
+  /** Evaluate the If header (400 malformed, 412 when no list holds); returns the submitted tokens. */
   private async evaluate(req: IncomingMessage, path?: string): Promise<Set<string>> {
     const raw = req.headers['if'];
     if (raw === undefined) return new Set();
     const lists = parseIf(Array.isArray(raw) ? raw.join(' ') : raw);
     const requestPath = path ?? decodePath(pathOfTarget(req.url ?? '/')).path;
-    const host = req.headers.host;
-    if (!(await evaluateIf(lists, requestPath, host, (p) => this.ifResource(p)))) {
+    if (!(await evaluateIf(lists, requestPath, req.headers.host, (p) => this.ifResource(p)))) {
       throw new TbdavError('TBDAV_PRECONDITION', `${req.method ?? ''} ${requestPath}: If header condition failed`);
     }
     return submittedTokens(lists);
   }
 
-  /** The lock manager of one path (created on first use). */
-  managerFor(path: string): InstanceType<typeof webdav.LocalLockManager> {
-    let m = this.managers.get(path);
-    if (!m) {
-      m = new webdav.LocalLockManager();
-      this.managers.set(path, m);
-    }
-    return m;
-  }
-
-  private live(path: string): LibLock[] {
-    const m = this.managers.get(path);
-    if (!m) return [];
-    const locks = (m as unknown as { locks: LibLock[] }).locks.filter((l) => !l.expired());
-    (m as unknown as { locks: LibLock[] }).locks = locks;
-    if (locks.length === 0) this.managers.delete(path);
-    return locks;
-  }
-
-  private toActive(path: string, l: LibLock): ActiveLock {
-    return {
-      token: l.uuid,
-      root: path,
-      depth: l.depth === -1 ? 'infinity' : 0,
-      scope: l.lockKind.scope.value.toLowerCase().includes('shared') ? 'shared' : 'exclusive',
-      ownerXml: ownerToXml(l.owner),
-      timeoutSec: Math.max(0, Math.round((l.expirationDate - Date.now()) / 1000)),
-    };
-  }
-
-  locksFor(path: string): ActiveLock[] {
-    if (this.managers.size === 0) return [];
-    const out: ActiveLock[] = this.live(path).map((l) => this.toActive(path, l));
-    let p = path;
-    while (p !== '/') {
-      p = parentOf(p);
-      for (const l of this.live(p)) if (l.depth === -1) out.push(this.toActive(p, l));
-    }
-    return out;
-  }
-
   async checkWrite(req: IncomingMessage, targets: LockTarget[]): Promise<void> {
     const tokens = await this.evaluate(req);
-    if (this.managers.size === 0) return;
+    if (this.byPath.size === 0) return;
     // Each resource the request touches that is covered by locks needs the token of one of them
     // (several shared locks: any one will do; an exclusive lock is alone anyway).
-    const groups: ActiveLock[][] = [];
+    const groups: LockRecord[][] = [];
     for (const t of targets) {
-      groups.push(this.locksFor(t.path));
-      if (t.membership && t.path !== '/') {
-        const parent = parentOf(t.path);
-        groups.push(this.live(parent).filter((l) => l.depth !== -1).map((l) => this.toActive(parent, l)));
-      }
+      groups.push(this.covering(t.path));
+      if (t.membership && t.path !== '/') groups.push(this.live(parentOf(t.path)).filter((l) => l.depth === 0));
       if (t.deep) {
-        for (const key of [...this.managers.keys()]) {
-          if (key !== t.path && isSameOrBelow(key, t.path)) groups.push(this.live(key).map((l) => this.toActive(key, l)));
-        }
+        for (const key of [...this.byPath.keys()]) if (key !== t.path && isSameOrBelow(key, t.path)) groups.push(this.live(key));
       }
     }
     for (const group of groups) {
@@ -180,29 +202,8 @@ export class LockTable implements LockGate {
     await this.evaluate(req, path);
   }
 
-  /**
-   * Refresh the lock named by `token` if it covers `path` (a refresh may go through any URL the lock
-   * covers). Returns the refreshed lock, undefined when no such lock covers the path.
-   */
-  refresh(path: string, token: string, timeoutSec: number): ActiveLock | undefined {
-    const hit = this.locksFor(path).find((l) => l.token === token);
-    if (!hit) return undefined;
-    const lib = this.live(hit.root).find((l) => l.uuid === token);
-    if (!lib) return undefined;
-    lib.refresh(timeoutSec);
-    return this.toActive(hit.root, lib);
-  }
-
-  /** Inner XML of one activelock. */
-  activeLockXml(l: ActiveLock): string {
-    return this.renderLocks([l]);
-  }
-
-  lockDiscoveryXml(path: string): string {
-    return this.renderLocks(this.locksFor(path));
-  }
-
-  private renderLocks(locks: ActiveLock[]): string {
+  /** Inner XML of DAV:activelock elements. */
+  renderLocks(locks: ActiveLock[]): string {
     return locks
       .map(
         (l) =>
@@ -210,10 +211,14 @@ export class LockTable implements LockGate {
           `<D:depth>${l.depth === 'infinity' ? 'infinity' : '0'}</D:depth>` +
           (l.ownerXml ? `<D:owner>${l.ownerXml}</D:owner>` : '') +
           `<D:timeout>Second-${l.timeoutSec}</D:timeout>` +
-          `<D:locktoken><D:href>${escapeXml(l.token)}</D:href></D:locktoken>` +
-          `<D:lockroot><D:href>${escapeXml(hrefFor(l.root, false))}</D:href></D:lockroot></D:activelock>`,
+          `<D:locktoken><D:href>${escapeText(l.token)}</D:href></D:locktoken>` +
+          `<D:lockroot><D:href>${escapeText(hrefFor(l.root, false))}</D:href></D:lockroot></D:activelock>`,
       )
       .join('');
+  }
+
+  lockDiscoveryXml(path: string): string {
+    return this.renderLocks(this.locksFor(path));
   }
 
   readonly supportedLockXml =
@@ -221,6 +226,6 @@ export class LockTable implements LockGate {
     '<D:lockentry><D:lockscope><D:shared/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockentry>';
 
   forgetTree(path: string): void {
-    for (const key of [...this.managers.keys()]) if (isSameOrBelow(key, path)) this.managers.delete(key);
+    for (const key of [...this.byPath.keys()]) if (isSameOrBelow(key, path)) this.byPath.delete(key);
   }
 }

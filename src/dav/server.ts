@@ -2,9 +2,11 @@
  * The WebDAV bridge: our own node http(s) server in front of the FileSystem.
  *
  *  - every request: request id, Basic auth, path decoding (400 on traversal/bad encoding), logging;
- *  - OPTIONS/GET/HEAD/PUT/PROPFIND/MKCOL/DELETE/COPY/MOVE: our handlers in ./methods;
- *  - anything else (LOCK, UNLOCK, PROPPATCH): webdav-server's own methods over DavFileSystem
- *    (locks in LockTable, dead properties through fs.getProps/patchProps).
+ *  - every WebDAV method is ours (./methods): OPTIONS GET HEAD PUT DELETE PROPFIND PROPPATCH MKCOL
+ *    COPY MOVE LOCK UNLOCK; anything else is 405. webdav-server (the design card's choice) was
+ *    used for LOCK/UNLOCK/PROPPATCH at first and dropped: its LOCK granted exclusive locks over
+ *    shared ones and answered non-namespaced XML, its PROPPATCH wrote answers twice and crashed on
+ *    If headers, its If parser crashed on valid forms (see git history and the final report).
  *
  * Shared state: `safetyNetUsers` (module level, counts live bridges for the process-level
  * uncaughtException net) — event loop only. Each bridge's LockTable: event loop only.
@@ -14,20 +16,18 @@ import { readFile } from 'node:fs/promises';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { v2 as webdav } from 'webdav-server';
 import { ConfigError, isTbdavError } from '../shared/errors.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
 import { redact } from '../shared/redact.js';
 import type { FileSystem } from '../vfs/types.js';
 import { BasicAuthenticator, LoginThrottle, type BridgeUser } from './auth.js';
-import { hasBody, type DavDeps, type DavHandler, type DavRequest } from './context.js';
+import type { DavDeps, DavHandler, DavRequest } from './context.js';
 import { etagOf } from './conditional.js';
-import { DavFileSystem } from './dav-filesystem.js';
 import { httpErrorFor, sendError } from './errors.js';
-import { LockTable, tokensInIfHeader } from './lock-gate.js';
+import { LockTable } from './lock-gate.js';
 import { handleCopyMove } from './methods/copy-move.js';
 import { handleGet } from './methods/get.js';
-import { makeLockRefresh } from './methods/lock-refresh.js';
+import { makeLockHandlers } from './methods/lock.js';
 import { ALLOWED_METHODS, handleOptions } from './methods/options.js';
 import { handlePropfind } from './methods/propfind.js';
 import { handleProppatch } from './methods/proppatch.js';
@@ -72,12 +72,6 @@ const HANDLERS: Record<string, DavHandler> = {
   PROPPATCH: handleProppatch,
 };
 
-/** Methods handed to webdav-server (everything else we do not implement is 405). */
-const LIBRARY_METHODS: ReadonlySet<string> = new Set(['LOCK', 'UNLOCK']);
-
-/** Bodies the library buffers whole (LOCK/PROPPATCH XML): refuse anything bigger. */
-const MAX_LIBRARY_BODY = 1 << 20;
-
 export function isLoopback(host: string): boolean {
   const h = host.replace(/^\[|\]$/g, '').toLowerCase();
   return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h) || /^::ffff:127\.\d+\.\d+\.\d+$/.test(h);
@@ -107,96 +101,6 @@ function requestIdOf(req: IncomingMessage): string {
   return randomUUID().slice(0, 8);
 }
 
-/**
- * webdav-server sometimes writes a response twice (e.g. PROPPATCH with several <set> elements), which
- * throws ERR_HTTP_HEADERS_SENT from a callback and leaves the connection in limbo. For requests handed
- * to the library, late header/body calls after the answer was sent are dropped (logged at debug).
- */
-function guardLibraryResponse(res: ServerResponse, logger: Logger, requestId: string): void {
-  const drop = (what: string): void => logger.debug(`library: late ${what} after the answer was sent, dropped`, { requestId });
-  const setHeader = res.setHeader.bind(res);
-  const writeHead = res.writeHead.bind(res) as (...a: unknown[]) => ServerResponse;
-  const write = res.write.bind(res) as (...a: unknown[]) => boolean;
-  const end = res.end.bind(res) as (...a: unknown[]) => ServerResponse;
-  res.setHeader = ((name: string, value: number | string | readonly string[]) => {
-    if (res.headersSent) {
-      drop(`setHeader(${name})`);
-      return res;
-    }
-    return setHeader(name, fixLibraryHeader(name, value));
-  }) as typeof res.setHeader;
-  res.writeHead = ((...a: unknown[]) => {
-    if (res.headersSent) {
-      drop('writeHead');
-      return res;
-    }
-    return writeHead(...a);
-  }) as typeof res.writeHead;
-  res.write = ((chunk: unknown, ...rest: unknown[]) => {
-    if (res.writableEnded) {
-      drop('write');
-      return false;
-    }
-    return write(fixLibraryBody(res, chunk), ...rest);
-  }) as typeof res.write;
-  res.end = ((...a: unknown[]) => {
-    if (res.writableEnded) {
-      drop('end');
-      return res;
-    }
-    if (a.length > 0 && typeof a[0] !== 'function') a[0] = fixLibraryBody(res, a[0]);
-    return end(...a);
-  }) as typeof res.end;
-}
-
-/** Header fixes for webdav-server's answers (Lock-Token needs <>, our DAV/Allow values). */
-function fixLibraryHeader(name: string, value: number | string | readonly string[]): number | string | readonly string[] {
-  const n = name.toLowerCase();
-  if (n === 'lock-token' && typeof value === 'string' && !value.startsWith('<')) return `<${value}>`;
-  if (n === 'allow') return ALLOWED_METHODS;
-  if (n === 'dav') return '1, 2';
-  return value;
-}
-
-/**
- * Body fixes for webdav-server's LOCK answer: lock type and scope elements are written without the
- * DAV: namespace (`<write/>`, `<exclusive/>`). Content-Length is adjusted while headers are unsent.
- */
-function fixLibraryBody(res: ServerResponse, chunk: unknown): unknown {
-  if (typeof chunk !== 'string' && !Buffer.isBuffer(chunk)) return chunk;
-  const text = chunk.toString();
-  if (!text.includes('<D:activelock>')) return chunk;
-  const fixed = text.replace(/<(write|exclusive|shared)\/>/g, '<D:$1/>');
-  if (fixed === text) return chunk;
-  if (!res.headersSent && res.getHeader('content-length') !== undefined) {
-    const delta = Buffer.byteLength(fixed) - Buffer.byteLength(text);
-    res.setHeader('Content-Length', Number(res.getHeader('content-length')) + delta);
-  }
-  return fixed;
-}
-
-/**
- * webdav-server's If parser crashes on several valid and invalid forms. UNLOCK needs no If header
- * (the token is in Lock-Token); a LOCK refresh needs just the token, which the library only finds
- * in the untagged form `(<token>)`, so tagged forms (davfs2) are rewritten to it.
- */
-function normaliseIfForLibrary(req: IncomingMessage, method: string): void {
-  const ifHeader = req.headers['if'];
-  if (ifHeader === undefined) return;
-  if (method === 'LOCK') {
-    const first = [...tokensInIfHeader(Array.isArray(ifHeader) ? ifHeader.join(' ') : ifHeader)][0];
-    if (first) req.headers['if'] = `(<${first}>)`;
-    else delete req.headers['if'];
-  } else {
-    delete req.headers['if'];
-  }
-}
-
-interface LibraryRequest extends IncomingMessage {
-  tbdavRequestId?: string;
-  tbdavUser?: string;
-}
-
 export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
   const host = opts.host ?? '127.0.0.1';
   const users = opts.users ?? [];
@@ -215,22 +119,9 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
       throw err;
     }
   });
-  const lockRefresh = makeLockRefresh(locks);
+  const { handleLock, handleUnlock } = makeLockHandlers(locks);
+  const handlers: Record<string, DavHandler> = { ...HANDLERS, LOCK: handleLock, UNLOCK: handleUnlock };
   const deps: DavDeps = { fs: opts.fs, locks, logger };
-
-  const library = new webdav.WebDAVServer({
-    rootFileSystem: new DavFileSystem(opts.fs, locks),
-    requireAuthentification: false,
-    serverName: 'terabox-dav',
-    version: '1',
-    httpAuthentication: {
-      askForAuthentication: () => ({}),
-      getUser: (ctx: webdav.HTTPRequestContext, cb: (e: Error | null, user?: webdav.IUser) => void) => {
-        const name = (ctx.request as LibraryRequest).tbdavUser ?? 'anonymous';
-        cb(null, { uid: name, username: name, isAdministrator: true, isDefaultUser: false } as webdav.IUser);
-      },
-    } as unknown as webdav.HTTPAuthentication,
-  });
 
   const onRequest = (req: IncomingMessage, res: ServerResponse, expectsContinue = false): void => {
     handle(req, res, expectsContinue).catch((err: unknown) => {
@@ -321,27 +212,11 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
       continue: sendContinue,
     };
 
-    const isRefresh = method === 'LOCK' && !hasBody(r);
-    const handler = isRefresh ? lockRefresh : HANDLERS[method];
-    if (!handler && !LIBRARY_METHODS.has(method)) {
+    const handler = handlers[method];
+    if (!handler) {
       res.setHeader('Allow', ALLOWED_METHODS);
       if (!req.readableEnded) res.setHeader('Connection', 'close');
       sendError(res, { status: 405, message: `method ${method} not supported`, headers: {} }, requestId);
-      return;
-    }
-    if (!handler) {
-      const cl = Number(req.headers['content-length'] ?? 0);
-      if (cl > MAX_LIBRARY_BODY) {
-        sendError(res, { status: 413, message: `${method} body too large`, headers: { Connection: 'close' } }, requestId);
-        return;
-      }
-      const lr = req as LibraryRequest;
-      lr.tbdavRequestId = requestId;
-      lr.tbdavUser = userName;
-      sendContinue();
-      normaliseIfForLibrary(req, method);
-      guardLibraryResponse(res, logger, requestId);
-      library.executeRequest(req, res);
       return;
     }
     try {

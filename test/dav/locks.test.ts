@@ -10,7 +10,7 @@ function tokenOf(h: Record<string, string>): string {
   return t.replace(/^<|>$/g, '');
 }
 
-test('LOCK (through the library) guards PUT/DELETE/MOVE of our own methods; UNLOCK frees', async () => {
+test('LOCK guards PUT/DELETE/MOVE; tagged and untagged If carry the token; UNLOCK frees', async () => {
   const h = await startHarness();
   try {
     await h.req('PUT', '/doc.txt', { body: 'v1' });
@@ -88,7 +88,7 @@ test('PROPPATCH of Windows Win32* properties succeeds and PROPFIND returns them'
   }
 });
 
-test('PROPPATCH with several <set> elements (library double-write) keeps the connection usable', async () => {
+test('PROPPATCH with several <set> elements keeps the keep-alive connection usable', async () => {
   const h = await startHarness();
   try {
     await h.req('PUT', '/m.txt', { body: 'x' });
@@ -109,7 +109,7 @@ test('PROPPATCH with several <set> elements (library double-write) keeps the con
   }
 });
 
-test('LOCK answer: Lock-Token in <>, lockdiscovery elements in the DAV: namespace, our Allow', async () => {
+test('LOCK answer: Lock-Token in <>, lockdiscovery elements in the DAV: namespace', async () => {
   const h = await startHarness();
   try {
     await h.req('PUT', '/l.txt', { body: 'x' });
