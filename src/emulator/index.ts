@@ -241,7 +241,7 @@ export async function startEmulator(opts: EmulatorOptions): Promise<EmulatorHand
   };
 
   const handleApi = async (routes: Map<string, Route>, req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const url = new URL(req.url ?? '/', `http://${req.headers.host ?? 'localhost'}`);
+    const url = new URL(req.url ?? '/', 'http://emulator.invalid');
     const route = routes.get(url.pathname);
     if (!route) {
       count(`404 ${url.pathname.slice(0, 200)}`);
@@ -263,9 +263,6 @@ export async function startEmulator(opts: EmulatorOptions): Promise<EmulatorHand
       return;
     }
     let form: Map<string, string> | undefined = new Map();
-    if (route.method === 'POST' && route.kind !== 'upload') {
-      form = await readForm(req);
-    }
     const token = url.searchParams.get('access_tokens') ?? url.searchParams.get('access_token') ?? undefined;
     const r: ApiRequest = {
       req,
@@ -285,6 +282,7 @@ export async function startEmulator(opts: EmulatorOptions): Promise<EmulatorHand
       sendJson(res, status, body);
     };
     try {
+      if (route.method === 'POST' && route.kind !== 'upload') form = await readForm(req);
       if (form === undefined) {
         fail(2, 'request body too large');
         return;
@@ -323,7 +321,7 @@ export async function startEmulator(opts: EmulatorOptions): Promise<EmulatorHand
   };
 
   const handleDownloadHost = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const url = new URL(req.url ?? '/', `http://${req.headers.host ?? 'localhost'}`);
+    const url = new URL(req.url ?? '/', 'http://emulator.invalid');
     const key = url.pathname.startsWith('/file/') ? '/file' : url.pathname.startsWith('/content/') ? '/content' : undefined;
     if (!key || (req.method !== 'GET' && req.method !== 'HEAD')) {
       count(key ?? `404 ${url.pathname.slice(0, 200)}`);
