@@ -68,6 +68,10 @@ export class MetadataCache {
   private readonly listings: LRUCache<string, Listing>;
   private readonly singles: LRUCache<string, Single>;
   private readonly inflight = new Map<string, Flight>();
+  /** Change counter and the last change per path, kept only while stats are in flight (see statThrough). */
+  private version = 0;
+  private readonly changed = new Map<string, number>();
+  private readers = 0;
 
   constructor(options: MetadataCacheOptions = {}) {
     this.ttlMs = options.ttlMs ?? DEFAULT_CACHE_TTL_MS;
@@ -79,6 +83,40 @@ export class MetadataCache {
 
   private fresh(at: number): boolean {
     return this.now() - at < this.ttlMs;
+  }
+
+  /** Record a change at `path` (and so under it) for stats in flight. */
+  private touch(path: string): void {
+    if (this.readers > 0) this.changed.set(path, ++this.version);
+  }
+
+  private changedSince(path: string, token: number): boolean {
+    for (let p = path; ; p = parentPath(p)) {
+      if ((this.changed.get(p) ?? -1) > token) return true;
+      if (p === '/') return false;
+    }
+  }
+
+  /**
+   * Ask the remote about one path (`fetch` answers the entry, or null for NOT_FOUND) and remember the
+   * answer, unless a write touched the path (or a folder above it) while the fetch was in flight:
+   * then the answer may predate that write, and what the write left in the cache is returned.
+   */
+  async statThrough(path: string, fetch: () => Promise<Entry | null>): Promise<Entry | null> {
+    const token = this.version;
+    this.readers++;
+    try {
+      const e = await fetch();
+      if (this.changedSince(path, token)) {
+        const now = this.lookup(path);
+        return now === undefined ? e : now;
+      }
+      if (e) this.putEntry(e);
+      else this.putAbsent(path);
+      return e ? cloneEntry(e) : null;
+    } finally {
+      if (--this.readers === 0) this.changed.clear();
+    }
   }
 
   /** A mutation touched `folder`: a listing fetch in flight for it may predate it. */
@@ -149,6 +187,7 @@ export class MetadataCache {
   /** Remember one entry (stat result or a write's result) and insert it into its parent's listing. */
   putEntry(entry: Entry): void {
     const e = cloneEntry(entry);
+    this.touch(e.path);
     this.singles.set(e.path, { entry: e, at: this.now() });
     if (e.path === '/') return;
     const parent = parentPath(e.path);
@@ -159,11 +198,13 @@ export class MetadataCache {
 
   /** Remember that a path does not exist (a stat answered NOT_FOUND); fresh for the TTL. */
   putAbsent(path: string): void {
+    this.touch(path);
     if (path !== '/') this.singles.set(path, { entry: null, at: this.now() });
   }
 
   /** Drop what is cached at or under `path` (its parent's listing is left alone). */
   forget(path: string): void {
+    this.touch(path);
     for (const k of [...this.singles.keys()]) if (isSameOrInside(k, path)) this.singles.delete(k);
     for (const k of [...this.listings.keys()]) if (isSameOrInside(k, path)) this.listings.delete(k);
     for (const [k, f] of this.inflight) if (isSameOrInside(k, path)) f.stale = true;
@@ -210,6 +251,7 @@ export class MetadataCache {
 
   /** Forget everything. */
   clear(): void {
+    this.touch('/');
     for (const f of this.inflight.values()) f.stale = true;
     this.listings.clear();
     this.singles.clear();

@@ -2,11 +2,11 @@
  * Vfs: filesystem semantics (src/vfs/types.ts FileSystem) over any Remote.
  *
  *  - Metadata through MetadataCache (TTL + precise updates on our own writes).
- *  - PUT: spool to disk while hashing, then upload; answered after remote.write succeeded.
- *    Write-back (later): `commitPut` is the one step to replace. A write-back queue would spool with
- *    `durable: true`, journal {path, spool, mtime} in the state dir, record a `pending` entry (listed
- *    and read from the spool file like a local file), answer, and upload in the background through
- *    the same remote.write + cache update that commitPut does now; startup replays the journal.
+ *  - PUT, write-through (default): spool to disk while hashing, then upload (`commitPut`); answered
+ *    after remote.write succeeded.
+ *  - PUT, write-back (`writeback` port given, e.g. WritebackQueue): spool durably, hand the file to the
+ *    queue (`deferPut`), answer with a `pending` entry; pending files stat/list/read from the queue's
+ *    spool until `noteStored` reports them stored. Empty files and ignored names never go the queue.
  *  - Local-only files from StateStore: ignored names (never uploaded) and 0-byte placeholders (when
  *    the remote refuses empty files). They list, stat and read like remote files (`local: true`).
  *  - Dead properties and X-OC-Mtime values in StateStore; they follow moves/copies and go with deletes.
@@ -18,6 +18,7 @@
  *    cache each apply their own updates atomically).
  *  - `quotaCache` / `quotaFlight`: one quota fetch at a time; the cached value is replaced whole.
  *  - `zeroByteRefused` only goes from false to true.
+ *  - The write-back port keeps its own state; the Vfs asks it (pending/listPending) on every lookup.
  */
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
@@ -220,17 +221,15 @@ export class Vfs implements FileSystem {
     const known = this.cache.lookup(path);
     if (known === null) return undefined;
     if (known) return this.decorate(known);
-    try {
-      const e = await this.remote.stat(path, opts);
-      this.cache.putEntry(e);
-      return this.decorate(e);
-    } catch (err) {
-      if (isTbdavError(err, 'TBDAV_NOT_FOUND')) {
-        this.cache.putAbsent(path);
-        return undefined;
+    const e = await this.cache.statThrough(path, async () => {
+      try {
+        return await this.remote.stat(path, opts);
+      } catch (err) {
+        if (isTbdavError(err, 'TBDAV_NOT_FOUND')) return null;
+        throw err;
       }
-      throw err;
-    }
+    });
+    return e ? this.decorate(e) : undefined;
   }
 
   private async require(op: string, path: string, opts?: CallOptions): Promise<VfsEntry> {

@@ -211,3 +211,44 @@ test('a PROPFIND-like stat + list of a folder, repeated within the TTL, makes no
     assert.deepEqual({ ...f.remote.calls }, {});
   });
 });
+
+test('a stat answered NOT_FOUND while our own PUT of that path completed does not hide the new file', async () => {
+  await withFixture(async (f) => {
+    await f.vfs.mkdir('/d');
+    const vfs = await f.reopen(); // cold cache: stats go to the remote
+    const orig = f.remote.stat.bind(f.remote);
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    let slowCalls = 0;
+    f.remote.stat = async (path, opts) => {
+      if (path === '/d/new') {
+        slowCalls++;
+        if (slowCalls === 1) {
+          // the first stat sees "absent", then is held until the PUT has finished
+          const answer = orig(path, opts).then(
+            (e) => ({ e }),
+            (err: unknown) => ({ err }),
+          );
+          await gate;
+          const a = await answer;
+          if ('err' in a) throw a.err;
+          return a.e;
+        }
+      }
+      return orig(path, opts);
+    };
+    const slowStat = vfs.stat('/d/new').then(
+      () => 'found',
+      (err: unknown) => (isTbdavError(err, 'TBDAV_NOT_FOUND') ? 'absent' : String(err)),
+    );
+    // let the slow stat reach the remote, then store the file through the Vfs
+    await new Promise((r) => setImmediate(r));
+    const r = await f.put('/d/new', 'fresh');
+    assert.equal(r.created, true);
+    open();
+    const first = await slowStat;
+    assert.ok(first === 'absent' || first === 'found', first);
+    f.remote.stat = orig;
+    assert.equal((await vfs.stat('/d/new')).size, 5, 'the late NOT_FOUND did not overwrite our write');
+  });
+});
