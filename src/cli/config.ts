@@ -39,7 +39,7 @@ export interface Config {
   stateDir: string;
   cacheDir: string;
   cache: { ttlSeconds: number };
-  upload: { concurrency: number };
+  upload: { concurrency: number; mode: 'writethrough' | 'writeback'; waitSeconds: number; spoolMaxBytes: number };
   ignore: string[];
   log: { level: LogLevel; format: 'text' | 'json' };
 }
@@ -105,7 +105,16 @@ export const CONFIG_KEYS: readonly KeyDef[] = [
     aliases: ['cache-dir'],
   },
   { key: 'cache.ttlSeconds', kind: 'int', min: 0, max: 86400 * 7, default: 300, doc: 'How long listings and metadata are trusted before asking TeraBox again.' },
-  { key: 'upload.concurrency', kind: 'int', min: 1, max: 32, default: 4, doc: 'Shards of one file uploaded at once.' },
+  { key: 'upload.concurrency', kind: 'int', min: 1, max: 32, default: 4, doc: 'Shards uploaded at once.' },
+  {
+    key: 'upload.mode',
+    kind: 'enum',
+    values: ['writethrough', 'writeback'],
+    default: 'writethrough',
+    doc: 'writethrough: a PUT is answered once TeraBox has the file. writeback: answered once the body is on local disk and journalled; the upload runs in the background, survives restarts, and the file shows meanwhile (for clients that give up on slow PUTs).',
+  },
+  { key: 'upload.waitSeconds', kind: 'int', min: 0, max: 3600, default: 0, doc: 'writeback: wait up to this long for the upload before answering (0 = answer at once).' },
+  { key: 'upload.spoolMaxBytes', kind: 'int', min: 0, max: Number.MAX_SAFE_INTEGER, default: 10 * 1024 ** 3, doc: 'writeback: bytes of not-yet-uploaded bodies kept on disk at most; beyond it a PUT gets 507.' },
   { key: 'ignore', kind: 'list', default: DEFAULT_IGNORE, doc: 'Name patterns (* and ?) kept on local disk only, never uploaded (Finder/Explorer clutter). Env/flag form: JSON or comma list.' },
   { key: 'log.level', kind: 'enum', values: LOG_LEVELS, default: 'info', doc: 'error, warn, info, http, verbose, debug or silly.', aliases: ['log-level'] },
   { key: 'log.format', kind: 'enum', values: ['text', 'json'], default: 'text', doc: 'text for people, json for log collectors.' },

@@ -3,7 +3,7 @@
  *
  *   [embedded emulator, when no TeraBox credentials are configured]
  *     -> TeraboxClient (FileTokenStore in the state dir) -> TeraboxRemote (terabox.root)
- *     -> Vfs (state + spool/cache dirs) -> startBridge (server.host/port/users/tls)
+ *     -> [WritebackQueue, when upload.mode is writeback] -> Vfs (state + spool/cache dirs) -> startBridge (server.host/port/users/tls)
  *
  * Nothing else builds these objects for real use; tests build the same stack through
  * test/helpers/stack.ts (port 0, temp dirs). close() stops them in reverse order.
@@ -24,7 +24,11 @@ import { TeraboxClient } from '../terabox/client.js';
 import { isTeraboxApiError } from '../terabox/errors.js';
 import { TeraboxRemote } from '../terabox/remote.js';
 import { Vfs } from '../vfs/vfs.js';
+import { WritebackQueue } from '../vfs/writeback.js';
 import { hasCredentials, type Config } from './config.js';
+
+/** How long a stopping server lets running write-back uploads finish before leaving them journalled. */
+const WRITEBACK_DRAIN_MS = 5000;
 
 export interface StackOptions {
   logger?: Logger;
@@ -40,6 +44,8 @@ export interface Stack {
   client: TeraboxClient;
   remote: TeraboxRemote;
   vfs: Vfs;
+  /** The write-back queue when upload.mode is 'writeback'. */
+  writeback?: WritebackQueue;
   bridge: Bridge;
   logger: Logger;
   /** Stop the bridge, then the vfs (flushes state), the client and the emulator. Idempotent. */
@@ -155,6 +161,22 @@ export async function startStack(config: Config, opts: StackOptions = {}): Promi
     await ensureRoot(client, remote, root, logger);
     await mkdir(vfsStateDir, { recursive: true, mode: 0o700 });
     await mkdir(cacheDir, { recursive: true, mode: 0o700 });
+    // Write-back: the queue is built here and handed to the Vfs; it is closed before the Vfs
+    // (drain briefly, leave the rest journalled for the next start).
+    let vfsRef: Vfs | undefined;
+    let queue: WritebackQueue | undefined;
+    if (config.upload.mode === 'writeback') {
+      queue = await WritebackQueue.open({
+        remote,
+        journalDir: join(vfsStateDir, 'writeback'),
+        spoolDir: join(cacheDir, 'writeback'),
+        spoolMaxBytes: config.upload.spoolMaxBytes,
+        logger,
+        onStored: (p, result, entry) => vfsRef?.noteStored(p, result, entry.contentMd5),
+      });
+      const q = queue;
+      cleanups.push(() => q.close({ drainMs: WRITEBACK_DRAIN_MS }));
+    }
     const vfs = await Vfs.open({
       remote,
       stateDir: vfsStateDir,
@@ -162,8 +184,11 @@ export async function startStack(config: Config, opts: StackOptions = {}): Promi
       logger,
       cacheTtlMs: config.cache.ttlSeconds * 1000,
       ignore: config.ignore,
+      ...(queue ? { writeback: queue, writebackWaitMs: config.upload.waitSeconds * 1000 } : {}),
     });
-    cleanups.push(() => vfs.close());
+    vfsRef = vfs;
+    // The vfs closes after the queue: insert its cleanup below the queue's.
+    cleanups.splice(queue ? cleanups.length - 1 : cleanups.length, 0, () => vfs.close());
     const bridge = await startBridge({
       fs: vfs,
       host: config.server.host,
@@ -182,6 +207,7 @@ export async function startStack(config: Config, opts: StackOptions = {}): Promi
       client,
       remote,
       vfs,
+      writeback: queue,
       bridge,
       logger,
       close: () => (closing ??= runCleanups()),

@@ -29,3 +29,41 @@ test('test stack: PUT then GET round trip through bridge, vfs, remote and emulat
     if (!closed) await s.close();
   }
 });
+
+test('upload.mode writeback: the stack wires the queue; PUT answered, file readable at once, then stored on the drive', async () => {
+  const s = await startTestStack({ configPatch: { upload: { mode: 'writeback' } } });
+  try {
+    assert.ok(s.writeback, 'queue built for writeback mode');
+    const body = Buffer.alloc(200_000, 'w');
+    const put = await fetch(s.url + '/wb.bin', { method: 'PUT', body });
+    assert.ok(put.status === 201 || put.status === 204, `PUT status ${put.status}`);
+    await put.arrayBuffer();
+    const get = await fetch(s.url + '/wb.bin');
+    assert.equal(get.status, 200);
+    assert.deepEqual(Buffer.from(await get.arrayBuffer()), body);
+    // the background upload reaches the drive (bounded wait, no timing assertion)
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      try {
+        const e = await s.remote.stat('/wb.bin');
+        assert.equal(e.size, body.length);
+        break;
+      } catch (err) {
+        if (Date.now() > deadline) throw err;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  } finally {
+    await s.close();
+  }
+});
+
+test('upload.mode writethrough (default) builds no queue', async () => {
+  const s = await startTestStack();
+  try {
+    assert.equal(s.writeback, undefined);
+    assert.equal(s.config.upload.mode, 'writethrough');
+  } finally {
+    await s.close();
+  }
+});
