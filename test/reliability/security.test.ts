@@ -214,9 +214,9 @@ function propfindFrom(url: string, localAddress: string, authorization: string):
   });
 }
 
-// Proposed to src/dav (notes 10:55): per client address, after 10 failed Basic logins in a window the
+// src/dav LoginThrottle: per client address, after 10 failed Basic logins in a window the
 // bridge answers 429 with Retry-After instead of checking more passwords; other addresses unaffected.
-test('failed Basic logins are slowed per client address (429 + Retry-After), other addresses unaffected', { timeout: 60_000, todo: 'auth throttling not in src/dav/auth.ts yet (see /tmp/coord/notes.md)' }, async () => {
+test('failed Basic logins are slowed per client address (429 + Retry-After), other addresses unaffected', { timeout: 60_000 }, async () => {
   const s = await startTestStack({ users: [USER] });
   try {
     const wrong = basic(USER.username, 'guess-000');
