@@ -244,3 +244,31 @@ test('quota: used counts every file (copies too); over quota is -10; a throughpu
     await e.stop();
   }
 });
+
+test('concurrent uploads with shards sent out of order and in parallel all land intact', async () => {
+  const e = await startEmu();
+  try {
+    const files = Array.from({ length: 6 }, (_, i) => ({ path: `${e.root}/par/f${i}.bin`, data: randomBuffer(4 * MiB + 1000 * (i + 1), 100 + i) }));
+    await Promise.all(
+      files.map(async (f) => {
+        const parts = [f.data.subarray(0, 4 * MiB), f.data.subarray(4 * MiB)];
+        const blocks = parts.map((p) => md5(p));
+        const pre = await api(e, '/openapi/api/precreate', { form: { path: f.path, autoinit: '1', block_list: JSON.stringify(blocks), size: String(f.data.length) } });
+        assert.equal(pre.body.errno, 0);
+        const answers = await Promise.all([1, 0].map((i) => superfile2(e, { path: f.path, uploadid: pre.body.uploadid, partseq: i }, parts[i]!)));
+        for (const a of answers) assert.equal(a.status, 200);
+        const c = await api(e, '/openapi/api/create', { form: { path: f.path, size: String(f.data.length), uploadid: pre.body.uploadid, block_list: JSON.stringify(blocks), rtype: '0' } });
+        assert.equal(c.body.errno, 0);
+        // a second create of the same upload is refused
+        const again = await api(e, '/openapi/api/create', { form: { path: f.path, size: String(f.data.length), uploadid: pre.body.uploadid, block_list: JSON.stringify(blocks), rtype: '0' } });
+        assert.equal(again.body.errno, 31190);
+        const res = await fetchDlink(e, await dlinkOf(e, c.body.fs_id));
+        assert.equal(md5(Buffer.from(await res.arrayBuffer())), md5(f.data));
+      }),
+    );
+    const l = await api(e, '/openapi/api/list', { query: { dir: `${e.root}/par` } });
+    assert.equal(l.body.list.length, files.length);
+  } finally {
+    await e.stop();
+  }
+});
