@@ -53,10 +53,19 @@ export interface BridgeOptions {
   requestTimeoutMs?: number;
 }
 
+export interface BridgeCloseOptions {
+  /** How long requests in flight may take to finish before their connections are cut, ms (default 30 000). */
+  drainMs?: number;
+}
+
 export interface Bridge {
   url: string;
   port: number;
-  close(): Promise<void>;
+  /**
+   * Stop accepting connections, let requests in flight finish (answers carry `Connection: close`),
+   * then cut whatever is left after `drainMs`.
+   */
+  close(opts?: BridgeCloseOptions): Promise<void>;
 }
 
 const HANDLERS: Record<string, DavHandler> = {
@@ -123,7 +132,18 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
   const handlers: Record<string, DavHandler> = { ...HANDLERS, LOCK: handleLock, UNLOCK: handleUnlock };
   const deps: DavDeps = { fs: opts.fs, locks, logger };
 
+  // In-flight answers (for a draining close). Event loop only.
+  const inFlight = new Set<ServerResponse>();
+  let closing = false;
+  let drained: (() => void) | undefined;
+
   const onRequest = (req: IncomingMessage, res: ServerResponse, expectsContinue = false): void => {
+    inFlight.add(res);
+    if (closing) res.setHeader('Connection', 'close');
+    res.on('close', () => {
+      inFlight.delete(res);
+      if (inFlight.size === 0) drained?.();
+    });
     handle(req, res, expectsContinue).catch((err: unknown) => {
       // handle() catches everything itself; this is the last line.
       logger.error(`${req.method ?? '?'}: request handler failed: ${redact(String(err))}`);
@@ -284,13 +304,25 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
   return {
     url,
     port,
-    close: async () => {
+    close: async (closeOpts: BridgeCloseOptions = {}) => {
       if (closed) return;
       closed = true;
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+      closing = true;
+      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      for (const res of inFlight) if (!res.headersSent) res.setHeader('Connection', 'close');
+      if (inFlight.size > 0) {
+        const drainMs = closeOpts.drainMs ?? 30_000;
+        logger.info(`bridge: closing, waiting up to ${drainMs} ms for ${inFlight.size} request(s) in flight`);
+        let timer: NodeJS.Timeout | undefined;
+        await new Promise<void>((resolve) => {
+          drained = resolve;
+          timer = setTimeout(resolve, drainMs);
+        });
+        clearTimeout(timer);
+      }
+      server.closeAllConnections();
+      await stopped;
       if (--safetyNetUsers === 0) process.off('uncaughtException', safetyNet);
     },
   };

@@ -191,3 +191,30 @@ test('a read stream failing mid-body cuts the connection, the server stays up', 
     await h.close();
   }
 });
+
+test('close(): stops accepting, lets a PUT in flight finish, then resolves', { timeout: 30_000 }, async () => {
+  const h = await startHarness();
+  let closed = false;
+  try {
+    let push: (b: Buffer | null) => void = () => undefined;
+    const body = new Readable({ read() {} });
+    push = (b) => body.push(b);
+    const put = fetch(`${h.url}/slow.bin`, { method: 'PUT', body: body as never, duplex: 'half' } as RequestInit);
+    push(Buffer.alloc(100_000, 1));
+    // let the server take the request in hand (the answer cannot come before the body ends)
+    await new Promise((r) => setTimeout(r, 200));
+    const closing = h.bridge.close({ drainMs: 10_000 }).then(() => (closed = true));
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(closed, false, 'close waits for the request in flight');
+    await assert.rejects(fetch(`${h.url}/`, { method: 'OPTIONS' }), 'no new connections');
+    push(Buffer.alloc(50_000, 2));
+    push(null);
+    const res = await put;
+    assert.equal(res.status, 201);
+    assert.equal(res.headers.get('connection'), 'close');
+    await closing;
+    assert.equal((await h.vfs.stat('/slow.bin')).size, 150_000);
+  } finally {
+    await h.close();
+  }
+});
