@@ -1,0 +1,130 @@
+/**
+ * rclone (Debian package) as a real client of the whole bridge (emulator stack, port 0), with a
+ * webdav remote configured by environment variables only (vendor `other`, Basic auth).
+ * A tree with nested folders, a 0-byte file, 1 KiB, 9 MiB and 50 MiB files and names with spaces,
+ * '#', '%', accents and emoji goes up and comes back byte-identical; `rclone check --download`
+ * finds no difference; moveto, copyto, delete, mkdir, rmdir and purge do what they say.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { startTestStack, type TestStack } from '../helpers/stack.js';
+import { run, which, type RunResult } from './_e2e-util.js';
+
+const RCLONE = which('rclone');
+const MiB = 1024 * 1024;
+
+/** Files of the tree: relative path -> size. */
+const TREE: Record<string, number> = {
+  'empty.txt': 0,
+  'one kib.bin': 1024,
+  'nine MiB.bin': 9 * MiB,
+  'big/fifty MiB.bin': 50 * MiB,
+  'a/b/c/deep #1.txt': 333,
+  'a/b/100% sure.txt': 77,
+  'a/Crème brûlée é.txt': 4096,
+  'a/emoji 🎉 folder/party 🦄.txt': 12,
+  'with space/and space.txt': 5000,
+};
+
+async function listFiles(root: string): Promise<string[]> {
+  const out: string[] = [];
+  async function walk(dir: string): Promise<void> {
+    for (const d of await readdir(dir, { withFileTypes: true })) {
+      const p = join(dir, d.name);
+      if (d.isDirectory()) await walk(p);
+      else out.push(relative(root, p).normalize('NFC'));
+    }
+  }
+  await walk(root);
+  return out.sort();
+}
+
+test('rclone: copy a tree up and back, check --download, moveto/copyto/delete/mkdir/rmdir/purge', { skip: RCLONE ? false : 'rclone is not installed (apt-get install rclone)', timeout: 180_000 }, async () => {
+  const user = { username: 'rc', password: 'rclone pass' };
+  const stack: TestStack = await startTestStack({ users: [user] });
+  const dir = await mkdtemp(join(tmpdir(), 'tbdav-rclone-'));
+  const src = join(dir, 'src');
+  const back = join(dir, 'back');
+  try {
+    for (const [rel, size] of Object.entries(TREE)) {
+      await mkdir(join(src, rel, '..'), { recursive: true });
+      await writeFile(join(src, rel), randomBytes(size));
+    }
+    await mkdir(join(src, 'empty folder'), { recursive: true });
+
+    const obscured = await run(RCLONE!, ['obscure', user.password], { timeoutMs: 10_000, env: { ...process.env, HOME: dir } });
+    assert.equal(obscured.code, 0, obscured.stderr);
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      HOME: dir,
+      RCLONE_CONFIG: join(dir, 'rclone.conf'),
+      RCLONE_CONFIG_X_TYPE: 'webdav',
+      RCLONE_CONFIG_X_URL: stack.url,
+      RCLONE_CONFIG_X_VENDOR: 'other',
+      RCLONE_CONFIG_X_USER: user.username,
+      RCLONE_CONFIG_X_PASS: obscured.stdout.trim(),
+    };
+    const rc = async (...args: string[]): Promise<RunResult> => {
+      const res = await run(RCLONE!, [...args, '--retries', '1', '--low-level-retries', '2', '--contimeout', '10s', '--timeout', '60s'], { env, timeoutMs: 120_000 });
+      assert.equal(res.timedOut, false, `rclone ${args.join(' ')} timed out:\n${res.stderr.slice(-3000)}`);
+      return res;
+    };
+    const ok = async (...args: string[]): Promise<RunResult> => {
+      const res = await rc(...args);
+      assert.equal(res.code, 0, `rclone ${args.join(' ')} exited ${res.code}:\n${res.stderr.slice(-3000)}`);
+      return res;
+    };
+    const lsf = async (path: string): Promise<string[]> =>
+      (await ok('lsf', '-R', path)).stdout.split('\n').filter(Boolean).map((l) => l.normalize('NFC')).sort();
+
+    // Up, compare on the server side, and back.
+    await ok('copy', '--create-empty-src-dirs', src, 'X:tree');
+    const check = await rc('check', '--download', src, 'X:tree');
+    assert.equal(check.code, 0, `rclone check --download found differences:\n${check.stderr.slice(-3000)}`);
+    assert.match(check.stderr, /0 differences found/);
+    assert.ok((await lsf('X:tree')).includes('empty folder/'), 'empty folder is listed');
+
+    await ok('copy', 'X:tree', back);
+    const want = await listFiles(src);
+    assert.deepEqual(await listFiles(back), want);
+    for (const rel of want) {
+      const [a, b] = await Promise.all([readFile(join(src, rel)), readFile(join(back, rel))]);
+      assert.ok(a.equals(b), `content of ${rel} differs after the round trip`);
+    }
+    assert.equal((await stat(join(back, 'empty.txt'))).size, 0);
+
+    // moveto / copyto.
+    await ok('moveto', 'X:tree/a/b/100% sure.txt', 'X:tree/moved #/sure 100%.txt');
+    await ok('copyto', 'X:tree/one kib.bin', 'X:tree/a/emoji 🎉 folder/copy 🦄.bin');
+    let listing = await lsf('X:tree');
+    assert.ok(!listing.includes('a/b/100% sure.txt'), 'moveto removed the source');
+    assert.ok(listing.includes('moved #/sure 100%.txt'), 'moveto created the destination');
+    assert.ok(listing.includes('a/emoji 🎉 folder/copy 🦄.bin') && listing.includes('one kib.bin'), 'copyto kept both');
+    const copiedBack = join(dir, 'copied.bin');
+    await ok('copyto', 'X:tree/a/emoji 🎉 folder/copy 🦄.bin', copiedBack);
+    assert.ok((await readFile(copiedBack)).equals(await readFile(join(src, 'one kib.bin'))), 'copied file content');
+    const movedBack = join(dir, 'moved.txt');
+    await ok('copyto', 'X:tree/moved #/sure 100%.txt', movedBack);
+    assert.ok((await readFile(movedBack)).equals(await readFile(join(src, 'a/b/100% sure.txt'))), 'moved file content');
+
+    // delete / mkdir / rmdir / purge.
+    await ok('delete', 'X:tree/big');
+    listing = await lsf('X:tree');
+    assert.ok(!listing.includes('big/fifty MiB.bin'), 'delete removed the file');
+    await ok('mkdir', 'X:tree/new dir');
+    assert.ok((await lsf('X:tree')).includes('new dir/'));
+    await ok('rmdir', 'X:tree/new dir');
+    assert.ok(!(await lsf('X:tree')).includes('new dir/'));
+    const rmdirFull = await rc('rmdir', 'X:tree/with space');
+    assert.notEqual(rmdirFull.code, 0, 'rmdir of a non-empty folder must fail');
+    await ok('purge', 'X:tree');
+    assert.deepEqual(await lsf('X:'), []);
+  } finally {
+    await stack.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
