@@ -103,6 +103,12 @@ function safetyNet(err: unknown): void {
   });
 }
 
+/** An answer sent before the body was read ends the connection (the body must not be parsed as a request). */
+function closeIfBodyUnread(req: IncomingMessage, res: ServerResponse): void {
+  const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+  if (hasBody && !req.readableEnded && !res.headersSent) res.setHeader('Connection', 'close');
+}
+
 function requestIdOf(req: IncomingMessage): string {
   const given = req.headers['x-request-id'];
   const v = Array.isArray(given) ? given[0] : given;
@@ -194,6 +200,7 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
       const wait = throttle.retryAfter(address);
       if (wait > 0) {
         logger.warn(`auth: too many failed logins from ${address}, refused for ${wait} s`, { requestId });
+        closeIfBodyUnread(req, res);
         sendError(res, { status: 429, message: 'too many failed logins, try again later', headers: { 'Retry-After': String(wait) } }, requestId);
         return;
       }
@@ -202,6 +209,7 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
       else if (req.headers.authorization) throttle.failed(address);
       if (!userName) {
         res.setHeader('WWW-Authenticate', `Basic realm="${realm}", charset="UTF-8"`);
+        closeIfBodyUnread(req, res);
         sendError(res, { status: 401, message: 'authentication required', headers: {} }, requestId);
         return;
       }
@@ -211,6 +219,7 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
     try {
       decoded = decodePath(pathOfTarget(req.url ?? '/'));
     } catch (err) {
+      closeIfBodyUnread(req, res);
       sendError(res, httpErrorFor(err, method), requestId);
       return;
     }
@@ -235,7 +244,7 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
     const handler = handlers[method];
     if (!handler) {
       res.setHeader('Allow', ALLOWED_METHODS);
-      if (!req.readableEnded) res.setHeader('Connection', 'close');
+      closeIfBodyUnread(req, res);
       sendError(res, { status: 405, message: `method ${method} not supported`, headers: {} }, requestId);
       return;
     }
@@ -257,8 +266,7 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
       } else {
         logger.debug(`${method} ${decoded.path}: ${he.status}: ${he.message}`, { requestId });
       }
-      // A body the handler did not read must not be parsed as the next request.
-      if (!req.readableEnded) res.setHeader('Connection', 'close');
+      closeIfBodyUnread(req, res);
       sendError(res, he, requestId);
     }
   };
