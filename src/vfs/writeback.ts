@@ -570,13 +570,22 @@ export class WritebackQueue {
 
   /**
    * MOVE: pending uploads at `from` or below it now go to the same place under `to` (journalled
-   * before returning). A pending upload at a destination path is superseded. Returns how many moved.
+   * before returning). A pending upload at a destination path is superseded. Returns how many moved:
+   * an upload that finished meanwhile is not counted (it is stored at `from`; move it on the remote).
    */
   async move(from: string, to: string): Promise<number> {
     const movers = [...this.byPath.values()].filter((i) => i.entry.path === from || isInside(i.entry.path, from));
     for (const m of movers) this.cancel(m, 'moved');
     await Promise.all(movers.map((m) => m.settled));
+    let moved = 0;
     for (const m of movers) {
+      if (!this.items.has(m.entry.id)) {
+        // Its upload finished (or failed) before the cancel took: it is stored at the old path now,
+        // and the caller must move it there (the return value does not count it).
+        this.logger.debug(`write-back ${m.entry.path}: finished before the move; not retargeted`);
+        continue;
+      }
+      moved++;
       const oldPath = m.entry.path;
       const newPath = to + oldPath.slice(from.length);
       if (this.byPath.get(oldPath) === m) this.byPath.delete(oldPath);
@@ -590,7 +599,7 @@ export class WritebackQueue {
       await this.journal.put(m.entry);
       this.start(m, there?.settled);
     }
-    return movers.length;
+    return moved;
   }
 
   /** COPY of a pending file: the copy becomes a pending upload of its own. */
