@@ -7,7 +7,7 @@ import { ERRNO } from '../terabox/api/types.js';
 import { type ApiRequest, type Ctx, safeEqual } from './context.js';
 import type { Handler } from './routes-files.js';
 import { EmulatorErrno } from './store.js';
-import { md5Hex, qrLikePng } from './util.js';
+import { md5Hex, qrCodePng } from './util.js';
 
 function need(r: ApiRequest, ...names: string[]): string[] {
   return names.map((n) => {
@@ -36,7 +36,7 @@ const deviceCode: Handler = (ctx, r) => {
   const [clientId] = need(r, 'client_id');
   checkClient(ctx, clientId!);
   const { device_code, expires_in } = ctx.auth.newDeviceCode();
-  const png = qrLikePng(`${ctx.hosts.auth}/wap/oauth/device?code=${device_code}`);
+  const png = qrCodePng(`http://${ctx.hosts.auth}/wap/oauth/device?code=${device_code}`);
   return {
     data: {
       device_code,

@@ -1,9 +1,10 @@
 /**
  * Small helpers of the emulator: deterministic PRNG, ids, md5, name rules, categories, a tiny PNG
- * encoder (for the device-code "QR code"). Node built-ins only.
+ * encoder and the device-code QR code (qrcode-generator computes the modules).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { deflateSync } from 'node:zlib';
+import qrcode from 'qrcode-generator';
 
 /** mulberry32: a small deterministic PRNG; same seed -> same sequence. */
 export function createPrng(seed: number): () => number {
@@ -107,29 +108,9 @@ function pngChunk(type: string, data: Buffer): Buffer {
   return Buffer.concat([len, td, crc]);
 }
 
-/**
- * A valid greyscale PNG showing a QR-like 25x25 module pattern derived from `text` (finder squares
- * in three corners, data modules from md5(text)). Not a decodable QR code: the emulator has no QR
- * encoder (see docs/protocol-notes.md); it is a real, decodable PNG image.
- */
-export function qrLikePng(text: string, scale = 4): Buffer {
-  const modules = 25;
-  const quiet = 2;
+/** A greyscale PNG of a square module grid: `dark(x, y)` per module, `quiet` light modules around. */
+export function modulesPng(modules: number, dark: (x: number, y: number) => boolean, scale: number, quiet: number): Buffer {
   const size = (modules + quiet * 2) * scale;
-  const bits = createHash('sha512').update(text).digest();
-  const dark = (x: number, y: number): boolean => {
-    const finder = (fx: number, fy: number): boolean | undefined => {
-      const dx = x - fx;
-      const dy = y - fy;
-      if (dx < 0 || dy < 0 || dx > 6 || dy > 6) return undefined;
-      const ring = Math.max(Math.abs(dx - 3), Math.abs(dy - 3));
-      return ring !== 2;
-    };
-    const f = finder(0, 0) ?? finder(modules - 7, 0) ?? finder(0, modules - 7);
-    if (f !== undefined) return f;
-    const i = y * modules + x;
-    return ((bits[(i >> 3) % bits.length]! >> (i & 7)) & 1) === 1;
-  };
   const raw = Buffer.alloc((size + 1) * size);
   for (let py = 0; py < size; py++) {
     raw[py * (size + 1)] = 0; // filter: none
@@ -154,4 +135,39 @@ export function qrLikePng(text: string, scale = 4): Buffer {
     pngChunk('IDAT', deflateSync(raw)),
     pngChunk('IEND', Buffer.alloc(0)),
   ]);
+}
+
+/**
+ * A real, decodable QR code (error correction M, smallest version that fits) of `text` as a PNG
+ * with the standard 4-module quiet zone. What /oauth/devicecode answers in `qrcode_url`.
+ */
+export function qrCodePng(text: string, scale = 4): Buffer {
+  const qr = qrcode(0, 'M');
+  qr.addData(text, 'Byte');
+  qr.make();
+  return modulesPng(qr.getModuleCount(), (x, y) => qr.isDark(y, x), scale, 4);
+}
+
+/**
+ * A valid greyscale PNG showing a QR-like 25x25 module pattern derived from `text` (finder squares
+ * in three corners, data modules from a hash of the text). Not decodable: kept for tests of image
+ * handling that want a fixed 25-module grid; the emulator answers real QR codes (qrCodePng).
+ */
+export function qrLikePng(text: string, scale = 4): Buffer {
+  const modules = 25;
+  const bits = createHash('sha512').update(text).digest();
+  const dark = (x: number, y: number): boolean => {
+    const finder = (fx: number, fy: number): boolean | undefined => {
+      const dx = x - fx;
+      const dy = y - fy;
+      if (dx < 0 || dy < 0 || dx > 6 || dy > 6) return undefined;
+      const ring = Math.max(Math.abs(dx - 3), Math.abs(dy - 3));
+      return ring !== 2;
+    };
+    const f = finder(0, 0) ?? finder(modules - 7, 0) ?? finder(0, modules - 7);
+    if (f !== undefined) return f;
+    const i = y * modules + x;
+    return ((bits[(i >> 3) % bits.length]! >> (i & 7)) & 1) === 1;
+  };
+  return modulesPng(modules, dark, scale, 2);
 }

@@ -1,6 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { inflateSync } from 'node:zlib';
+import jsQRModule from 'jsqr';
+
+// jsqr is CommonJS with a `default` export: under NodeNext the default import is the module object
+const jsQR = (jsQRModule as unknown as { default: (d: Uint8ClampedArray, w: number, h: number) => { data: string } | null }).default;
 import { type Emu, api, getJson, oauth, sign, startEmu } from './emu-helpers.js';
 
 function creds(e: Emu, extra: Record<string, string>): Record<string, string> {
@@ -8,7 +12,7 @@ function creds(e: Emu, extra: Record<string, string>): Record<string, string> {
   return { client_id: e.emu.credentials.clientId, client_secret: e.emu.credentials.clientSecret, timestamp: ts, sign: sign(e.emu, ts), ...extra };
 }
 
-test('devicecode returns a real PNG data URL, expires_in and interval; bad client 100001; missing 2', async () => {
+test('devicecode returns a real QR code as a PNG data URL, expires_in and interval; bad client 100001; missing 2', async () => {
   const e = await startEmu({ deviceCodeInterval: 3, deviceCodeTtlSec: 120 });
   try {
     const r = await oauth(e, '/oauth/devicecode', undefined, { client_id: e.emu.credentials.clientId });
@@ -27,7 +31,19 @@ test('devicecode returns a real PNG data URL, expires_in and interval; bad clien
     // IDAT inflates to (w+1)*h bytes of greyscale scanlines
     const idatLen = png.readUInt32BE(33);
     assert.equal(png.subarray(37, 41).toString('ascii'), 'IDAT');
-    assert.equal(inflateSync(png.subarray(41, 41 + idatLen)).length, (w + 1) * h);
+    const raw = inflateSync(png.subarray(41, 41 + idatLen));
+    assert.equal(raw.length, (w + 1) * h);
+    // it is a real QR code: a decoder reads back a URL naming the device code
+    const rgba = new Uint8ClampedArray(w * h * 4);
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        const v = raw[y * (w + 1) + 1 + x]!;
+        rgba.set([v, v, v, 255], (y * w + x) * 4);
+      }
+    }
+    const decoded = jsQR(rgba, w, h);
+    assert.ok(decoded, 'the PNG decodes as a QR code');
+    assert.ok(decoded.data.endsWith(`code=${r.data.device_code as string}`), decoded.data);
     assert.equal((await oauth(e, '/oauth/devicecode', undefined, { client_id: 'nope' })).errno, 100001);
     assert.equal((await oauth(e, '/oauth/devicecode')).errno, 2);
     // POST is not the method of devicecode
