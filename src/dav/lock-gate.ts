@@ -19,6 +19,8 @@ export interface ActiveLock {
   token: string;
   /** FileSystem path the lock was taken on. */
   root: string;
+  /** The root is a folder (its href ends with '/'). */
+  rootIsDir: boolean;
   depth: 0 | 'infinity';
   scope: LockScope;
   /** Owner as self-contained XML (may be empty). */
@@ -30,6 +32,7 @@ export interface ActiveLock {
 interface LockRecord {
   token: string;
   root: string;
+  rootIsDir: boolean;
   depth: 0 | 'infinity';
   scope: LockScope;
   ownerXml: string;
@@ -94,6 +97,7 @@ export class LockTable implements LockGate {
     return {
       token: l.token,
       root: l.root,
+      rootIsDir: l.rootIsDir,
       depth: l.depth,
       scope: l.scope,
       ownerXml: l.ownerXml,
@@ -131,10 +135,11 @@ export class LockTable implements LockGate {
   }
 
   /** Take a lock (the caller checked conflicts). */
-  add(path: string, opts: { scope: LockScope; depth: 0 | 'infinity'; ownerXml: string; timeoutSec: number }): ActiveLock {
+  add(path: string, opts: { scope: LockScope; depth: 0 | 'infinity'; ownerXml: string; timeoutSec: number; isDir: boolean }): ActiveLock {
     const rec: LockRecord = {
       token: `urn:uuid:${randomUUID()}`,
       root: path,
+      rootIsDir: opts.isDir,
       depth: opts.depth,
       scope: opts.scope,
       ownerXml: opts.ownerXml,
@@ -212,7 +217,7 @@ export class LockTable implements LockGate {
           (l.ownerXml ? `<D:owner>${l.ownerXml}</D:owner>` : '') +
           `<D:timeout>Second-${l.timeoutSec}</D:timeout>` +
           `<D:locktoken><D:href>${escapeText(l.token)}</D:href></D:locktoken>` +
-          `<D:lockroot><D:href>${escapeText(hrefFor(l.root, false))}</D:href></D:lockroot></D:activelock>`,
+          `<D:lockroot><D:href>${escapeText(hrefFor(l.root, l.rootIsDir))}</D:href></D:lockroot></D:activelock>`,
       )
       .join('');
   }

@@ -80,7 +80,7 @@ export function makeLockHandlers(locks: LockTable) {
       await deps.fs.put(r.path, Readable.from([]), { ...r.call, overwrite: false, expectedSize: 0 });
       status = 201;
     }
-    const lock = locks.add(r.path, { scope, depth, ownerXml: owner ? serializeContent(owner) : '', timeoutSec: parseTimeout(header(r, 'timeout')) });
+    const lock = locks.add(r.path, { scope, depth, ownerXml: owner ? serializeContent(owner) : '', timeoutSec: parseTimeout(header(r, 'timeout')), isDir: existing?.isDir ?? false });
     answer(r, status, locks.renderLocks([lock]), lock.token);
   }
 
