@@ -35,6 +35,8 @@ export interface FaultOptions {
 export interface EmulatorOptions {
   dataDir: string;
   host?: string;
+  /** Fixed ports per listener (default 0 = any free port; tests always use 0). Addition to the brief. */
+  ports?: { auth?: number; api?: number; upload?: number; download?: number };
   clientId?: string;
   clientSecret?: string;
   privateSecret?: string;
@@ -139,10 +141,10 @@ class FaultPlan {
   }
 }
 
-function listen(server: Server, host: string): Promise<number> {
+function listen(server: Server, host: string, port = 0): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, host, () => {
+    server.listen(port, host, () => {
       server.off('error', reject);
       resolve((server.address() as AddressInfo).port);
     });
@@ -197,12 +199,22 @@ export async function startEmulator(opts: EmulatorOptions): Promise<EmulatorHand
   const counters = makeCounters();
   const uploads = new Map<string, UploadSession>();
   const servers = { auth: createServer(), api: createServer(), upload: createServer(), download: createServer() };
-  const ports = {
-    auth: await listen(servers.auth, host),
-    api: await listen(servers.api, host),
-    upload: await listen(servers.upload, host),
-    download: await listen(servers.download, host),
+  const closeAll = (): void => {
+    for (const s of Object.values(servers)) if (s.listening) s.close();
   };
+  let ports: { auth: number; api: number; upload: number; download: number };
+  try {
+    ports = {
+      auth: await listen(servers.auth, host, opts.ports?.auth),
+      api: await listen(servers.api, host, opts.ports?.api),
+      upload: await listen(servers.upload, host, opts.ports?.upload),
+      download: await listen(servers.download, host, opts.ports?.download),
+    };
+  } catch (err) {
+    closeAll();
+    await store.close();
+    throw err;
+  }
   const hostPort = (p: number): string => `${host.includes(':') ? `[${host}]` : host}:${p}`;
   const hosts: Hosts = { auth: hostPort(ports.auth), api: hostPort(ports.api), upload: hostPort(ports.upload), download: hostPort(ports.download) };
   const ctx: Ctx = { opts: o, store, auth, shares, logger, counters, appRoot, hosts, uploads, uk, credentials, signKey: signKeyHolder.key };

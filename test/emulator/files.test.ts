@@ -1,5 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { type Emu, api, getJson, startEmu, upload } from './emu-helpers.js';
 
 async function mkdir(e: Emu, path: string): Promise<void> {
@@ -18,6 +21,22 @@ test('wrong host: each listener answers only its own family (404)', async () => 
     assert.equal((await api(e, '/openapi/api/list', { query: { dir: e.root } })).status, 200);
     assert.equal(e.emu.counters.requests['/openapi/api/list'], 1);
     assert.equal(e.emu.counters.requests['404 /openapi/api/list'], 3);
+  } finally {
+    await e.stop();
+  }
+});
+
+test('fixed ports: a taken port fails the start cleanly', async () => {
+  const e = await startEmu();
+  try {
+    const taken = Number(e.emu.apiDomain.split(':')[1]);
+    const dir = await mkdtemp(join(tmpdir(), 'tbdav-emu-port-'));
+    try {
+      await assert.rejects(startEmu({ ports: { api: taken } }, dir), (err: NodeJS.ErrnoException) => err.code === 'EADDRINUSE');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    assert.equal((await api(e, '/openapi/api/quota')).body.errno, 0);
   } finally {
     await e.stop();
   }
