@@ -29,7 +29,7 @@ export interface ActiveLock {
   timeoutSec: number;
 }
 
-interface LockRecord {
+export interface LockRecord {
   token: string;
   root: string;
   rootIsDir: boolean;
@@ -71,17 +71,39 @@ export function tokensInIfHeader(ifHeader: string | undefined): Set<string> {
   return out;
 }
 
+/** Where the table hands a snapshot after each change (src/dav/locks-persist.ts LockFile). */
+export interface LockPersistence {
+  save(locks: readonly LockRecord[]): void;
+}
+
 export class LockTable implements LockGate {
   private readonly byPath = new Map<string, LockRecord[]>();
 
   /**
    * `etagOf(path)`: the current ETag of a resource, undefined when absent (If [etag] conditions).
-   * `now`: clock (tests).
+   * `now`: clock (tests). `persist`: receives a snapshot after every change.
    */
   constructor(
     private readonly etagOf: (path: string) => Promise<string | undefined> = async () => undefined,
     private readonly now: () => number = Date.now,
+    private readonly persist?: LockPersistence,
   ) {}
+
+  /** Put back locks read from the state file at start (expired ones ignored). */
+  restore(records: readonly LockRecord[]): void {
+    const t = this.now();
+    for (const r of records) {
+      if (r.expiresAt <= t) continue;
+      this.byPath.set(r.root, [...(this.byPath.get(r.root) ?? []), { ...r }]);
+    }
+  }
+
+  private changed(): void {
+    if (!this.persist) return;
+    const all: LockRecord[] = [];
+    for (const key of [...this.byPath.keys()]) all.push(...this.live(key));
+    this.persist.save(all.map((l) => ({ ...l })));
+  }
 
   private live(path: string): LockRecord[] {
     const list = this.byPath.get(path);
@@ -146,6 +168,7 @@ export class LockTable implements LockGate {
       expiresAt: this.now() + opts.timeoutSec * 1000,
     };
     this.byPath.set(path, [...this.live(path), rec]);
+    this.changed();
     return this.toActive(rec);
   }
 
@@ -156,6 +179,7 @@ export class LockTable implements LockGate {
     const rest = this.live(hit.root).filter((l) => l.token !== token);
     if (rest.length) this.byPath.set(hit.root, rest);
     else this.byPath.delete(hit.root);
+    this.changed();
     return true;
   }
 
@@ -164,6 +188,7 @@ export class LockTable implements LockGate {
     const hit = this.covering(path).find((l) => l.token === token);
     if (!hit) return undefined;
     hit.expiresAt = this.now() + timeoutSec * 1000;
+    this.changed();
     return this.toActive(hit);
   }
 
@@ -231,6 +256,13 @@ export class LockTable implements LockGate {
     '<D:lockentry><D:lockscope><D:shared/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockentry>';
 
   forgetTree(path: string): void {
-    for (const key of [...this.byPath.keys()]) if (isSameOrBelow(key, path)) this.byPath.delete(key);
+    let any = false;
+    for (const key of [...this.byPath.keys()]) {
+      if (isSameOrBelow(key, path)) {
+        this.byPath.delete(key);
+        any = true;
+      }
+    }
+    if (any) this.changed();
   }
 }

@@ -25,6 +25,7 @@ import type { DavDeps, DavHandler, DavRequest } from './context.js';
 import { etagOf } from './conditional.js';
 import { httpErrorFor, sendError } from './errors.js';
 import { LockTable } from './lock-gate.js';
+import { LockFile } from './locks-persist.js';
 import { handleCopyMove } from './methods/copy-move.js';
 import { handleGet } from './methods/get.js';
 import { makeLockHandlers } from './methods/lock.js';
@@ -51,6 +52,8 @@ export interface BridgeOptions {
   logger?: Logger;
   /** Default 0: no Node request timeout (long uploads must not be cut). */
   requestTimeoutMs?: number;
+  /** JSON file keeping WebDAV locks across restarts (e.g. `<stateDir>/locks.json`); none: locks in memory only. */
+  lockStateFile?: string;
 }
 
 export interface BridgeCloseOptions {
@@ -126,14 +129,20 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
   const throttle = new LoginThrottle();
   const realm = (opts.realm ?? 'terabox-dav').replace(/["\\]/g, '');
   const logger = opts.logger ?? silentLogger();
-  const locks = new LockTable(async (path) => {
-    try {
-      return etagOf(await opts.fs.stat(path));
-    } catch (err) {
-      if (isTbdavError(err, 'TBDAV_NOT_FOUND')) return undefined;
-      throw err;
-    }
-  });
+  const lockFile = opts.lockStateFile ? new LockFile({ file: opts.lockStateFile, logger }) : undefined;
+  const locks = new LockTable(
+    async (path) => {
+      try {
+        return etagOf(await opts.fs.stat(path));
+      } catch (err) {
+        if (isTbdavError(err, 'TBDAV_NOT_FOUND')) return undefined;
+        throw err;
+      }
+    },
+    Date.now,
+    lockFile,
+  );
+  if (lockFile) locks.restore(await lockFile.load());
   const { handleLock, handleUnlock } = makeLockHandlers(locks);
   const handlers: Record<string, DavHandler> = { ...HANDLERS, LOCK: handleLock, UNLOCK: handleUnlock };
   const deps: DavDeps = { fs: opts.fs, locks, logger };
@@ -331,6 +340,13 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
       }
       server.closeAllConnections();
       await stopped;
+      if (lockFile) {
+        try {
+          await lockFile.flush();
+        } catch (err) {
+          logger.warn(`bridge: lock state not saved: ${redact(String((err as Error)?.message ?? err))}`);
+        }
+      }
       if (--safetyNetUsers === 0) process.off('uncaughtException', safetyNet);
     },
   };

@@ -130,3 +130,32 @@ test('LOCK answer: Lock-Token in <>, lockdiscovery elements in the DAV: namespac
     await h.close();
   }
 });
+
+test('locks survive a restart with lockStateFile', async () => {
+  const { mkdtemp, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { startBridge } = await import('../../src/dav/server.js');
+  const dir = await mkdtemp(join(tmpdir(), 'tbdav-lockstate-'));
+  const h = await startHarness({ lockStateFile: join(dir, 'locks.json') });
+  try {
+    await h.req('PUT', '/keep.txt', { body: 'v1' });
+    const lock = await h.req('LOCK', '/keep.txt', { headers: { Depth: '0', Timeout: 'Second-600' }, body: LOCKINFO });
+    assert.equal(lock.status, 200);
+    const token = tokenOf(lock.headers);
+    await h.bridge.close();
+    const again = await startBridge({ fs: h.vfs, port: 0, lockStateFile: join(dir, 'locks.json') });
+    try {
+      const put = (headers: Record<string, string>) => fetch(`${again.url}/keep.txt`, { method: 'PUT', body: 'v2', headers }).then((r) => r.status);
+      assert.equal(await put({}), 423);
+      assert.equal(await put({ If: `(<${token}>)` }), 204);
+      const pf = await fetch(`${again.url}/keep.txt`, { method: 'PROPFIND', headers: { Depth: '0' } }).then((r) => r.text());
+      assert.ok(pf.includes(token));
+    } finally {
+      await again.close();
+    }
+  } finally {
+    await h.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});

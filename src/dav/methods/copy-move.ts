@@ -58,7 +58,7 @@ export async function handleCopyMove(r: DavRequest, deps: DavDeps): Promise<void
   await requireParentFolder(deps, to, r);
   const existing = await statOrUndefined(deps, to, r);
   if (existing && !overwrite) return endEmpty(r, 412);
-  const targets: LockTarget[] = [{ path: to, deep: true, membership: true }];
+  const targets: LockTarget[] = [{ path: to, deep: true, membership: !existing }];
   if (isMove) targets.push({ path: r.path, deep: true, membership: true });
   await deps.locks.checkWrite(r.req, targets);
   const mtime = ocMtime(r);

@@ -55,7 +55,7 @@ export async function handlePut(r: DavRequest, deps: DavDeps): Promise<void> {
   if (evaluateConditions(r.req.headers, existing, false) !== 'ok') {
     return endEmpty(r, 412);
   }
-  await deps.locks.checkWrite(r.req, [{ path: r.path, membership: true }]);
+  await deps.locks.checkWrite(r.req, [{ path: r.path, membership: !existing }]);
   const mtime = ocMtime(r);
   const size = expectedSize(r);
   r.continue();
