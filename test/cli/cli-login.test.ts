@@ -131,3 +131,19 @@ test('serve with a saved login the service refuses says so in one line', async (
   assert.doesNotMatch(r.stderr, /bogus-(access|refresh)-token-1/, 'tokens never printed');
   assert.doesNotMatch(r.stderr, /\n\s+at /);
 });
+
+test('SIGINT while waiting for approval: one line, exit 1, no token file, no QR image left', async () => {
+  const { file, stateDir } = await writeConfig('interrupted');
+  emu.setOptions({ autoApproveAfterPolls: 1000 });
+  try {
+    const login = startCli(['login', '--config', file], { env: cleanEnv(dir) });
+    await login.waitFor(/Waiting for approval/);
+    const r = await login.stop('SIGINT');
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.stderr.trim(), 'terabox-dav: login: interrupted, not logged in');
+    await assert.rejects(stat(join(stateDir, 'tokens.json')), { code: 'ENOENT' });
+    await assert.rejects(stat(join(stateDir, 'login-qr.png')), { code: 'ENOENT' });
+  } finally {
+    emu.setOptions({ autoApproveAfterPolls: 2 });
+  }
+});
