@@ -110,21 +110,26 @@ async function readPassword(io: CliIo): Promise<string> {
     const text = Buffer.concat(chunks).toString('utf8');
     return text.split(/\r?\n/)[0] ?? '';
   }
+  // One interface for both questions: closing one would drop input already buffered for the next.
+  const rl = createInterface({ input: stdin, output: io.stderr, terminal: true });
+  // Hide typing: echo nothing after the prompt.
+  (rl as unknown as { _writeToOutput: (s: string) => void })._writeToOutput = () => undefined;
   const ask = (prompt: string): Promise<string> =>
     new Promise((resolve) => {
-      const rl = createInterface({ input: stdin, output: io.stderr, terminal: true });
-      // Hide typing: echo nothing after the prompt.
-      const out = rl as unknown as { _writeToOutput: (s: string) => void };
       io.stderr.write(prompt);
-      out._writeToOutput = () => undefined;
       rl.question('', (answer) => {
-        rl.close();
         io.stderr.write('\n');
         resolve(answer);
       });
     });
-  const a = await ask('Password: ');
-  const b = await ask('Again: ');
+  let a: string;
+  let b: string;
+  try {
+    a = await ask('Password: ');
+    b = await ask('Again: ');
+  } finally {
+    rl.close();
+  }
   if (a !== b) throw new UsageError('hash-password: the two passwords differ');
   return a;
 }
