@@ -146,3 +146,39 @@ test('write-back survives kill -9 of serve right after the PUT was answered; the
     await rm(home, { recursive: true, force: true });
   }
 });
+
+test('SIGTERM with write-back uploads pending: exit 0, the rest stays journalled, the restart finishes it', { timeout: 120_000 }, async () => {
+  const home = await mkdtemp(join(tmpdir(), 'tbdav-wb-term-'));
+  try {
+    const env = cleanEnv(home, { TERABOX_DAV_SERVER_PORT: '0', TERABOX_DAV_UPLOAD_MODE: 'writeback' });
+    const first = startCli(['serve'], { env });
+    const [, url] = (await first.waitFor(/WebDAV URL: (\S+)\n/)) as unknown as [string, string];
+    const files = [randomBytes(40 * MiB + 1), randomBytes(30 * MiB + 2)];
+    for (const [i, data] of files.entries()) {
+      const put = await fetch(url + `/term-${i}.bin`, { method: 'PUT', body: data });
+      assert.equal(put.status, 201);
+    }
+    const end = await first.stop('SIGTERM');
+    assert.equal(end.code, 0, end.stderr.slice(-2000));
+    const second = startCli(['serve'], { env });
+    try {
+      const [, url2] = (await second.waitFor(/WebDAV URL: (\S+)\n/)) as unknown as [string, string];
+      const journal = join(home, '.local/state/terabox-dav/emulator-session/vfs/writeback');
+      const until = Date.now() + 60_000;
+      while ((await readdir(journal)).some((f) => f.endsWith('.json'))) {
+        if (Date.now() > until) throw new Error('journalled uploads did not finish after the restart');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      for (const [i, data] of files.entries()) {
+        const get = await fetch(url2 + `/term-${i}.bin`);
+        assert.equal(get.status, 200);
+        assert.equal(md5(Buffer.from(await get.arrayBuffer())), md5(data), `term-${i}.bin intact`);
+      }
+    } finally {
+      const e2 = await second.stop('SIGTERM');
+      assert.equal(e2.code, 0, e2.stderr.slice(-2000));
+    }
+  } finally {
+    await rm(home, { recursive: true, force: true });
+  }
+});
