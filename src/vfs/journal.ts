@@ -48,7 +48,7 @@ export interface JournalEntry {
 const ENTRY_RE = /^[A-Za-z0-9-]{1,64}\.json$/;
 
 /** fsync a folder so that a rename in it survives a crash (best effort where unsupported). */
-async function syncDir(dir: string, logger: Logger): Promise<void> {
+export async function syncDir(dir: string, logger: Logger): Promise<void> {
   let fh;
   try {
     fh = await open(dir, 'r');

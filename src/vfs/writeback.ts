@@ -30,7 +30,7 @@ import type { Readable } from 'node:stream';
 import { TbdavError, isTbdavError, type ErrorCode } from '../shared/errors.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
 import type { ByteRange, Remote, SpooledFile, UploadProgress, WriteResult } from '../remote/types.js';
-import { JOURNAL_VERSION, Journal, type JournalEntry } from './journal.js';
+import { JOURNAL_VERSION, Journal, syncDir, type JournalEntry } from './journal.js';
 import { isInside, parentPath } from './paths.js';
 
 export interface WritebackOptions {
@@ -330,6 +330,7 @@ export class WritebackQueue {
     r?.release();
     try {
       await rename(spool.localPath, spoolFile);
+      await syncDir(this.spoolDir, this.logger); // the body's new name survives a power loss before the entry does
       await this.journal.put(entry);
     } catch (err) {
       this.pendingBytes -= spool.size;
