@@ -147,3 +147,22 @@ test('GET: client going away destroys the upstream stream', { timeout: 20_000 },
     await h.close();
   }
 });
+
+test('GET: an upstream body shorter than announced cuts the connection (no hang)', { timeout: 20_000 }, async () => {
+  const h = await startHarness();
+  try {
+    await h.req('PUT', '/f.bin', { body: BODY });
+    const { Readable } = await import('node:stream');
+    const orig = h.vfs.openRead.bind(h.vfs);
+    h.vfs.openRead = async (path, range, opts) => {
+      const res = await orig(path, range, opts);
+      res.stream.destroy();
+      return { entry: res.entry, stream: Readable.from([BODY.subarray(0, 100)]) };
+    };
+    await assert.rejects(h.req('GET', '/f.bin'));
+    h.vfs.openRead = orig;
+    assert.equal((await h.req('GET', '/f.bin')).body.length, 1000);
+  } finally {
+    await h.close();
+  }
+});
