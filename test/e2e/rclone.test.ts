@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
@@ -123,6 +123,53 @@ test('rclone: copy a tree up and back, check --download, moveto/copyto/delete/mk
     assert.notEqual(rmdirFull.code, 0, 'rmdir of a non-empty folder must fail');
     await ok('purge', 'X:tree');
     assert.deepEqual(await lsf('X:'), []);
+  } finally {
+    await stack.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('rclone vendor owncloud: modification times kept (X-OC-Mtime) and MD5 hashes offered (oc:checksums) match the local files', { skip: RCLONE ? false : 'rclone is not installed (apt-get install rclone)', timeout: 120_000 }, async () => {
+  const stack: TestStack = await startTestStack();
+  const dir = await mkdtemp(join(tmpdir(), 'tbdav-rclone-oc-'));
+  const src = join(dir, 'src');
+  try {
+    const files: Record<string, number> = { 'a.bin': 1000, 'sub dir/b #.bin': 5 * MiB + 7, 'sub dir/ünï 🎉.txt': 10 };
+    const mtime = new Date('2021-03-04T05:06:07Z');
+    for (const [rel, size] of Object.entries(files)) {
+      await mkdir(join(src, rel, '..'), { recursive: true });
+      await writeFile(join(src, rel), randomBytes(size));
+      await utimes(join(src, rel), mtime, mtime);
+    }
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      HOME: dir,
+      RCLONE_CONFIG: join(dir, 'rclone.conf'),
+      RCLONE_CONFIG_OC_TYPE: 'webdav',
+      RCLONE_CONFIG_OC_URL: stack.url,
+      RCLONE_CONFIG_OC_VENDOR: 'owncloud',
+    };
+    const ok = async (...args: string[]): Promise<string> => {
+      const res = await run(RCLONE!, [...args, '--retries', '1', '--low-level-retries', '2'], { env, timeoutMs: 90_000 });
+      assert.equal(res.timedOut, false, `rclone ${args.join(' ')} timed out`);
+      assert.equal(res.code, 0, `rclone ${args.join(' ')} exited ${res.code}:\n${res.stderr.slice(-3000)}`);
+      return res.stdout;
+    };
+    await ok('copy', src, 'OC:t');
+    const listed = JSON.parse(await ok('lsjson', '-R', '--files-only', 'OC:t')) as { Path: string; ModTime: string; Size: number }[];
+    assert.equal(listed.length, 3);
+    for (const f of listed) {
+      assert.equal(Math.round(Date.parse(f.ModTime) / 1000), mtime.getTime() / 1000, `mtime of ${f.Path}: ${f.ModTime}`);
+      assert.equal(f.Size, files[f.Path.normalize('NFC')]);
+    }
+    const parse = (out: string): Record<string, string> =>
+      Object.fromEntries(out.split('\n').filter(Boolean).map((l) => [l.slice(34).normalize('NFC'), l.slice(0, 32)]));
+    const remoteMd5 = parse(await ok('md5sum', 'OC:t'));
+    const localMd5 = parse(await ok('md5sum', src));
+    assert.deepEqual(remoteMd5, localMd5);
+    assert.equal(Object.values(remoteMd5).every((h) => /^[0-9a-f]{32}$/.test(h)), true, 'real MD5s, not blanks');
+    // A plain check now compares hashes and times without downloading.
+    await ok('check', src, 'OC:t');
   } finally {
     await stack.close();
     await rm(dir, { recursive: true, force: true });
