@@ -25,7 +25,7 @@ export interface ResolvedOptions {
   enforcePollInterval: boolean;
   latencyMs: number;
   throughputBytesPerSec: number;
-  faults: { rate: number; seed?: number; kinds?: FaultKind[]; endpoints?: string[] } | undefined;
+  faults: { rate: number; seed?: number; kinds?: FaultKind[]; endpoints?: string[]; phase?: 'before' | 'after' | 'mixed' } | undefined;
   refuseZeroByte: boolean;
   minShardBytes: number;
   maxShardBytes: number;

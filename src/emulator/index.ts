@@ -30,6 +30,12 @@ export interface FaultOptions {
   seed?: number;
   kinds?: Array<'http5xx' | 'errno31034' | 'reset'>;
   endpoints?: string[] /* default: all API endpoints, not auth */;
+  /**
+   * When an API fault strikes (addition to the brief): 'before' (default) = the request is not
+   * processed; 'after' = it is processed and only the answer is lost (harsher: a retried create may
+   * find its own file); 'mixed' = either, drawn from the same seeded PRNG. Download faults ignore it.
+   */
+  phase?: 'before' | 'after' | 'mixed';
 }
 
 export interface EmulatorOptions {
@@ -128,6 +134,12 @@ class FaultPlan {
   reseed(): void {
     const f = this.opts();
     this.rng = createPrng(f?.seed ?? Math.floor(Math.random() * 2 ** 31));
+  }
+  /** Whether the fault just drawn strikes after the request is processed (see FaultOptions.phase). */
+  drawAfter(): boolean {
+    const phase = this.opts()?.phase ?? 'before';
+    if (phase === 'mixed') return this.rng() < 0.5;
+    return phase === 'after';
   }
   /** The fault for one request to `endpoint`, or undefined. Draws only for eligible endpoints. */
   draw(endpoint: string): FaultKind | undefined {
@@ -264,12 +276,23 @@ export async function startEmulator(opts: EmulatorOptions): Promise<EmulatorHand
     count(url.pathname);
     if (o.latencyMs > 0) await sleep(o.latencyMs);
     const fault = faults.draw(url.pathname);
-    if (fault) {
+    const faultAfter = fault !== undefined && faults.drawAfter();
+    if (fault && !faultAfter) {
       logDone(req, 0, undefined);
       logger.debug(`emulator fault ${fault} on ${url.pathname}`);
       applyFault(fault, req, res, route.kind === 'upload');
       return;
     }
+    /** Send an answer, unless a fault was drawn to strike after the work: then the answer is lost. */
+    const answer = (status: number, body: Record<string, unknown>): void => {
+      if (fault && faultAfter) {
+        logger.debug(`emulator fault ${fault} after processing ${url.pathname}`);
+        if (!req.readableEnded) req.resume();
+        applyFault(fault, req, res, route.kind === 'upload');
+        return;
+      }
+      sendJson(res, status, body);
+    };
     if (req.method !== route.method) {
       sendText(res, 405, 'Method Not Allowed');
       return;
@@ -291,7 +314,7 @@ export async function startEmulator(opts: EmulatorOptions): Promise<EmulatorHand
       else if (route.kind === 'oauth') body.show_msg = msg;
       else body.errmsg = msg;
       logDone(req, status, errno);
-      sendJson(res, status, body);
+      answer(status, body);
     };
     try {
       if (route.method === 'POST' && route.kind !== 'upload') form = await readForm(req);
@@ -315,7 +338,7 @@ export async function startEmulator(opts: EmulatorOptions): Promise<EmulatorHand
       }
       const body = { ...base(), ...out };
       logDone(req, 200, body.errno as number);
-      sendJson(res, 200, body);
+      answer(200, body);
     } catch (err) {
       if (err instanceof EmulatorErrno) {
         if (!req.readableEnded) req.resume();

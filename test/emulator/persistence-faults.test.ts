@@ -132,3 +132,22 @@ test('latency knob and counters', async () => {
     await e.stop();
   }
 });
+
+test("phase 'after': the request is processed and only the answer is lost", async () => {
+  const e = await startEmu();
+  try {
+    e.emu.setOptions({ faults: { rate: 1, seed: 3, kinds: ['reset'], endpoints: ['/openapi/api/create'], phase: 'after' } });
+    await assert.rejects(api(e, '/openapi/api/create', { form: { path: `${e.root}/made-anyway`, isdir: '1', rtype: '0' } }));
+    e.emu.setOptions({ faults: { rate: 1, seed: 3, kinds: ['http5xx'], endpoints: ['/openapi/api/create'], phase: 'after' } });
+    const r = await api(e, '/openapi/api/create', { form: { path: `${e.root}/made-too`, isdir: '1', rtype: '0' } });
+    assert.equal(r.status, 503);
+    e.emu.setOptions({ faults: { rate: 1, seed: 3, kinds: ['http5xx'], endpoints: ['/openapi/api/create'] } });
+    assert.equal((await api(e, '/openapi/api/create', { form: { path: `${e.root}/never`, isdir: '1', rtype: '0' } })).status, 503);
+    e.emu.setOptions({ faults: undefined });
+    const names = ((await api(e, '/openapi/api/list', { query: { dir: e.root } })).body.list as { server_filename: string }[]).map((x) => x.server_filename);
+    assert.deepEqual(names, ['made-anyway', 'made-too']);
+    assert.equal(e.emu.counters.faultsInjected, 3);
+  } finally {
+    await e.stop();
+  }
+});
