@@ -16,7 +16,7 @@ export interface DecodedPath {
   trailingSlash: boolean;
 }
 
-/** Path part of a request target (origin-form or absolute-form), query and fragment removed. */
+/** Path part of a request target (origin-form or absolute-form), query removed; a fragment is 400. */
 export function pathOfTarget(target: string): string {
   let t = target;
   if (!t.startsWith('/')) {
@@ -25,7 +25,9 @@ export function pathOfTarget(target: string): string {
     if (!m) throw bad('not a path');
     t = t.slice(m[0].length) || '/';
   }
-  const q = t.search(/[?#]/);
+  // A raw '#' cannot appear in a request-target (RFC 9112 §3.2); names with '#' come as %23.
+  if (t.includes('#')) throw bad('fragment in the request target');
+  const q = t.indexOf('?');
   return q === -1 ? t : t.slice(0, q);
 }
 

@@ -64,6 +64,9 @@ test('paths: traversal, NUL, bad percent-encoding and encoded slash are 400', as
     assert.equal(await rawStatus(port, 'GET /a%2Fb HTTP/1.1'), 400);
     assert.equal(await rawStatus(port, 'GET //a.txt HTTP/1.1'), 200);
     assert.equal(await rawStatus(port, 'GET /a.txt?x=1 HTTP/1.1'), 200);
+    // a raw '#' (litmus delete_fragment): refused, nothing deleted
+    assert.equal(await rawStatus(port, 'DELETE /a.txt#frag HTTP/1.1'), 400);
+    assert.equal(await rawStatus(port, 'GET /a.txt HTTP/1.1'), 200);
   } finally {
     await h.close();
   }
