@@ -366,3 +366,30 @@ test('journal: corrupt entries are set aside without blocking the others; writes
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('MOVE racing the end of an upload: a finished upload is not retargeted (move returns 0, nothing re-journalled)', async () => {
+  let unblock!: () => void;
+  const blocked = new Promise<void>((r) => (unblock = r));
+  let storedCalled!: () => void;
+  const stored = new Promise<void>((r) => (storedCalled = r));
+  const r = await rig({
+    onStored: async () => {
+      storedCalled();
+      await blocked; // the upload is stored; its clean-up waits here
+    },
+  });
+  try {
+    const up = await r.q.enqueue('/race.txt', await r.spool('racing'));
+    await stored; // remote.write succeeded, finish() is in progress
+    const moving = r.q.move('/race.txt', '/raced.txt');
+    unblock();
+    assert.equal(await moving, 0, 'nothing was retargeted');
+    await up.done;
+    assert.equal((await r.content('/race.txt')).toString(), 'racing', 'stored at the old path: the caller moves it on the remote');
+    assert.equal(r.q.pending('/raced.txt'), undefined);
+    assert.deepEqual(await r.journalFiles(), []);
+    assert.deepEqual(r.remote.writes, ['/race.txt']);
+  } finally {
+    await r.close();
+  }
+});
