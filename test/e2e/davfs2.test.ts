@@ -141,7 +141,30 @@ test('davfs2: mount, copy a tree in, rename, delete, unmount, mount again and co
       await sh(`cmp ${q(local)} ${q(join(mnt, rel))}`);
     }
     await sh(`test ! -e ${q(join(mnt, 'docs/to delete.txt'))}`);
+
+    // While davfs2 holds a file open for writing it holds a WebDAV lock: another client meets 423,
+    // and what davfs2 wrote lands on close.
+    const held = 'one kib.bin';
+    const holder = run('sh', ['-ec', `exec 3>>${q(join(mnt, held))}; echo appended >&3; sleep 6`], { timeoutMs: 30_000 });
+    const lockProp = '<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:lockdiscovery/></D:prop></D:propfind>';
+    let lockXml = '';
+    for (let i = 0; i < 40 && !/locktoken/.test(lockXml); i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, 100));
+      const pf = await fetch(href(held), { method: 'PROPFIND', headers: { ...stack.authHeaders(), depth: '0' }, body: lockProp });
+      lockXml = await pf.text();
+    }
+    assert.match(lockXml, /locktoken/, 'davfs2 locked the file it opened for writing');
+    const blocked = await fetch(href(held), { method: 'PUT', body: 'other client', headers: stack.authHeaders() });
+    await blocked.arrayBuffer();
+    assert.equal(blocked.status, 423, 'another client cannot write a file davfs2 holds');
+    const held1 = await holder;
+    assert.equal(held1.code, 0, held1.stderr);
     await unmount();
+    const unlocked = await fetch(href(held), { method: 'PROPFIND', headers: { ...stack.authHeaders(), depth: '0' }, body: lockProp });
+    assert.doesNotMatch(await unlocked.text(), /locktoken/, 'davfs2 released its lock');
+    const content = await fetch(href(held), { headers: stack.authHeaders() });
+    const heldNow = Buffer.from(await content.arrayBuffer());
+    assert.ok(heldNow.equals(Buffer.concat([expected[held]!, Buffer.from('appended\n')])), `the held file has davfs2's append, not the other client's body (got ${heldNow.length} bytes: ${heldNow.subarray(0, 40).toString('latin1')})`);
     assert.equal(statSync(mnt).isDirectory(), true);
     assert.equal((await readFile(join(src, 'one kib.bin'))).length, KiB);
   } finally {
