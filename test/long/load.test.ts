@@ -37,8 +37,8 @@ function slope(points: [number, number][]): number {
   return den === 0 ? 0 : num / den;
 }
 
-test(`load: ${CLIENTS} clients x ${SECONDS} s of PROPFIND/GET/PUT/MOVE/DELETE: no 5xx, final tree as expected, RSS flat`, { timeout: (SECONDS + 240) * 1000 }, async (t) => {
-  const s = await startTestStack({ emulator: { latencyMs: 2 } });
+async function runLoad(t: { diagnostic(msg: string): void }, mode: 'writethrough' | 'writeback', SECONDS: number): Promise<void> {
+  const s = await startTestStack({ emulator: { latencyMs: 2 }, configPatch: { upload: { mode } } });
   const problems: string[] = [];
   const statusCount = new Map<number, number>();
   let ops = 0;
@@ -140,6 +140,12 @@ test(`load: ${CLIENTS} clients x ${SECONDS} s of PROPFIND/GET/PUT/MOVE/DELETE: n
     assert.deepEqual(problems.slice(0, 20), [], `${problems.length} unexpected answers (${summary})`);
     assert.ok(ops > CLIENTS * 10, `enough operations ran (${summary})`);
 
+    // Write-back: let the queue finish before looking at the drive.
+    const until = Date.now() + 120_000;
+    while ((s.writeback?.usage().pending ?? 0) > 0) {
+      if (Date.now() > until) throw new Error(`write-back queue did not drain: ${JSON.stringify(s.writeback?.usage())}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
     // Final tree, straight from the drive (TeraboxRemote, not the vfs cache).
     const top = (await s.remote.list('/')).map((e) => e.name).sort();
     assert.deepEqual(top, [...Array.from({ length: CLIENTS }, (_, c) => `c${c}`), 'shared'].sort());
@@ -169,4 +175,12 @@ test(`load: ${CLIENTS} clients x ${SECONDS} s of PROPFIND/GET/PUT/MOVE/DELETE: n
   } finally {
     await s.close();
   }
+}
+
+test(`load: ${CLIENTS} clients x ${SECONDS} s of PROPFIND/GET/PUT/MOVE/DELETE: no 5xx, final tree as expected, RSS flat`, { timeout: (SECONDS + 240) * 1000 }, async (t) => {
+  await runLoad(t, 'writethrough', SECONDS);
+});
+
+test(`load in write-back mode: ${CLIENTS} clients x ${Math.ceil(SECONDS / 2)} s, same promises, drive equal after the queue drains`, { timeout: (SECONDS + 300) * 1000 }, async (t) => {
+  await runLoad(t, 'writeback', Math.ceil(SECONDS / 2));
 });
