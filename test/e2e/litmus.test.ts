@@ -39,10 +39,10 @@ function failingLines(out: string): string[] {
   return out.split('\n').filter((l) => /\bFAIL\b|WARNING:|\.\.\. FAIL/.test(l));
 }
 
-test('litmus: basic, copymove, props, locks, http all pass (104 tests) over the emulator stack', { skip: LITMUS ? false : 'litmus is not installed (apt-get install litmus)', timeout: 120_000 }, async () => {
+async function runLitmus(configPatch?: Parameters<typeof startTestStack>[0] extends infer O ? (O extends { configPatch?: infer C } ? C : never) : never): Promise<void> {
   const user = { username: 'litmus', password: 'a?>b:c~~>?' };
   assert.match(Buffer.from(`${user.username}:${user.password}`).toString('base64'), /\+.*\/|\/.*\+/);
-  const stack = await startTestStack({ users: [user] });
+  const stack = await startTestStack({ users: [user], configPatch });
   const home = await mkdtemp(join(tmpdir(), 'tbdav-litmus-'));
   try {
     const res = await run(LITMUS!, ['--keep-going', `${stack.url}/`, user.username, user.password], {
@@ -76,4 +76,18 @@ test('litmus: basic, copymove, props, locks, http all pass (104 tests) over the 
     await stack.close();
     await rm(home, { recursive: true, force: true });
   }
+}
+
+const SKIP = LITMUS ? false : 'litmus is not installed (apt-get install litmus)';
+
+test('litmus: basic, copymove, props, locks, http all pass (104 tests) over the emulator stack', { skip: SKIP, timeout: 120_000 }, async () => {
+  await runLitmus();
+});
+
+// TODO(full-vfs): MOVE of a pending file whose upload ends during the MOVE loses the file (notes 11:16 and 11:33);
+// litmus copymove `move` fails with 404 on the moved file, sometimes copy_coll with 500. Drop `todo` when fixed.
+const WRITEBACK_TODO = SKIP ? false : 'vfs write-back: move/copy race with an upload that just finished (notes 11:16, 11:33)';
+
+test('litmus: the same 104/104 with write-back uploads (answered once the body is journalled on local disk)', { skip: SKIP, todo: WRITEBACK_TODO, timeout: 120_000 }, async () => {
+  await runLitmus({ upload: { mode: 'writeback' } });
 });
