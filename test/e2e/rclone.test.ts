@@ -43,9 +43,11 @@ async function listFiles(root: string): Promise<string[]> {
   return out.sort();
 }
 
-test('rclone: copy a tree up and back, check --download, moveto/copyto/delete/mkdir/rmdir/purge', { skip: RCLONE ? false : 'rclone is not installed (apt-get install rclone)', timeout: 180_000 }, async () => {
+type StackPatch = NonNullable<Parameters<typeof startTestStack>[0]>['configPatch'];
+
+async function roundTrip(configPatch?: StackPatch): Promise<void> {
   const user = { username: 'rc', password: 'rclone pass' };
-  const stack: TestStack = await startTestStack({ users: [user] });
+  const stack: TestStack = await startTestStack({ users: [user], configPatch });
   const dir = await mkdtemp(join(tmpdir(), 'tbdav-rclone-'));
   const src = join(dir, 'src');
   const back = join(dir, 'back');
@@ -127,6 +129,16 @@ test('rclone: copy a tree up and back, check --download, moveto/copyto/delete/mk
     await stack.close();
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+const SKIP = RCLONE ? false : 'rclone is not installed (apt-get install rclone)';
+
+test('rclone: copy a tree up and back, check --download, moveto/copyto/delete/mkdir/rmdir/purge', { skip: SKIP, timeout: 180_000 }, async () => {
+  await roundTrip();
+});
+
+test('rclone: the same round trip with write-back uploads', { skip: SKIP, timeout: 180_000 }, async () => {
+  await roundTrip({ upload: { mode: 'writeback' } });
 });
 
 test('rclone vendor owncloud: modification times kept (X-OC-Mtime) and MD5 hashes offered (oc:checksums) match the local files', { skip: RCLONE ? false : 'rclone is not installed (apt-get install rclone)', timeout: 120_000 }, async () => {
