@@ -59,9 +59,11 @@ function makeTree(): Record<string, Buffer> {
 
 const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
-test('davfs2: mount, copy a tree in, rename, delete, unmount, mount again and compare by path', { skip: SKIP, timeout: 150_000 }, async () => {
+type StackPatch = NonNullable<Parameters<typeof startTestStack>[0]>['configPatch'];
+
+async function mountScenario(configPatch?: StackPatch): Promise<void> {
   const user = { username: 'dv', password: 'dav pw #1' };
-  const stack: TestStack = await startTestStack({ users: [user] });
+  const stack: TestStack = await startTestStack({ users: [user], configPatch });
   const dir = await mkdtemp(join(tmpdir(), 'tbdav-davfs2-'));
   const mnt = join(dir, 'mnt');
   const src = join(dir, 'src');
@@ -178,4 +180,12 @@ test('davfs2: mount, copy a tree in, rename, delete, unmount, mount again and co
     await stack.close();
     if (!isMounted(mnt)) await rm(dir, { recursive: true, force: true });
   }
+}
+
+test('davfs2: mount, copy a tree in, rename, delete, unmount, mount again and compare by path', { skip: SKIP, timeout: 150_000 }, async () => {
+  await mountScenario();
+});
+
+test('davfs2: the same with write-back uploads', { skip: SKIP, timeout: 150_000 }, async () => {
+  await mountScenario({ upload: { mode: 'writeback' } });
 });
