@@ -27,6 +27,11 @@ const ONLY = (() => {
   return i >= 0 ? new Set(args[i + 1]!.split(',')) : undefined;
 })();
 
+const PROFILE = (() => {
+  const i = args.indexOf('--profile');
+  return i >= 0 ? args[i + 1] : undefined;
+})();
+
 const SIZES = QUICK
   ? { big: 128 * MiB, conc: 32 * MiB, folder: 10_000, loadSec: 3, throttled: 16 * MiB, reps: 2 }
   : { big: 1024 * MiB, conc: 256 * MiB, folder: 10_000, loadSec: 10, throttled: 64 * MiB, reps: 3 };
@@ -53,8 +58,8 @@ class StackChild {
     });
   }
   pid = 0;
-  static fork(): StackChild {
-    const proc = fork(join(HERE, 'stack-child.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  static fork(extraExecArgv: string[] = []): StackChild {
+    const proc = fork(join(HERE, 'stack-child.ts'), [], { execArgv: ['--import', 'tsx', ...extraExecArgv], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     return new StackChild(proc);
   }
   call(cmd: string, a: object = {}): Promise<unknown> {
@@ -322,7 +327,8 @@ async function main(): Promise<void> {
   const tmp = await mkdtemp(join(tmpdir(), 'tbdav-bench-'));
   // Two processes: the emulator, and the bridge stack configured against it as against TeraBox.
   const emuProc = StackChild.fork();
-  const bridgeProc = StackChild.fork();
+  // --profile DIR: the bridge process writes a V8 CPU profile there (bench/README.md, "Profiling").
+  const bridgeProc = StackChild.fork(PROFILE ? ['--cpu-prof', '--cpu-prof-dir', PROFILE] : []);
   const emu = (await emuProc.call('startEmulator')) as { authUrl: string; appRoot: string; pid: number };
   const code = (await emuProc.call('authCode')) as string;
   // A fast pacer for the bench (the default 5 calls/s models the real service's limits, not the bridge's speed).
@@ -388,8 +394,20 @@ async function main(): Promise<void> {
         getRss = Math.max(getRss, await rss.peak());
         bridgeMs.push(b.ms);
       }
+      // A minimal Node proxy (bench/min-proxy.ts) over the same dlink: what any extra Node hop costs here.
+      const mp = fork(join(HERE, 'min-proxy.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      const mpPort = await new Promise<number>((resolve) => mp.once('message', (m) => resolve((m as { port: number }).port)));
+      const proxyMs: number[] = [];
+      for (let i = 0; i < 2; i++) {
+        const x = await get(`http://127.0.0.1:${mpPort}/?u=${encodeURIComponent(dlink)}`);
+        if (x.bytes !== big) throw new Error(`min-proxy GET: ${x.status} ${x.bytes} bytes`);
+        proxyMs.push(x.ms);
+      }
+      mp.disconnect();
+      await new Promise((r) => (mp.exitCode !== null ? r(null) : mp.once('exit', r)));
       const tb = mbps(big, best(bridgeMs));
       const td = mbps(big, best(directMs));
+      const tp = mbps(big, best(proxyMs));
       await record({
         name: 'get-1g',
         title: `GET ${big / MiB} MiB, throughput vs the dlink fetched directly`,
@@ -399,7 +417,15 @@ async function main(): Promise<void> {
         ratio: round(tb / td),
         target: 'ratio >= 0.9',
         pass: tb / td >= 0.9,
-        details: { bridgeMs: bridgeMs.map((x) => round(x)), directMs: directMs.map((x) => round(x)), peakRssBytes: getRss },
+        details: {
+          bridgeMs: bridgeMs.map((x) => round(x)),
+          directMs: directMs.map((x) => round(x)),
+          minimalProxyMs: proxyMs.map((x) => round(x)),
+          minimalProxyMiBps: round(tp, 1),
+          minimalProxyRatio: round(tp / td),
+          bridgeVsMinimalProxy: round(tb / tp),
+          peakRssBytes: getRss,
+        },
       });
 
       // ---- 2. Seek: 1 MiB Range at 0 %, 50 %, 99 %: TTFB and bytes pulled upstream
