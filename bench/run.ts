@@ -7,7 +7,7 @@
  * The stack under test runs in a child process (bench/stack-child.ts) whose RSS is sampled from
  * /proc; the load generator and the references run here with the same HTTP client (undici).
  */
-import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
@@ -176,6 +176,11 @@ async function dav(url: string, method: string, headers: Record<string, string> 
   const res = await request(url, { method: method as 'GET', headers, body, dispatcher: agent });
   const text = await res.body.text();
   return { status: res.statusCode, body: text, ms: performance.now() - t0 };
+}
+
+/** Flush dirty pages (`sync`) so that a measured write does not pay for the writeback of the previous one. */
+function settle(): void {
+  execFileSync('sync');
 }
 
 const median = (xs: number[]): number => {
@@ -353,13 +358,16 @@ async function main(): Promise<void> {
 
     if (want('put') || want('get') || want('seek') || want('memory')) {
       // ---- 4. PUT 1 GiB vs (spool write + straight shard upload), and 5. memory during it
+      settle();
       const ref = await makeFile(refFile, big); // the reference spool write (with shard md5s, as the vfs does)
+      settle();
       const refUp = (await stack.call('remoteWrite', {
         path: '/ref.bin',
         file: { localPath: refFile, size: big, shardSize: 4 * MiB, blockMd5s: ref.blockMd5s, contentMd5: ref.contentMd5 },
       })) as number;
       await rm(refFile);
       await makeFile(bigFile, big); // other content: no rapid upload
+      settle();
       rss.reset();
       // Split the bridge's PUT into receive+spool and upload: poll the emulator for the precreate.
       const pre0 = (await stack.counters()).requests['/openapi/api/precreate'] ?? 0;
