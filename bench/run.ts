@@ -314,6 +314,8 @@ async function writeReadme(): Promise<void> {
     '| Benchmark | Measured | Reference | Ratio | Target | Result | Run (UTC) |',
     '|---|---|---|---|---|---|---|',
     ...rows,
+    '',
+    'Why a target is not met, with the profile evidence and suggestions: [bench/README.md](bench/README.md#findings-2026-11-28-2-cpus-shared-and-busy-machine).',
     '<!-- bench:end -->',
   ].join('\n');
   const path = join(ROOT, 'README.md');
@@ -633,4 +635,5 @@ async function main(): Promise<void> {
   console.log(`${results.length} benchmarks, ${results.length - failed.length} pass${failed.length ? `, fail: ${failed.join(', ')}` : ''}`);
 }
 
-await main();
+if (args.includes('--readme-only')) await writeReadme();
+else await main();
