@@ -582,7 +582,7 @@ async function main(): Promise<void> {
             ratio: round(ours.rps / theirs.rps),
             target: 'ratio >= 0.5',
             pass: ours.rps / theirs.rps >= 0.5 && ours.errors === 0,
-            details: { seconds: SIZES.loadSec, connections: 64, bridge: ours, rclone: theirs, generator: 'undici Pool in the bench process (autocannon-like closed loop)' },
+            details: { seconds: SIZES.loadSec, connections: 64, bridge: ours, rclone: theirs, generator: 'closed loop of 64 workers on one undici Agent in the bench process (autocannon-like)' },
           });
         }
       } finally {
