@@ -358,7 +358,7 @@ async function main(): Promise<void> {
     const refFile = join(tmp, 'big-ref.bin');
     let bigUploaded = false;
 
-    if (want('put') || want('get') || want('seek') || want('memory')) {
+    if (want('put') || want('get') || want('seek') || want('memory') || want('put-only')) {
       // ---- 4. PUT 1 GiB vs (spool write + straight shard upload), and 5. memory during it
       settle();
       const ref = await makeFile(refFile, big); // the reference spool write (with shard md5s, as the vfs does)
@@ -401,118 +401,121 @@ async function main(): Promise<void> {
         details: { bridgeMs: round(p.ms), bridgeReceiveAndSpoolMs: round(spoolPhaseMs), bridgeUploadMs: round(p.ms - spoolPhaseMs), spoolWriteMs: round(ref.ms), remoteUploadMs: round(refUp), bytes: big, peakRssBytes: putRss },
       });
 
-      // ---- 1. GET vs direct dlink, same client; best of reps, interleaved
-      const dlinkUrl = new URL((await stack.call('dlink', { path: '/big.bin' })) as string);
-      dlinkUrl.searchParams.set('access_tokens', (await stack.call('accessToken')) as string);
-      const dlink = dlinkUrl.toString();
-      const bridgeMs: number[] = [];
-      const directMs: number[] = [];
-      let getRss = 0;
-      for (let i = 0; i < 2; i++) {
-        const d = await get(dlink);
-        if (d.bytes !== big) throw new Error(`direct GET: ${d.status} ${d.bytes} bytes`);
-        directMs.push(d.ms);
-        rss.reset();
-        const b = await get(stack.url + '/big.bin');
-        if (b.bytes !== big) throw new Error(`bridge GET: ${b.status} ${b.bytes} bytes`);
-        getRss = Math.max(getRss, await rss.peak());
-        bridgeMs.push(b.ms);
-      }
-      // A minimal Node proxy (bench/min-proxy.ts) over the same dlink: what any extra Node hop costs here.
-      const mp = fork(join(HERE, 'min-proxy.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-      const mpPort = await new Promise<number>((resolve) => mp.once('message', (m) => resolve((m as { port: number }).port)));
-      const proxyMs: number[] = [];
-      for (let i = 0; i < 2; i++) {
-        const x = await get(`http://127.0.0.1:${mpPort}/?u=${encodeURIComponent(dlink)}`);
-        if (x.bytes !== big) throw new Error(`min-proxy GET: ${x.status} ${x.bytes} bytes`);
-        proxyMs.push(x.ms);
-      }
-      mp.disconnect();
-      await new Promise((r) => (mp.exitCode !== null ? r(null) : mp.once('exit', r)));
-      const tb = mbps(big, best(bridgeMs));
-      const td = mbps(big, best(directMs));
-      const tp = mbps(big, best(proxyMs));
-      await record({
-        name: 'get-1g',
-        title: `GET ${big / MiB} MiB, throughput vs the dlink fetched directly`,
-        figure: round(tb, 1),
-        reference: round(td, 1),
-        unit: 'MiB/s',
-        ratio: round(tb / td),
-        target: 'ratio >= 0.9',
-        pass: tb / td >= 0.9,
-        details: {
-          bridgeMs: bridgeMs.map((x) => round(x)),
-          directMs: directMs.map((x) => round(x)),
-          minimalProxyMs: proxyMs.map((x) => round(x)),
-          minimalProxyMiBps: round(tp, 1),
-          minimalProxyRatio: round(tp / td),
-          bridgeVsMinimalProxy: round(tb / tp),
-          peakRssBytes: getRss,
-        },
-      });
-
-      // ---- 2. Seek: 1 MiB Range at 0 %, 50 %, 99 %: TTFB and bytes pulled upstream
-      const offsets = { '0%': 0, '50%': Math.floor(big / 2), '99%': Math.floor(big * 0.99) };
-      const ttfb: Record<string, number[]> = { '0%': [], '50%': [], '99%': [] };
-      const pulled: Record<string, number[]> = { '0%': [], '50%': [], '99%': [] };
-      for (let rep = 0; rep < SIZES.reps; rep++) {
-        for (const [k, off] of Object.entries(offsets)) {
-          const before = await stack.counters();
-          const r = await get(stack.url + '/big.bin', { range: `bytes=${off}-${off + MiB - 1}` });
-          if (r.status !== 206 || r.bytes !== MiB) throw new Error(`seek ${k}: ${r.status} ${r.bytes}`);
-          const after = await stack.counters();
-          ttfb[k]!.push(r.ttfbMs);
-          pulled[k]!.push(after.bytesServed - before.bytesServed);
+      // --only put-only: the PUT alone (for profiling it).
+      if (!ONLY?.has('put-only')) {
+        // ---- 1. GET vs direct dlink, same client; best of reps, interleaved
+        const dlinkUrl = new URL((await stack.call('dlink', { path: '/big.bin' })) as string);
+        dlinkUrl.searchParams.set('access_tokens', (await stack.call('accessToken')) as string);
+        const dlink = dlinkUrl.toString();
+        const bridgeMs: number[] = [];
+        const directMs: number[] = [];
+        let getRss = 0;
+        for (let i = 0; i < 2; i++) {
+          const d = await get(dlink);
+          if (d.bytes !== big) throw new Error(`direct GET: ${d.status} ${d.bytes} bytes`);
+          directMs.push(d.ms);
+          rss.reset();
+          const b = await get(stack.url + '/big.bin');
+          if (b.bytes !== big) throw new Error(`bridge GET: ${b.status} ${b.bytes} bytes`);
+          getRss = Math.max(getRss, await rss.peak());
+          bridgeMs.push(b.ms);
         }
-      }
-      const med = Object.fromEntries(Object.entries(ttfb).map(([k, v]) => [k, median(v)]));
-      const slow = Math.max(...Object.values(med));
-      const fast = Math.min(...Object.values(med));
-      const maxPulled = Math.max(...Object.values(pulled).flat());
-      await record({
-        name: 'seek',
-        title: `Seek: 1 MiB Range at 0/50/99 % of ${big / MiB} MiB, TTFB slowest/fastest`,
-        figure: round(slow / fast),
-        reference: null,
-        unit: 'x',
-        ratio: round(slow / fast),
-        target: 'slowest/fastest <= 2 and <= 2 MiB upstream each',
-        pass: slow / fast <= 2 && maxPulled <= 2 * MiB,
-        details: { ttfbMedianMs: Object.fromEntries(Object.entries(med).map(([k, v]) => [k, round(v)])), ttfbMs: ttfb, bytesPulledUpstream: pulled, maxPulled },
-      });
+        // A minimal Node proxy (bench/min-proxy.ts) over the same dlink: what any extra Node hop costs here.
+        const mp = fork(join(HERE, 'min-proxy.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+        const mpPort = await new Promise<number>((resolve) => mp.once('message', (m) => resolve((m as { port: number }).port)));
+        const proxyMs: number[] = [];
+        for (let i = 0; i < 2; i++) {
+          const x = await get(`http://127.0.0.1:${mpPort}/?u=${encodeURIComponent(dlink)}`);
+          if (x.bytes !== big) throw new Error(`min-proxy GET: ${x.status} ${x.bytes} bytes`);
+          proxyMs.push(x.ms);
+        }
+        mp.disconnect();
+        await new Promise((r) => (mp.exitCode !== null ? r(null) : mp.once('exit', r)));
+        const tb = mbps(big, best(bridgeMs));
+        const td = mbps(big, best(directMs));
+        const tp = mbps(big, best(proxyMs));
+        await record({
+          name: 'get-1g',
+          title: `GET ${big / MiB} MiB, throughput vs the dlink fetched directly`,
+          figure: round(tb, 1),
+          reference: round(td, 1),
+          unit: 'MiB/s',
+          ratio: round(tb / td),
+          target: 'ratio >= 0.9',
+          pass: tb / td >= 0.9,
+          details: {
+            bridgeMs: bridgeMs.map((x) => round(x)),
+            directMs: directMs.map((x) => round(x)),
+            minimalProxyMs: proxyMs.map((x) => round(x)),
+            minimalProxyMiBps: round(tp, 1),
+            minimalProxyRatio: round(tp / td),
+            bridgeVsMinimalProxy: round(tb / tp),
+            peakRssBytes: getRss,
+          },
+        });
 
-      // ---- 5. Memory: 8 concurrent transfers (4 up, 4 down) of SIZES.conc each
-      const ups: string[] = [];
-      for (let i = 0; i < 4; i++) {
-        const f = join(tmp, `conc-${i}.bin`);
-        await makeFile(f, SIZES.conc);
-        ups.push(f);
+        // ---- 2. Seek: 1 MiB Range at 0 %, 50 %, 99 %: TTFB and bytes pulled upstream
+        const offsets = { '0%': 0, '50%': Math.floor(big / 2), '99%': Math.floor(big * 0.99) };
+        const ttfb: Record<string, number[]> = { '0%': [], '50%': [], '99%': [] };
+        const pulled: Record<string, number[]> = { '0%': [], '50%': [], '99%': [] };
+        for (let rep = 0; rep < SIZES.reps; rep++) {
+          for (const [k, off] of Object.entries(offsets)) {
+            const before = await stack.counters();
+            const r = await get(stack.url + '/big.bin', { range: `bytes=${off}-${off + MiB - 1}` });
+            if (r.status !== 206 || r.bytes !== MiB) throw new Error(`seek ${k}: ${r.status} ${r.bytes}`);
+            const after = await stack.counters();
+            ttfb[k]!.push(r.ttfbMs);
+            pulled[k]!.push(after.bytesServed - before.bytesServed);
+          }
+        }
+        const med = Object.fromEntries(Object.entries(ttfb).map(([k, v]) => [k, median(v)]));
+        const slow = Math.max(...Object.values(med));
+        const fast = Math.min(...Object.values(med));
+        const maxPulled = Math.max(...Object.values(pulled).flat());
+        await record({
+          name: 'seek',
+          title: `Seek: 1 MiB Range at 0/50/99 % of ${big / MiB} MiB, TTFB slowest/fastest`,
+          figure: round(slow / fast),
+          reference: null,
+          unit: 'x',
+          ratio: round(slow / fast),
+          target: 'slowest/fastest <= 2 and <= 2 MiB upstream each',
+          pass: slow / fast <= 2 && maxPulled <= 2 * MiB,
+          details: { ttfbMedianMs: Object.fromEntries(Object.entries(med).map(([k, v]) => [k, round(v)])), ttfbMs: ttfb, bytesPulledUpstream: pulled, maxPulled },
+        });
+
+        // ---- 5. Memory: 8 concurrent transfers (4 up, 4 down) of SIZES.conc each
+        const ups: string[] = [];
+        for (let i = 0; i < 4; i++) {
+          const f = join(tmp, `conc-${i}.bin`);
+          await makeFile(f, SIZES.conc);
+          ups.push(f);
+        }
+        rss.reset();
+        const c0 = performance.now();
+        const conc = await Promise.all([
+          ...ups.map((f, i) => put(`${stack.url}/conc-${i}.bin`, f, SIZES.conc)),
+          ...[0, 1, 2, 3].map((i) => get(stack.url + '/big.bin', { range: `bytes=${i * SIZES.conc}-${(i + 1) * SIZES.conc - 1}` })),
+        ]);
+        const concMs = performance.now() - c0;
+        const concRss = await rss.peak();
+        for (const f of ups) await rm(f);
+        const bad = conc.filter((t, i) => (i < 4 ? t.status !== 201 : t.status !== 206 || t.bytes !== SIZES.conc));
+        const limit = 200 * 1e6;
+        const details = { idleRss, putRss, getRss, concRss, concMs: round(concMs), badTransfers: bad.length, processMeasured: 'the bridge process alone (the emulator runs in another process)' };
+        const peak = Math.max(putRss, getRss, concRss);
+        await record({
+          name: 'memory',
+          title: `Peak RSS of the bridge process (PUT ${big / MiB} MiB, GET, 4+4 x ${SIZES.conc / MiB} MiB)`,
+          figure: round(peak / 1e6, 1),
+          reference: null,
+          unit: 'MB',
+          ratio: null,
+          target: '< 200 MB',
+          pass: peak < limit && bad.length === 0,
+          details,
+        });
       }
-      rss.reset();
-      const c0 = performance.now();
-      const conc = await Promise.all([
-        ...ups.map((f, i) => put(`${stack.url}/conc-${i}.bin`, f, SIZES.conc)),
-        ...[0, 1, 2, 3].map((i) => get(stack.url + '/big.bin', { range: `bytes=${i * SIZES.conc}-${(i + 1) * SIZES.conc - 1}` })),
-      ]);
-      const concMs = performance.now() - c0;
-      const concRss = await rss.peak();
-      for (const f of ups) await rm(f);
-      const bad = conc.filter((t, i) => (i < 4 ? t.status !== 201 : t.status !== 206 || t.bytes !== SIZES.conc));
-      const limit = 200 * 1e6;
-      const details = { idleRss, putRss, getRss, concRss, concMs: round(concMs), badTransfers: bad.length, processMeasured: 'the bridge process alone (the emulator runs in another process)' };
-      const peak = Math.max(putRss, getRss, concRss);
-      await record({
-        name: 'memory',
-        title: `Peak RSS of the bridge process (PUT ${big / MiB} MiB, GET, 4+4 x ${SIZES.conc / MiB} MiB)`,
-        figure: round(peak / 1e6, 1),
-        reference: null,
-        unit: 'MB',
-        ratio: null,
-        target: '< 200 MB',
-        pass: peak < limit && bad.length === 0,
-        details,
-      });
     }
     await rm(bigFile, { force: true });
 
