@@ -195,6 +195,8 @@ export async function startStack(config: Config, opts: StackOptions = {}): Promi
       port: config.server.port,
       users: config.server.users,
       realm: config.server.realm,
+      // WebDAV locks survive a restart (Finder and Explorer hold them across a long copy).
+      lockStateFile: join(vfsStateDir, 'locks.json'),
       logger,
       ...(config.server.tls ? { tls: config.server.tls } : {}),
     });
