@@ -15,7 +15,7 @@ import { MAX_SHARDS } from '../terabox/api/types.js';
 import { type ApiRequest, type Ctx, type UploadSession, checkPath, fileInfo, intParam, jsonParam, requireParam } from './context.js';
 import { multipartBoundary, receiveMultipartFile } from './http-io.js';
 import type { Handler } from './routes-files.js';
-import { EmulatorErrno, type Node, blockKey, dirnameOf, joinPath } from './store.js';
+import { type BlobHandle, EmulatorErrno, type Node, blockKey, dirnameOf, joinPath } from './store.js';
 import { EMPTY_MD5, md5Hex, randomToken, requestId } from './util.js';
 
 /** create: block_list / size / path do not match precreate and the shards (xpan "param exception"). */
@@ -107,12 +107,18 @@ const precreate: Handler = async (ctx, r) => {
   const zero = size === 0 || (blocks.length === 1 && blocks[0] === EMPTY_MD5);
   if (ctx.opts.refuseZeroByte && zero) throw new EmulatorErrno(ERRNO_ZERO_BYTE, 'empty files are not accepted');
   if (size !== undefined) checkQuota(ctx, size);
-  const blob = ctx.store.blobForBlocks(blocks);
-  if (blob && (size === undefined || size === blob.size)) {
-    // rapid upload: the content is in the drive already; the file is created at path now
-    checkQuota(ctx, blob.size);
-    const place = resolveConflict(ctx, path, rtype, blocks);
-    const n = 'existing' in place ? place.existing : ctx.store.addFile(place.path, { size: blob.size, md5: reportedMd5(blocks), blob: blob.id, blocks, parts: blob.parts, ...localTimes(r) });
+  const blob = ctx.store.acquireBlob(blocks, size);
+  if (blob) {
+    // rapid upload: the content is in the drive already; the file is created at path now. The hold
+    // keeps the content alive while rtype 3 removes the old file, which may be its last other user.
+    let n: Node;
+    try {
+      checkQuota(ctx, blob.size);
+      const place = resolveConflict(ctx, path, rtype, blocks);
+      n = 'existing' in place ? place.existing : ctx.store.addFile(place.path, { size: blob.size, md5: reportedMd5(blocks), blob: blob.id, blocks, parts: blob.parts, ...localTimes(r) });
+    } finally {
+      ctx.store.releaseBlob(blob.id);
+    }
     const rid = requestId();
     return {
       return_type: 2,
@@ -196,10 +202,14 @@ const superfile2: Handler = async (ctx, r) => {
   return { md5: got.md5, partseq, uploadid, request_id: requestId() };
 };
 
-/** Move the shard files into a new blob (one file per shard: no copy, whatever the size). */
-async function assemble(ctx: Ctx, s: UploadSession, size: number): Promise<{ id: string; parts: number[] }> {
-  const existing = ctx.store.blobForBlocks(s.blocks);
-  if (existing && existing.size === size) return existing;
+/**
+ * Move the shard files into a new blob (one file per shard: no copy, whatever the size), or take
+ * the stored content with the same block_list. Either way the caller holds a reference on the
+ * returned blob and must releaseBlob it.
+ */
+async function assemble(ctx: Ctx, s: UploadSession, size: number): Promise<BlobHandle> {
+  const existing = ctx.store.acquireBlob(s.blocks, size);
+  if (existing) return existing;
   const id = randomToken(16);
   await mkdir(ctx.store.blobPath(id));
   const parts: number[] = [];
@@ -213,8 +223,14 @@ async function assemble(ctx: Ctx, s: UploadSession, size: number): Promise<{ id:
     await rm(ctx.store.blobPath(id), { recursive: true, force: true });
     throw err;
   }
+  // another upload of the same content may have finished meanwhile: keep one copy of it
+  const raced = ctx.store.acquireBlob(s.blocks, size);
+  if (raced) {
+    await rm(ctx.store.blobPath(id), { recursive: true, force: true });
+    return raced;
+  }
   ctx.store.addBlob(id, size, s.blocks, parts);
-  return { id, parts };
+  return { id, size, parts };
 }
 
 const create: Handler = async (ctx, r) => {
@@ -251,29 +267,24 @@ const create: Handler = async (ctx, r) => {
   // conflicts with rtype 0 are refused before the (possibly long) assembly
   if (rtype === 0 && ctx.store.get(path)) throw new EmulatorErrno(-8, 'file exists');
   s.committing = true;
-  let blob: string;
-  let parts: number[];
+  let blob: BlobHandle;
   try {
-    ({ id: blob, parts } = await assemble(ctx, s, size));
+    blob = await assemble(ctx, s, size);
   } catch (err) {
     s.committing = false;
     throw err;
   }
   ctx.uploads.delete(uploadid);
   rm(s.dir, { recursive: true, force: true }).catch((err: unknown) => ctx.logger.debug('emulator upload: cleanup failed', { err }));
-  let place: { path: string } | { existing: Node };
+  // the hold from assemble keeps the content alive while rtype 3 removes the old file (which may
+  // share it); released at the end, it frees a new blob that no file took (a conflict refused it)
   try {
-    place = resolveConflict(ctx, path, rtype, blocks);
-  } catch (err) {
-    ctx.store.dropIfUnused(blob);
-    throw err;
+    const place = resolveConflict(ctx, path, rtype, blocks);
+    if ('existing' in place) return fileAnswer(place.existing);
+    return fileAnswer(ctx.store.addFile(place.path, { size, md5: reportedMd5(blocks), blob: blob.id, blocks, parts: blob.parts, ...localTimes(r) }));
+  } finally {
+    ctx.store.releaseBlob(blob.id);
   }
-  if ('existing' in place) {
-    ctx.store.dropIfUnused(blob);
-    return fileAnswer(place.existing);
-  }
-  const n = ctx.store.addFile(place.path, { size, md5: reportedMd5(blocks), blob, blocks, parts, ...localTimes(r) });
-  return fileAnswer(n);
 };
 
 export const uploadApiRoutes: Record<string, { method: 'GET' | 'POST'; handler: Handler }> = {

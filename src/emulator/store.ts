@@ -4,8 +4,10 @@
  * persisted as one JSON file written atomically (temp + fsync + rename).
  *
  * Concurrency: all maps are mutated synchronously on the event loop (no await inside a mutation),
- * so a mutation is atomic with respect to other requests. Persistence is debounced and the writes
- * are chained on `writeChain` so that two snapshots never race on the file.
+ * so a mutation is atomic with respect to other requests. A request that works with stored content
+ * across an await or a removal holds a reference on it (acquireBlob/addBlob ... releaseBlob).
+ * Persistence is debounced and the writes are chained on `writeChain` so that two snapshots never
+ * race on the file.
  */
 import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -42,6 +44,13 @@ export interface Node {
   mtime: number;
   lctime: number;
   lmtime: number;
+}
+
+/** Stored content as an upload request sees it, while it holds a reference (see acquireBlob). */
+export interface BlobHandle {
+  id: string;
+  size: number;
+  parts: number[];
 }
 
 interface BlobInfo {
@@ -123,9 +132,10 @@ export class Store {
         this.insert(n);
         if (n.blob) {
           const b = this.blobs.get(n.blob);
+          const key = blockKey(n.blocks ?? []);
           if (b) b.refs++;
-          else this.blobs.set(n.blob, { size: n.size, key: blockKey(n.blocks ?? []), refs: 1, parts: n.parts ?? [n.size] });
-          this.blobByKey.set(blockKey(n.blocks ?? []), n.blob);
+          else this.blobs.set(n.blob, { size: n.size, key, refs: 1, parts: n.parts ?? [n.size] });
+          if (!this.blobByKey.has(key)) this.blobByKey.set(key, n.blob);
         }
       }
       for (const [name, sec] of this.sections) {
@@ -218,11 +228,6 @@ export class Store {
   partPath(id: string, i: number): string {
     return join(this.blobDir, id, String(i));
   }
-  blobForBlocks(blocks: string[]): { id: string; size: number; parts: number[] } | undefined {
-    const id = this.blobByKey.get(blockKey(blocks));
-    const b = id ? this.blobs.get(id) : undefined;
-    return id && b ? { id, size: b.size, parts: b.parts } : undefined;
-  }
 
   // ---------------------------------------------------------------- writes
 
@@ -271,35 +276,67 @@ export class Store {
     return n;
   }
 
-  /** Register a new blob (its shard files already under blobPath(id)). */
+  /**
+   * Content reference counting. `refs` of a blob = the file nodes pointing at it + the holds that
+   * upload requests have taken while they work with it (acquireBlob / addBlob, ended by
+   * releaseBlob). The blob is freed (forgotten, then its folder removed) when `refs` reaches 0, so
+   * content that a request is about to give to a new file survives the removal of the last old
+   * file that had it (rtype 3 over the same content). Holds live in memory only: after a restart
+   * `refs` is recounted from the nodes (load), which is exact since no request is in flight then.
+   */
+
+  /** Take a hold on the stored content with this block_list (and size, when given), if there is one. */
+  acquireBlob(blocks: string[], size?: number): BlobHandle | undefined {
+    const id = this.blobByKey.get(blockKey(blocks));
+    const b = id ? this.blobs.get(id) : undefined;
+    if (!id || !b || (size !== undefined && b.size !== size)) return undefined;
+    b.refs++;
+    return { id, size: b.size, parts: b.parts };
+  }
+
+  /**
+   * Register a new blob (its shard files already under blobPath(id)); the caller holds it (refs 1)
+   * until releaseBlob. When content with the same block_list is registered already (another upload
+   * of it won the race), that blob stays the one rapid upload finds.
+   */
   addBlob(id: string, size: number, blocks: string[], parts: number[]): void {
-    this.blobs.set(id, { size, key: blockKey(blocks), refs: 0, parts });
-    this.blobByKey.set(blockKey(blocks), id);
+    const key = blockKey(blocks);
+    this.blobs.set(id, { size, key, refs: 1, parts });
+    if (!this.blobByKey.has(key)) this.blobByKey.set(key, id);
+  }
+
+  /** End a hold taken by acquireBlob or addBlob; frees the blob when nothing else refers to it. */
+  releaseBlob(id: string): void {
+    this.unref(id);
   }
 
   private ref(id: string): void {
     const b = this.blobs.get(id);
-    if (b) b.refs++;
+    // a node must never point at content that is gone: that is the data-loss bug this guards
+    if (!b) throw new Error(`emulator store: reference to unknown blob ${id}`);
+    b.refs++;
   }
 
   private unref(id: string): void {
     const b = this.blobs.get(id);
-    if (!b) return;
+    if (!b) {
+      this.logger.error('emulator store: release of unknown blob', { id });
+      return;
+    }
     b.refs--;
-    if (b.refs <= 0) {
-      this.blobs.delete(id);
-      if (this.blobByKey.get(b.key) === id) this.blobByKey.delete(b.key);
-      rm(this.blobPath(id), { recursive: true, force: true }).catch((err: unknown) => this.logger.debug('emulator store: remove blob failed', { id, err }));
+    if (b.refs > 0) return;
+    this.blobs.delete(id);
+    if (this.blobByKey.get(b.key) === id) {
+      this.blobByKey.delete(b.key);
+      // another blob with the same block_list (two concurrent uploads of it) takes over the key
+      for (const [other, ob] of this.blobs) {
+        if (ob.key === b.key) {
+          this.blobByKey.set(b.key, other);
+          break;
+        }
+      }
     }
-  }
-
-  /** Drop a blob nobody refers to (e.g. an upload that lost a race). */
-  dropIfUnused(id: string): void {
-    const b = this.blobs.get(id);
-    if (b && b.refs === 0) {
-      b.refs = 1;
-      this.unref(id);
-    }
+    rm(this.blobPath(id), { recursive: true, force: true }).catch((err: unknown) => this.logger.debug('emulator store: remove blob failed', { id, err }));
   }
 
   addFile(path: string, f: { size: number; md5: string; blob: string; blocks: string[]; parts: number[]; lctime?: number; lmtime?: number }): Node {

@@ -10,9 +10,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { startTestStack } from '../helpers/stack.js';
 
-const TODO = 'emulator: rapid upload with rtype 3 over a file with the same blocks frees the shared blob (notes 11:30, full-emulator)';
-
-test('PUT the same content twice (1 KiB and a multi-shard file): both reads give the content back', { todo: TODO, timeout: 60_000 }, async () => {
+test('PUT the same content twice (1 KiB and a multi-shard file): both reads give the content back', { timeout: 60_000 }, async () => {
   const stack = await startTestStack();
   try {
     for (const [name, size] of [['small.bin', 1024], ['big.bin', 5 * 1024 * 1024 + 3]] as const) {
