@@ -1,6 +1,6 @@
 /**
  * errno / HTTP status -> our error, in ONE table. This is the first of the two error translations
- * of the project (the second, our code -> webdav-server's Errors, lives in src/dav).
+ * of the project (the second, our code -> HTTP status, lives in src/dav/errors.ts).
  *
  * The category says what the caller may do about it; it maps 1:1 onto the TbdavError `code`.
  */
