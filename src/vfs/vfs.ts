@@ -86,9 +86,15 @@ export interface WritebackPort {
   openPending(path: string, range?: ByteRange): Promise<Readable | undefined>;
   /** Cancel pending uploads at `path` or below. */
   remove(path: string): Promise<number>;
-  /** Pending uploads at `from` or below now go to the same place under `to`. */
-  move(from: string, to: string): Promise<number>;
-  /** A pending file copied: the copy becomes a pending upload of its own. */
+  /**
+   * Pending uploads at `from` or below now go to the same place under `to`. Returns how many it
+   * retargeted: an upload that finished meanwhile is not counted (it is stored at `from`).
+   * `whileStopped`, when given, must be called once no upload at or below `from` runs and before
+   * any runs at its new path (the Vfs moves a folder on the remote there); if it throws, the
+   * uploads stay at their old paths and the error is rethrown.
+   */
+  move(from: string, to: string, opts?: { whileStopped?: () => Promise<void> }): Promise<number>;
+  /** A pending file copied: the copy becomes a pending upload of its own; undefined when nothing is pending at `from` (any more). */
   copy(from: string, to: string, opts?: { requestId?: string }): Promise<unknown>;
 }
 
@@ -481,15 +487,20 @@ export class Vfs implements FileSystem {
   private async removeKnown(p: string, e: VfsEntry, opts?: CallOptions): Promise<void> {
     // Pending write-back uploads at or under p are cancelled first, so none lands after the delete.
     if (this.writeback && (e.pending || e.isDir)) await this.writeback.remove(p);
-    if (!e.local) await this.removeRemoteIfThere(p, opts);
+    // An upload that was finishing when it was cancelled may have stored the file anyway, even where
+    // the cache says nothing is: ask the remote for pending paths.
+    if (!e.local) await this.removeRemoteIfThere(p, opts, e.pending === true);
     this.cache.removeTree(p);
     this.cache.putAbsent(p);
     await this.state.deleteTree(p);
   }
 
-  /** Remove `p` on the remote unless the cache knows it is absent; NOT_FOUND counts as done. */
-  private async removeRemoteIfThere(p: string, opts?: CallOptions): Promise<void> {
-    if (this.cache.lookup(p) === null) return;
+  /**
+   * Remove `p` on the remote unless the cache knows it is absent (`force`: even then); NOT_FOUND
+   * counts as done.
+   */
+  private async removeRemoteIfThere(p: string, opts?: CallOptions, force = false): Promise<void> {
+    if (!force && this.cache.lookup(p) === null) return;
     try {
       await this.remote.remove(p, opts);
     } catch (err) {
@@ -518,25 +529,67 @@ export class Vfs implements FileSystem {
     }
     const bothRemoteFiles = dst !== undefined && isRemoteFile(dst) && isRemoteFile(src);
     if (dst && !bothRemoteFiles) await this.removeKnown(to, dst, opts);
-    if (src.pending && this.writeback) {
-      // The pending upload goes to the new path; an older version stored at the old path goes away.
-      await this.writeback.move(from, to);
-      await this.removeRemoteIfThere(from, opts);
+    if (src.pending && this.writeback && (await this.writeback.move(from, to)) > 0) {
+      // The pending upload goes to the new path. An older version stored at the old path goes away,
+      // and so does a copy that the upload stored there just as it was stopped (the cache may not
+      // know of it: ask the remote).
+      await this.removeRemoteIfThere(from, opts, true);
       this.cache.removeTree(from);
       this.cache.putAbsent(from);
       this.cache.removeTree(to);
+    } else if (src.pending) {
+      // Pending when looked up, but the upload finished (it is stored at `from`) before the move
+      // reached the queue: move the stored file.
+      this.logger.debug(`move ${from} -> ${to}: the upload finished meanwhile, moving the stored file`, { requestId: opts.requestId });
+      await this.remoteMove(from, to, { ...opts, overwrite: opts.overwrite });
+      this.cache.removeTree(from);
+      this.cache.putAbsent(from);
+      await this.learnTransferred('move', from, to, opts);
     } else if (!src.local) {
-      if (!this.remote.move) throw new TbdavError('TBDAV_FATAL', `move ${from} -> ${to}: the ${this.remote.name} remote cannot move`);
-      await this.remote.move(from, to, { overwrite: bothRemoteFiles, signal: opts.signal, requestId: opts.requestId });
+      const wb = this.writeback;
+      if (src.isDir && wb && wb.pendingUnder(from).length > 0) {
+        // Uploads pending inside a moved folder follow it: they are stopped while the folder moves on
+        // the remote (none lands in the old folder after it moved) and restart under `to` after.
+        let ran = false;
+        await wb.move(from, to, {
+          whileStopped: async () => {
+            ran = true;
+            await this.remoteMove(from, to, { ...opts, overwrite: bothRemoteFiles });
+          },
+        });
+        if (!ran) await this.remoteMove(from, to, { ...opts, overwrite: bothRemoteFiles });
+      } else {
+        await this.remoteMove(from, to, { ...opts, overwrite: bothRemoteFiles });
+      }
       this.cache.moveTree(from, to, src);
-      // Uploads pending inside a moved folder follow it (after the remote move, so they land under `to`).
-      if (src.isDir && this.writeback && this.writeback.pendingUnder(from).length > 0) await this.writeback.move(from, to);
     } else {
       this.cache.removeTree(to);
     }
     await this.state.moveTree(from, to);
     if (opts.mtime !== undefined) await this.state.setMtime(to, opts.mtime);
     return { created: dst === undefined };
+  }
+
+  /** A file was moved or copied on the remote to `to`: replace what the cache knew there with a fresh stat. */
+  private async learnTransferred(op: 'move' | 'copy', from: string, to: string, opts: CallOptions): Promise<void> {
+    this.cache.removeTree(to);
+    try {
+      this.cache.putEntry(await this.remote.stat(to, opts));
+    } catch (err) {
+      // The transfer is done; the listing will be fetched again when asked.
+      this.logger.debug(`${op} ${from} -> ${to}: stat of the result failed`, { error: String(err) });
+      this.cache.forget(parentPath(to));
+    }
+  }
+
+  private async remoteMove(from: string, to: string, opts: { overwrite: boolean } & CallOptions): Promise<void> {
+    if (!this.remote.move) throw new TbdavError('TBDAV_FATAL', `move ${from} -> ${to}: the ${this.remote.name} remote cannot move`);
+    await this.remote.move(from, to, { overwrite: opts.overwrite, signal: opts.signal, requestId: opts.requestId });
+  }
+
+  private async remoteCopy(from: string, to: string, opts: { overwrite: boolean } & CallOptions): Promise<void> {
+    if (!this.remote.copy) throw new TbdavError('TBDAV_FATAL', `copy ${from} -> ${to}: the ${this.remote.name} remote cannot copy`);
+    await this.remote.copy(from, to, { overwrite: opts.overwrite, signal: opts.signal, requestId: opts.requestId });
   }
 
   async copy(fromIn: string, toIn: string, opts: { overwrite: boolean; depth: 0 | 'infinity'; mtime?: number } & CallOptions): Promise<CopyMoveResult> {
@@ -552,12 +605,18 @@ export class Vfs implements FileSystem {
       const e = await this.remote.mkdir(to, opts);
       this.cache.putEntry(e);
       this.cache.setListing(to, []);
-    } else if (src.pending && this.writeback) {
-      await this.writeback.copy(from, to, { requestId: opts.requestId });
+    } else if (src.pending && this.writeback && (await this.writeback.copy(from, to, { requestId: opts.requestId })) !== undefined) {
       this.cache.removeTree(to);
+    } else if (src.pending) {
+      // Pending when looked up, but the upload finished (it is stored at `from`) before the copy
+      // reached the queue: copy the stored file.
+      this.logger.debug(`copy ${from} -> ${to}: the upload finished meanwhile, copying the stored file`, { requestId: opts.requestId });
+      await this.remoteCopy(from, to, { ...opts, overwrite: opts.overwrite });
+      await this.learnTransferred('copy', from, to, opts);
     } else if (!src.local) {
-      if (!this.remote.copy) throw new TbdavError('TBDAV_FATAL', `copy ${from} -> ${to}: the ${this.remote.name} remote cannot copy`);
-      await this.remote.copy(from, to, { overwrite: bothRemoteFiles, signal: opts.signal, requestId: opts.requestId });
+      // Uploads pending inside a copied folder, as they were before the remote copy started.
+      const pendingInside = src.isDir && this.writeback ? this.writeback.pendingUnder(from).map((i) => i.path) : [];
+      await this.remoteCopy(from, to, { ...opts, overwrite: bothRemoteFiles });
       this.cache.removeTree(to);
       try {
         this.cache.putEntry(await this.remote.stat(to, opts));
@@ -566,11 +625,20 @@ export class Vfs implements FileSystem {
         this.logger.debug(`copy ${from} -> ${to}: stat of the copy failed`, { error: String(err) });
         this.cache.forget(parentPath(to));
       }
-      // Uploads pending inside a copied folder are copied as pending uploads of their own.
-      if (src.isDir && this.writeback) {
-        for (const info of this.writeback.pendingUnder(from)) {
-          await this.writeback.copy(info.path, rebase(info.path, from, to), { requestId: opts.requestId });
+      // Uploads pending inside a copied folder are copied as pending uploads of their own. One that
+      // finished meanwhile may have landed after the remote copy took its files: copy the stored file.
+      for (const p of pendingInside) {
+        const dest = rebase(p, from, to);
+        if ((await this.writeback!.copy(p, dest, { requestId: opts.requestId })) !== undefined) continue;
+        this.logger.debug(`copy ${from} -> ${to}: upload of ${p} finished during the copy, copying the stored file`, { requestId: opts.requestId });
+        try {
+          await this.remoteCopy(p, dest, { ...opts, overwrite: true });
+        } catch (err) {
+          // Cancelled or given up meanwhile: there is nothing stored to copy.
+          if (!isTbdavError(err, 'TBDAV_NOT_FOUND')) throw err;
+          this.logger.debug(`copy ${from} -> ${to}: ${p} is not stored either, nothing to copy`);
         }
+        await this.learnTransferred('copy', p, dest, opts);
       }
     } else {
       this.cache.removeTree(to);

@@ -573,11 +573,29 @@ export class WritebackQueue {
    * MOVE: pending uploads at `from` or below it now go to the same place under `to` (journalled
    * before returning). A pending upload at a destination path is superseded. Returns how many moved:
    * an upload that finished meanwhile is not counted (it is stored at `from`; move it on the remote).
+   *
+   * `whileStopped` (a folder MOVE) runs once every upload at or below `from` has stopped and before
+   * any restarts at its new path: move the folder on the remote there, so that no upload lands in
+   * the old folder after it moved (or before the new one exists). When it throws, the uploads
+   * resume at their old paths and the error is rethrown.
    */
-  async move(from: string, to: string): Promise<number> {
+  async move(from: string, to: string, opts: { whileStopped?: () => Promise<void> } = {}): Promise<number> {
     const movers = [...this.byPath.values()].filter((i) => i.entry.path === from || isInside(i.entry.path, from));
     for (const m of movers) this.cancel(m, 'moved');
     await Promise.all(movers.map((m) => m.settled));
+    if (opts.whileStopped) {
+      try {
+        await opts.whileStopped();
+      } catch (err) {
+        for (const m of movers) {
+          if (!this.items.has(m.entry.id) || m.cancelled !== 'moved') continue;
+          m.cancelled = undefined;
+          m.state = 'queued';
+          this.start(m);
+        }
+        throw err;
+      }
+    }
     let moved = 0;
     for (const m of movers) {
       if (!this.items.has(m.entry.id)) {
@@ -621,6 +639,12 @@ export class WritebackQueue {
     } catch (err) {
       r.release();
       await rm(tmp, { force: true });
+      if (!this.items.has(e.id)) {
+        // Its upload finished (or was cancelled) while the body was being copied: nothing is pending
+        // at `from` any more; the caller copies what is stored there now.
+        this.logger.debug(`write-back ${from}: upload ended while copying its body to ${to}; not copied`);
+        return undefined;
+      }
       throw asTbdav(err, `write-back copy ${from} -> ${to}`);
     }
     try {

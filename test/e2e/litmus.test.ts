@@ -84,10 +84,6 @@ test('litmus: basic, copymove, props, locks, http all pass (104 tests) over the 
   await runLitmus();
 });
 
-// TODO(full-vfs): MOVE of a pending file whose upload ends during the MOVE loses the file (notes 11:16 and 11:33);
-// litmus copymove `move` fails with 404 on the moved file, sometimes copy_coll with 500. Drop `todo` when fixed.
-const WRITEBACK_TODO = SKIP ? false : 'vfs write-back: move/copy race with an upload that just finished (notes 11:16, 11:33)';
-
-test('litmus: the same 104/104 with write-back uploads (answered once the body is journalled on local disk)', { skip: SKIP, todo: WRITEBACK_TODO, timeout: 120_000 }, async () => {
+test('litmus: the same 104/104 with write-back uploads (answered once the body is journalled on local disk)', { skip: SKIP, timeout: 120_000 }, async () => {
   await runLitmus({ upload: { mode: 'writeback' } });
 });

@@ -92,8 +92,10 @@ class ManualPort implements WritebackPort {
     }
     return victims.length;
   }
-  async move(from: string, to: string): Promise<number> {
+  async move(from: string, to: string, opts: { whileStopped?: () => Promise<void> } = {}): Promise<number> {
     const movers = [...this.items.entries()].filter(([p]) => isSameOrInside(p, from));
+    // Nothing uploads here until flush(): everything is "stopped" already.
+    await opts.whileStopped?.();
     for (const [p, item] of movers) {
       this.items.delete(p);
       const np = rebase(p, from, to);
