@@ -11,12 +11,15 @@
  *  - `dlinkFetches`: fs_id -> the download call in flight, so that concurrent reads of one file
  *    (players, Finder's parallel Range GETs) share one /openapi/api/download call.
  *  - `uploads`: a p-queue bounding concurrent shard uploads over all writes (uploadConcurrency).
+ *  - a download stream's own state (current body, byte reached, resume counters) lives in the
+ *    closure of resumable() and is touched only by that stream's event handlers.
  */
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import PQueue from 'p-queue';
 import { LRUCache } from 'lru-cache';
-import type { ByteRange, CallOptions, Entry, MoveOptions, Quota, Remote, SpooledFile, WriteOptions, WriteResult } from '../remote/types.js';
+import type { ByteRange, CallOptions, Entry, MoveOptions, Quota, Remote, SpooledFile, UploadProgress, WriteOptions, WriteResult } from '../remote/types.js';
 import { TbdavError, abortError, isTbdavError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { silentLogger } from '../shared/logger.js';
@@ -32,9 +35,44 @@ export interface TeraboxRemoteOptions {
   logger?: Logger;
   /** How long a dlink is reused (default 50 min; the service's live about 1 h). */
   dlinkTtlMs?: number;
+  /**
+   * A download whose body breaks is resumed from the byte reached: at most this many breaks in a
+   * row without a new byte (default 5; 10x as many in all).
+   */
+  resumeAttempts?: number;
+  /** Backoff before a resume: base (default 200 ms), doubled per break in a row, capped (default 5 s). */
+  resumeBaseMs?: number;
+  resumeMaxMs?: number;
+}
+
+/** What a resumed download must still see: the same file version. */
+interface FileIdentity {
+  total: number;
+  etag?: string;
+}
+
+/** One opened download body. */
+interface Opened {
+  body: Readable;
+  /** Bytes to drop first (a 200 answer to a Range request). */
+  skip: number;
+  /** The file's size as the answer states it (Content-Range total, or Content-Length of a 200). */
+  total?: number;
+  etag?: string;
+}
+
+function headerOf(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
 }
 
 const EMPTY_MD5 = 'd41d8cd98f00b204e9800998ecf8427e';
+
+/**
+ * Errnos that mean a resumed upload session is of no use any more: forgotten (upload id invalid,
+ * shards missing) or not matching this file (precreate's path/block list differ: 31355, or the
+ * shard upload's path differs: 31023). The upload then starts anew with precreate.
+ */
+const RESUME_GONE_ERRNOS: ReadonlySet<number> = new Set<number>([...UPLOAD_SESSION_ERRNOS, 31355, ERRNO.PARAM_ERROR]);
 
 function parentOf(path: string): string {
   const i = path.lastIndexOf('/');
@@ -70,6 +108,9 @@ export class TeraboxRemote implements Remote {
   private readonly uploads: PQueue;
   private readonly dlinks: LRUCache<string, string>;
   private readonly dlinkFetches = new Map<string, Promise<string>>();
+  private readonly resumeAttempts: number;
+  private readonly resumeBaseMs: number;
+  private readonly resumeMaxMs: number;
 
   constructor(
     private readonly client: TeraboxClient,
@@ -81,6 +122,9 @@ export class TeraboxRemote implements Remote {
     this.dlinkTtlMs = opts.dlinkTtlMs ?? 50 * 60_000;
     this.dlinks = new LRUCache<string, string>({ max: 10_000, ttl: Math.max(1, this.dlinkTtlMs) });
     this.uploads = new PQueue({ concurrency: opts.uploadConcurrency ?? 4 });
+    this.resumeAttempts = Math.max(0, opts.resumeAttempts ?? 5);
+    this.resumeBaseMs = Math.max(0, opts.resumeBaseMs ?? 200);
+    this.resumeMaxMs = Math.max(this.resumeBaseMs, opts.resumeMaxMs ?? 5000);
   }
 
   // ---------------------------------------------------------------- mapping
@@ -198,23 +242,52 @@ export class TeraboxRemote implements Remote {
     const length = Math.max(0, end - start + 1);
     if (length === 0) return Readable.from([]);
     if (!entry.id) throw new TbdavError('TBDAV_FATAL', `openRead ${path}: no file id`);
-    const fsId = entry.id;
+    const first = await this.openAt(path, entry.id, start, end, opts);
+    return this.resumable(path, entry.id, first, start, end, { total: first.total ?? size, etag: first.etag }, opts);
+  }
 
+  /**
+   * One GET of bytes `from`..`end` through the file's dlink (a fresh dlink once when it is refused).
+   * With `expect` (a resumed download) the answer must describe the same file version: same total
+   * size in Content-Range and, where both have one, the same ETag; otherwise TBDAV_INTEGRITY (bytes
+   * of a changed file are never spliced onto those already delivered).
+   */
+  private async openAt(path: string, fsId: string, from: number, end: number, opts: CallOptions, expect?: FileIdentity): Promise<Opened> {
     for (let attempt = 1; ; attempt++) {
       const dlink = await this.dlinkFor(fsId, path, opts);
       try {
-        const res = await this.client.openDlink(dlink, { start, end }, opts.signal, opts.requestId);
+        const res = await this.client.openDlink(dlink, { start: from, end }, opts.signal, opts.requestId);
         let skip = 0;
-        if (res.statusCode === 200 && start > 0) skip = start; // range ignored: skip to it ourselves
+        let total: number | undefined;
         if (res.statusCode === 206) {
-          const cr = String(res.headers['content-range'] ?? '');
-          const m = /bytes\s+(\d+)-/.exec(cr);
-          if (m && Number(m[1]) !== start) {
+          const cr = headerOf(res.headers['content-range']) ?? '';
+          const m = /bytes\s+(\d+)-(\d+)\/(\d+|\*)/.exec(cr);
+          if (m && Number(m[1]) !== from) {
             res.body.destroy();
             throw new TbdavError('TBDAV_RETRYABLE', `openRead ${path}: the service answered another range (${cr})`);
           }
+          if (m && m[3] !== '*') total = Number(m[3]);
+        } else {
+          if (from > 0) skip = from; // range ignored: skip to it ourselves
+          const cl = Number(headerOf(res.headers['content-length']));
+          if (headerOf(res.headers['content-length']) !== undefined && Number.isSafeInteger(cl)) total = cl;
         }
-        return this.exact(res.body, skip, length, path, opts.signal);
+        const etag = headerOf(res.headers.etag)?.replace(/^W\//, '');
+        if (expect) {
+          const changed =
+            (total !== undefined && total !== expect.total) || (etag !== undefined && expect.etag !== undefined && etag !== expect.etag);
+          if (changed) {
+            res.body.destroy();
+            throw new TbdavError(
+              'TBDAV_INTEGRITY',
+              `openRead ${path}: the file changed during the download (size ${expect.total} -> ${total ?? '?'}, etag ${expect.etag ?? '-'} -> ${etag ?? '-'}); not resuming`,
+            );
+          }
+        }
+        const opened: Opened = { body: res.body, skip };
+        if (total !== undefined) opened.total = total;
+        if (etag !== undefined) opened.etag = etag;
+        return opened;
       } catch (err) {
         if (err instanceof DlinkExpiredError && attempt === 1) {
           this.logger.debug(`openRead ${path}: dlink refused, asking a fresh one`, { requestId: opts.requestId });
@@ -228,6 +301,122 @@ export class TeraboxRemote implements Remote {
         throw relabel('openRead', path, err);
       }
     }
+  }
+
+  /**
+   * A stream of exactly the bytes `start`..`end`, fed by `first` and, when an upstream body breaks
+   * (error or early end) before all of them arrived, by a new GET from the byte reached (resumed
+   * with Range; a fresh dlink when the old one expired), after a backoff. Gives up after
+   * `resumeAttempts` breaks in a row without a new byte (or 10x that many in all), or when the file
+   * changed (openAt's check). Destroying the stream or the caller's signal stops everything,
+   * including a pending resume. The reader sees one uninterrupted stream.
+   */
+  private resumable(path: string, fsId: string, first: Opened, start: number, end: number, expect: FileIdentity, opts: CallOptions): Readable {
+    let body = first.body;
+    let toSkip = first.skip;
+    let pos = start; // next byte to deliver
+    let done = false;
+    let breaks = 0;
+    let stalled = 0;
+    let lastBreakAt = -1;
+    const stop = new AbortController();
+    const signal = opts.signal ? AbortSignal.any([opts.signal, stop.signal]) : stop.signal;
+    const out = new Readable({
+      read() {
+        body.resume();
+      },
+      destroy(err, cb) {
+        done = true;
+        stop.abort();
+        body.destroy();
+        cb(err);
+      },
+    });
+    const fail = (err: unknown): void => {
+      if (done) return;
+      done = true;
+      stop.abort();
+      body.destroy();
+      out.destroy(err instanceof Error ? err : new Error(String(err)));
+    };
+    const aborted = (): TbdavError => abortError(`openRead ${path}`, opts.signal);
+    const attach = (b: Readable): void => {
+      b.on('data', (chunk: Buffer) => {
+        if (done || b !== body) return;
+        let c = chunk;
+        if (toSkip > 0) {
+          if (c.length <= toSkip) {
+            toSkip -= c.length;
+            return;
+          }
+          c = c.subarray(toSkip);
+          toSkip = 0;
+        }
+        const left = end - pos + 1;
+        if (c.length >= left) {
+          out.push(c.subarray(0, left));
+          pos = end + 1;
+          done = true;
+          out.push(null);
+          b.destroy();
+          return;
+        }
+        pos += c.length;
+        if (!out.push(c)) b.pause();
+      });
+      b.on('end', () => onBreak(b, undefined));
+      b.on('error', (err) => onBreak(b, err));
+    };
+    const onBreak = (b: Readable, err: Error | undefined): void => {
+      if (done || b !== body) return;
+      if (opts.signal?.aborted) return fail(aborted());
+      void resume(err);
+    };
+    const resume = async (cause: unknown): Promise<void> => {
+      for (;;) {
+        if (pos > lastBreakAt) stalled = 0; // new bytes since the last break
+        lastBreakAt = pos;
+        stalled++;
+        breaks++;
+        const why = cause instanceof Error ? cause.message : cause === undefined ? 'ended early' : String(cause);
+        if (stalled > this.resumeAttempts || breaks > this.resumeAttempts * 10) {
+          return fail(new TbdavError('TBDAV_RETRYABLE', `openRead ${path}: download broke at byte ${pos} (${why}); gave up after ${breaks} resumes`, { cause }));
+        }
+        this.logger.info(`openRead ${path}: upstream broke at byte ${pos} of ${start}-${end} (${why}), resuming (attempt ${breaks})`, {
+          requestId: opts.requestId,
+        });
+        const delay = Math.min(this.resumeMaxMs, this.resumeBaseMs * 2 ** (stalled - 1));
+        try {
+          await sleep(Math.round(delay * (0.5 + Math.random() / 2)), undefined, { signal });
+        } catch {
+          // stopped while waiting: by destroy (nothing to report) or by the caller's signal
+          if (!done) fail(aborted());
+          return;
+        }
+        if (done) return;
+        let next: Opened;
+        try {
+          next = await this.openAt(path, fsId, pos, end, { signal, requestId: opts.requestId }, expect);
+        } catch (err) {
+          if (done) return;
+          if (opts.signal?.aborted) return fail(aborted());
+          const again = isTbdavError(err, 'TBDAV_RETRYABLE') || (isTeraboxApiError(err) && err.category === 'retryable');
+          if (!again) return fail(err);
+          cause = err;
+          continue;
+        }
+        if (done) {
+          next.body.destroy();
+          return;
+        }
+        body = next.body;
+        toSkip = next.skip;
+        attach(body);
+        return;
+      }
+    };
+    attach(body);
+    return out;
   }
 
   private async dlinkFor(fsId: string, path: string, opts: CallOptions): Promise<string> {
@@ -260,64 +449,6 @@ export class TeraboxRemote implements Remote {
     if (!link?.dlink) throw new TbdavError('TBDAV_NOT_FOUND', `openRead ${path}: no download link`);
     this.dlinks.set(fsId, link.dlink);
     return link.dlink;
-  }
-
-  /**
-   * A stream of exactly `length` bytes after skipping `skip` bytes of `body`. Stops (destroys)
-   * the upstream as soon as it has them; destroying it destroys the upstream; an upstream that
-   * ends early is an error.
-   */
-  private exact(body: Readable, skip: number, length: number, path: string, signal?: AbortSignal): Readable {
-    let toSkip = skip;
-    let left = length;
-    let done = false;
-    const out = new Readable({
-      read() {
-        body.resume();
-      },
-      destroy(err, cb) {
-        done = true;
-        body.destroy();
-        cb(err);
-      },
-    });
-    const finish = () => {
-      done = true;
-      out.push(null);
-      body.destroy();
-    };
-    body.on('data', (chunk: Buffer) => {
-      if (done) return;
-      let c = chunk;
-      if (toSkip > 0) {
-        if (c.length <= toSkip) {
-          toSkip -= c.length;
-          return;
-        }
-        c = c.subarray(toSkip);
-        toSkip = 0;
-      }
-      if (c.length >= left) {
-        out.push(c.subarray(0, left));
-        left = 0;
-        finish();
-        return;
-      }
-      left -= c.length;
-      if (!out.push(c)) body.pause();
-    });
-    body.on('end', () => {
-      if (done) return;
-      done = true;
-      out.destroy(new TbdavError('TBDAV_RETRYABLE', `openRead ${path}: the download ended ${left} bytes early`));
-    });
-    body.on('error', (err) => {
-      if (done) return;
-      done = true;
-      out.destroy(signal?.aborted ? abortError(`openRead ${path}`, signal) : new TbdavError('TBDAV_RETRYABLE', `openRead ${path}: download failed`, { cause: err }));
-    });
-    if (length === 0) finish();
-    return out;
   }
 
   // ---------------------------------------------------------------- writes
@@ -354,39 +485,99 @@ export class TeraboxRemote implements Remote {
 
   private async upload(path: string, file: SpooledFile, blockMd5s: string[], opts: WriteOptions, existed: boolean): Promise<WriteResult> {
     const target = this.full(path);
+    const resume = this.usableResume(path, opts, blockMd5s.length);
+    if (resume) {
+      // continue the journalled session: only the shards not confirmed yet, then create; a
+      // session the service no longer knows (or that does not match) is dropped for a fresh one
+      const wanted = blockMd5s.map((_, i) => i).filter((i) => !resume.doneShards.includes(i));
+      this.logger.info(`write ${path}: resuming upload session (${resume.doneShards.length} of ${blockMd5s.length} shards done)`, { requestId: opts.requestId });
+      try {
+        return await this.session(path, target, resume.uploadId, wanted, resume.doneShards, file, blockMd5s, opts);
+      } catch (err) {
+        if (opts.signal?.aborted || !isTeraboxApiError(err) || err.errno === undefined || !RESUME_GONE_ERRNOS.has(err.errno)) throw err;
+        this.logger.info(`write ${path}: the service refused the resumed session (errno ${err.errno}), starting a fresh upload`, { requestId: opts.requestId });
+      }
+    }
     for (let session = 1; ; session++) {
       const pre: PrecreateResponse = await this.client.precreate(target, blockMd5s, file.size, { ...opts, rtype: opts.overwrite ? 3 : 0 });
       if (pre.return_type === 2) return this.finishRapid(path, file, blockMd5s, pre, opts, existed);
       const uploadid = pre.uploadid;
       if (!uploadid) throw new TbdavError('TBDAV_FATAL', `write ${path}: precreate gave no upload id`);
+      const wanted = pre.block_list && pre.block_list.length > 0 ? pre.block_list : [0];
+      const done = blockMd5s.map((_, i) => i).filter((i) => !wanted.includes(i));
+      this.progress(path, opts, uploadid, done);
       try {
-        const wanted = pre.block_list && pre.block_list.length > 0 ? pre.block_list : [0];
-        await this.uploadShards(path, target, uploadid, wanted, file, blockMd5s, opts);
-        const created: CreateResponse = await this.client.create(target, file.size, uploadid, blockMd5s, opts.overwrite ? 3 : 0, opts);
-        const expected = serviceMd5(blockMd5s);
-        if (created.md5 && created.md5 !== expected) {
-          throw new TbdavError('TBDAV_INTEGRITY', `write ${path}: the service reports md5 ${created.md5}, expected ${expected}`);
-        }
-        const entry = this.entryOf(path, {
-          isdir: 0,
-          size: created.size ?? file.size,
-          server_mtime: created.mtime,
-          server_ctime: created.ctime,
-          md5: created.md5 ?? expected,
-          fs_id: created.fs_id,
-        });
-        entry.contentMd5 = file.contentMd5;
-        return { entry, rapid: false };
+        return await this.session(path, target, uploadid, wanted, done, file, blockMd5s, opts);
       } catch (err) {
         if (session === 1 && isTeraboxApiError(err) && err.errno !== undefined && UPLOAD_SESSION_ERRNOS.has(err.errno)) {
           this.logger.info(`write ${path}: upload session forgotten (errno ${err.errno}), starting again`, { requestId: opts.requestId });
           continue;
         }
-        if (isTeraboxApiError(err) && err.errno === ERRNO.FILE_EXISTS) {
-          throw new TbdavError('TBDAV_EXISTS', `write ${path}: exists`, { cause: err });
-        }
         throw err;
       }
+    }
+  }
+
+  /** opts.resume when it can apply to this file (an upload id, shard numbers within the file). */
+  private usableResume(path: string, opts: WriteOptions, shards: number): UploadProgress | undefined {
+    const r = opts.resume;
+    if (!r) return undefined;
+    if (typeof r.uploadId !== 'string' || r.uploadId === '' || !Array.isArray(r.doneShards)) {
+      this.logger.debug(`write ${path}: resume information unusable, starting a fresh upload`, { requestId: opts.requestId });
+      return undefined;
+    }
+    const done = [...new Set(r.doneShards.filter((i) => Number.isInteger(i) && i >= 0 && i < shards))].sort((a, b) => a - b);
+    return { uploadId: r.uploadId, doneShards: done };
+  }
+
+  /** Tell the caller the session and its confirmed shards (a throwing callback does not stop the upload). */
+  private progress(path: string, opts: WriteOptions, uploadId: string, done: Iterable<number>): void {
+    if (!opts.onProgress) return;
+    try {
+      opts.onProgress({ uploadId, doneShards: [...done].sort((a, b) => a - b) });
+    } catch (err) {
+      this.logger.debug(`write ${path}: onProgress failed`, { requestId: opts.requestId, error: String(err) });
+    }
+  }
+
+  /** Send the `wanted` shards of an open session, then create the file from it. */
+  private async session(
+    path: string,
+    target: string,
+    uploadid: string,
+    wanted: number[],
+    alreadyDone: number[],
+    file: SpooledFile,
+    blockMd5s: string[],
+    opts: WriteOptions,
+  ): Promise<WriteResult> {
+    const done = new Set(alreadyDone);
+    const onShard = (i: number): void => {
+      done.add(i);
+      this.progress(path, opts, uploadid, done);
+    };
+    try {
+      await this.uploadShards(path, target, uploadid, wanted, file, blockMd5s, opts, onShard);
+      const created: CreateResponse = await this.client.create(target, file.size, uploadid, blockMd5s, opts.overwrite ? 3 : 0, opts);
+      const expected = serviceMd5(blockMd5s);
+      if (created.md5 && created.md5 !== expected) {
+        throw new TbdavError('TBDAV_INTEGRITY', `write ${path}: the service reports md5 ${created.md5}, expected ${expected}`);
+      }
+      const entry = this.entryOf(path, {
+        isdir: 0,
+        size: created.size ?? file.size,
+        server_mtime: created.mtime,
+        server_ctime: created.ctime,
+        md5: created.md5 ?? expected,
+        fs_id: created.fs_id,
+      });
+      entry.contentMd5 = file.contentMd5;
+      return { entry, rapid: false };
+    } catch (err) {
+      if (isTeraboxApiError(err) && err.errno === ERRNO.FILE_EXISTS) {
+        throw new TbdavError('TBDAV_EXISTS', `write ${path}: exists`, { cause: err });
+      }
+      throw err;
     }
   }
 
@@ -395,7 +586,16 @@ export class TeraboxRemote implements Remote {
    * others of this session (queued ones never start, running ones are aborted), so that a restart
    * or the caller's error does not race with leftovers.
    */
-  private async uploadShards(path: string, target: string, uploadid: string, wanted: number[], file: SpooledFile, blockMd5s: string[], opts: WriteOptions): Promise<void> {
+  private async uploadShards(
+    path: string,
+    target: string,
+    uploadid: string,
+    wanted: number[],
+    file: SpooledFile,
+    blockMd5s: string[],
+    opts: WriteOptions,
+    onShard: (i: number) => void,
+  ): Promise<void> {
     const stop = new AbortController();
     const signal = opts.signal ? AbortSignal.any([opts.signal, stop.signal]) : stop.signal;
     const shardOpts: WriteOptions = { ...opts, signal };
@@ -409,6 +609,7 @@ export class TeraboxRemote implements Remote {
             stop.abort(err);
             throw err;
           }
+          onShard(i); // confirmed: reported even if a sibling fails later
         }),
       ),
     );
