@@ -1,7 +1,11 @@
 /**
  * Disk spool: a request body is streamed to a file under `<cacheDir>/spool/` while the md5 of each
- * shard and of the whole content are computed in the same pass. Memory stays bounded (one chunk at a
- * time; the next chunk is pulled only after the previous one is on disk). A body that errors, is
+ * shard and of the whole content are computed in the same pass. Incoming chunks (<= 64 KiB from a
+ * socket) are hashed on arrival and gathered into batches of BATCH_BYTES; a full batch is written
+ * with one fh.writev while the next one is received and hashed, so receiving, hashing and writing
+ * overlap and a GiB costs ~1k writes instead of ~16k. Memory stays bounded (two batches per call):
+ * when the next batch is full before the write in flight is done, the next chunk is not pulled
+ * (backpressure reaches the socket). A body that errors, is
  * aborted, or ends with a size other than the announced one never yields a SpooledFile: the spool
  * file is removed and the call rejects (TBDAV_ABORTED / TBDAV_BAD_REQUEST / TBDAV_TOO_LARGE /
  * TBDAV_INSUFFICIENT_STORAGE). On ABORTED the body is destroyed; on the others the rest of the body
@@ -11,7 +15,8 @@
  * smallest multiple of 4 MiB that fits in MAX_SHARDS (shardSizeFor). When the size is not known in
  * advance, hashing uses 4 MiB and a second pass over the spool file re-hashes only when needed.
  *
- * No shared state: each call owns its own file handle and hashes.
+ * No shared state: each call owns its own file handle, batches and hashes; at most one write per call
+ * is in flight (BatchWriter), and it has ended before the file handle is closed.
  */
 import { createHash, randomUUID, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -25,6 +30,13 @@ import type { SpooledFile } from '../remote/types.js';
 export const SHARD_BYTES = 4 * 1024 * 1024;
 export const MAX_SHARDS = 1024;
 export const EMPTY_MD5 = 'd41d8cd98f00b204e9800998ecf8427e';
+/**
+ * Bytes gathered per spool write (at most two batches held per spool). 1 MiB measured best of
+ * 256 KiB..4 MiB with writev (a 256 MiB PUT body spooled in ~0.65x the time of one write per chunk).
+ */
+export const BATCH_BYTES = 1024 * 1024;
+/** At most this many chunks per writev (IOV_MAX on Linux is 1024). */
+const MAX_IOVECS = 1024;
 
 /** Smallest multiple of SHARD_BYTES that splits `size` bytes into at most `maxShards` shards. */
 export function shardSizeFor(size: number, maxShards: number = MAX_SHARDS): number {
@@ -46,6 +58,78 @@ export interface SpoolOptions {
   /** Subject for messages, e.g. 'PUT /a.txt'. */
   subject?: string;
   logger?: Logger;
+  /** Bytes gathered per write (default BATCH_BYTES; tests use small values). */
+  batchBytes?: number;
+}
+
+/**
+ * Batched sequential writer: chunks are kept (not copied) until `batchBytes` have gathered, then
+ * written with one fh.writev (looping on short writes) while the next batch gathers. Before a batch
+ * is handed over, the previous write is awaited, so at most one write is in flight and at most two
+ * batches are held. Chunks must not be modified by their producer once pushed (the Readable contract;
+ * sockets and file streams hand out fresh buffers). A failed write is kept and rethrown by the next
+ * push/finish/settle, never an unhandled rejection.
+ */
+class BatchWriter {
+  private parts: Buffer[] = [];
+  private gathered = 0;
+  private inflight: Promise<void> | undefined;
+  private failed = false;
+  private failure: unknown;
+  constructor(
+    private readonly fh: FileHandle,
+    private readonly batchBytes: number,
+  ) {}
+
+  /** Add `chunk`; resolves at once unless a full batch had to wait for the write in flight. */
+  async push(chunk: Buffer): Promise<void> {
+    if (chunk.length === 0) return;
+    this.parts.push(chunk);
+    this.gathered += chunk.length;
+    if (this.gathered >= this.batchBytes || this.parts.length >= MAX_IOVECS) await this.flush();
+  }
+
+  /** Write what is gathered and wait for every write to be done. */
+  async finish(): Promise<void> {
+    if (this.gathered > 0) await this.flush();
+    await this.settle();
+  }
+
+  /** Wait for the write in flight (if any); rethrow a write failure. */
+  async settle(): Promise<void> {
+    await this.quiesce();
+    if (this.failed) throw this.failure;
+  }
+
+  /** Wait for the write in flight (if any) without rethrowing, for error paths before closing; returns a write failure, if any. */
+  async quiesce(): Promise<unknown> {
+    const p = this.inflight;
+    this.inflight = undefined;
+    await p; // never rejects (failures are recorded by flush)
+    return this.failed ? this.failure : undefined;
+  }
+
+  private async flush(): Promise<void> {
+    await this.settle(); // the previous batch is on disk (and released) before the next one goes
+    const parts = this.parts;
+    const len = this.gathered;
+    this.parts = [];
+    this.gathered = 0;
+    this.inflight = this.writeAll(parts, len).catch((err: unknown) => {
+      this.failed = true;
+      this.failure = err;
+    });
+  }
+
+  private async writeAll(parts: Buffer[], len: number): Promise<void> {
+    const { bytesWritten } = await this.fh.writev(parts);
+    if (bytesWritten < len) {
+      // Short write (rare on regular files): write the rest from where it stopped.
+      const rest = Buffer.concat(parts, len).subarray(bytesWritten);
+      let off = 0;
+      while (off < rest.length) off += (await this.fh.write(rest, off, rest.length - off)).bytesWritten;
+    }
+  }
 }
 
 /** Incremental shard hasher: feed chunks in order, get one md5 per shard. */
@@ -119,6 +203,8 @@ export async function spoolBody(body: Readable, opts: SpoolOptions): Promise<Spo
   const whole = createHash('md5');
   let size = 0;
   let fh: FileHandle | undefined;
+  let writer: BatchWriter | undefined;
+  const batchBytes = Math.max(1, opts.batchBytes ?? BATCH_BYTES);
   const onAbort = (): void => {
     body.destroy(abortError(subject, opts.signal));
   };
@@ -137,6 +223,7 @@ export async function spoolBody(body: Readable, opts: SpoolOptions): Promise<Spo
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     await mkdir(dir, { recursive: true });
     fh = await open(localPath, 'wx', 0o600);
+    writer = new BatchWriter(fh, batchBytes);
     // destroyOnReturn false: on our own refusals the body is drained, not destroyed (destroying an
     // IncomingMessage kills the socket and the error answer with it).
     for await (const raw of body.iterator({ destroyOnReturn: false })) {
@@ -150,17 +237,15 @@ export async function spoolBody(body: Readable, opts: SpoolOptions): Promise<Spo
       }
       hasher.update(chunk);
       whole.update(chunk);
-      let off = 0;
-      while (off < chunk.length) {
-        const { bytesWritten } = await fh.write(chunk, off, chunk.length - off);
-        off += bytesWritten;
-      }
+      await writer.push(chunk);
     }
     if (opts.signal?.aborted) throw abortError(subject, opts.signal);
     if (bodyError !== undefined) throw bodyError;
     if (expected !== undefined && size !== expected) {
       throw new TbdavError('TBDAV_BAD_REQUEST', `${subject}: body of ${size} bytes, ${expected} announced`);
     }
+    await writer.finish();
+    if (opts.signal?.aborted) throw abortError(subject, opts.signal);
     if (opts.durable) await fh.sync();
     await fh.close();
     fh = undefined;
@@ -177,6 +262,9 @@ export async function spoolBody(body: Readable, opts: SpoolOptions): Promise<Spo
       if (e.code === 'TBDAV_ABORTED') body.destroy();
       else body.resume(); // discard the rest of the body; the caller answers the error
     }
+    // A write may still be in flight: let it end before the handle is closed and the file removed.
+    const writeErr = writer ? await writer.quiesce() : undefined;
+    if (writeErr !== undefined && writeErr !== err) opts.logger?.debug(`${subject}: spool write failed too`, { error: String(writeErr) });
     if (fh) {
       await fh.close().catch((closeErr: unknown) => opts.logger?.debug(`${subject}: closing spool file failed`, { error: String(closeErr) }));
     }

@@ -153,3 +153,47 @@ test('spool pulls a 64 MiB generator body chunk by chunk to the end', async () =
     await removeSpool(f);
   });
 });
+
+for (const [label, batchBytes, chunk] of [
+  ['batches smaller than a chunk', 1000, 65_537],
+  ['batches not dividing the shard size', 3 * MiB + 7, 65_537],
+  ['chunks larger than a batch', 64 * 1024, 5 * MiB + 3],
+  ['one-byte batches', 1, 4099],
+  ['tiny chunks (more chunks than one writev takes)', 1024 * 1024, 7],
+] as const) {
+  test(`spool with ${label}: bytes and md5s are the same as crypto's`, async () => {
+    await withDir(async (dir) => {
+      const buf = randomBytes(chunk < 5000 ? 20_000 : 9 * MiB + 5);
+      for (const expectedSize of [buf.length, undefined]) {
+        const f = await spoolBody(chunked(buf, chunk), { cacheDir: dir, expectedSize, batchBytes });
+        assert.equal(f.size, buf.length);
+        assert.equal(f.contentMd5, md5(buf));
+        assert.deepEqual(f.blockMd5s, expectedShards(buf, SHARD_BYTES));
+        assert.deepEqual(await readFile(f.localPath), buf);
+        await removeSpool(f);
+      }
+      assert.deepEqual(await spoolFiles(dir), []);
+    });
+  });
+}
+
+test('a body that errors after several batches were written rejects with TBDAV_ABORTED and leaves no file', async () => {
+  await withDir(async (dir) => {
+    const body = new PassThrough();
+    const p = spoolBody(body, { cacheDir: dir, expectedSize: 64 * MiB, batchBytes: 256 * 1024 });
+    for (let i = 0; i < 40; i++) body.write(randomBytes(64 * 1024));
+    setTimeout(() => body.destroy(Object.assign(new Error('aborted'), { code: 'ECONNRESET' })), 20);
+    await assert.rejects(p, (e: unknown) => isTbdavError(e, 'TBDAV_ABORTED'));
+    assert.deepEqual(await spoolFiles(dir), []);
+  });
+});
+
+test('a body longer than announced is refused mid-batch and the rest is drained, leaving no file', async () => {
+  await withDir(async (dir) => {
+    const body = chunked(randomBytes(3 * MiB), 65_536);
+    await assert.rejects(spoolBody(body, { cacheDir: dir, expectedSize: 2 * MiB + 1, batchBytes: 512 * 1024 }), (e: unknown) => isTbdavError(e, 'TBDAV_BAD_REQUEST'));
+    await new Promise((r) => setImmediate(r));
+    assert.equal(body.destroyed || body.readableFlowing === true, true);
+    assert.deepEqual(await spoolFiles(dir), []);
+  });
+});
