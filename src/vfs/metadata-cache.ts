@@ -210,6 +210,19 @@ export class MetadataCache {
     for (const [k, f] of this.inflight) if (isSameOrInside(k, path)) f.stale = true;
   }
 
+  /**
+   * A write at `path` failed with an unknown outcome (it may have happened): forget what is cached at
+   * or under it and drop its parent's listing, so the next look asks the remote.
+   */
+  unsure(path: string): void {
+    this.forget(path);
+    if (path === '/') return;
+    const parent = parentPath(path);
+    this.touch(parent);
+    this.bump(parent);
+    this.listings.delete(parent);
+  }
+
   /** A path and everything under it are gone: forget them, take the path out of its parent's listing. */
   removeTree(path: string): void {
     this.forget(path);

@@ -471,7 +471,15 @@ export class Vfs implements FileSystem {
     if (p === '/') throw new TbdavError('TBDAV_EXISTS', 'mkdir /: exists');
     await this.requireParent('mkdir', p, opts);
     if (await this.lookup(p, opts)) throw new TbdavError('TBDAV_EXISTS', `mkdir ${p}: exists`);
-    const e = await this.remote.mkdir(p, opts);
+    let e: Entry;
+    try {
+      e = await this.remote.mkdir(p, opts);
+    } catch (err) {
+      // The folder may exist now (made before a reset/5xx, or EXISTS: made by another client or an
+      // earlier attempt): a cached "absent" for it must not outlive this (PUT into it would get 409).
+      this.cache.unsure(p);
+      throw err;
+    }
     this.cache.putEntry(e);
     this.cache.setListing(p, []);
     return this.decorate(e);
