@@ -32,7 +32,7 @@ async function rclone(args: string[], cwd: string): Promise<{ code: number; out:
   }
 }
 
-test(`rclone copy + check --download of ${TOTAL_MIB} MiB under 10 % faults and 10 s tokens: 0 differences`, { timeout: 30 * 60_000, todo: 'downloads now resume (no more unexpected EOF in check --download); still red from vfs metadata-cache races under faults: PUT 409 "parent folder does not exist" right after MKCOL answered exists, and a folder listed without files stored before an ambiguous (retried) MKCOL answered 201 — see /tmp/coord/notes.md 12:25' }, async () => {
+test(`rclone copy + check --download of ${TOTAL_MIB} MiB under 10 % faults and 10 s tokens: 0 differences`, { timeout: 30 * 60_000, todo: 'downloads now resume (no more unexpected EOF in check --download); still red from vfs metadata-cache races under faults: PUT 409 "parent folder does not exist" right after MKCOL answered exists, and a folder listed without files stored before an ambiguous (retried) MKCOL answered 201 — see docs/dev-notes/2026-11-28-coordination.md 12:25' }, async () => {
   const work = await mkdtemp(join(tmpdir(), 'tbdav-rclone-'));
   const cap = captureLogger();
   const s = await startTestStack({ logger: cap.logger, emulator: { accessTokenTtlSec: 10 } });
