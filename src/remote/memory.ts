@@ -21,6 +21,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
+import { baseName, isInside, parentPath } from './paths.js';
 import { TbdavError, abortError } from '../shared/errors.js';
 import type {
   ByteRange,
@@ -61,19 +62,6 @@ export function teraboxHash(blockMd5s: readonly string[]): string {
   return createHash('md5').update(JSON.stringify(blockMd5s)).digest('hex');
 }
 
-function parentOf(path: string): string {
-  const i = path.lastIndexOf('/');
-  return i <= 0 ? '/' : path.slice(0, i);
-}
-
-function nameOf(path: string): string {
-  return path === '/' ? '' : path.slice(path.lastIndexOf('/') + 1);
-}
-
-function isInside(path: string, folder: string): boolean {
-  return folder === '/' ? path !== '/' : path.startsWith(folder + '/');
-}
-
 function checkPath(op: string, path: string): void {
   if (typeof path !== 'string' || !path.startsWith('/') || (path !== '/' && path.endsWith('/')) || path.includes('//')) {
     throw new TbdavError('TBDAV_BAD_REQUEST', `${op} ${String(path)}: not a normalised absolute path`);
@@ -112,14 +100,14 @@ export class MemoryRemote implements Remote {
   }
 
   private entryOf(path: string, n: Node): Entry {
-    const e: Entry = { path, name: nameOf(path), isDir: n.isDir, size: n.isDir ? 0 : n.data.length, mtime: n.mtime, ctime: n.ctime, id: n.id };
+    const e: Entry = { path, name: baseName(path), isDir: n.isDir, size: n.isDir ? 0 : n.data.length, mtime: n.mtime, ctime: n.ctime, id: n.id };
     if (n.hash !== undefined) e.hash = n.hash;
     if (n.contentMd5 !== undefined) e.contentMd5 = n.contentMd5;
     return e;
   }
 
   private requireParentFolder(op: string, path: string): void {
-    const parent = this.nodes.get(parentOf(path));
+    const parent = this.nodes.get(parentPath(path));
     if (!parent || !parent.isDir) throw new TbdavError('TBDAV_CONFLICT', `${op} ${path}: parent folder missing`);
   }
 
@@ -141,7 +129,7 @@ export class MemoryRemote implements Remote {
     if (!n.isDir) throw new TbdavError('TBDAV_CONFLICT', `list ${path}: not a folder`);
     const out: Entry[] = [];
     for (const [p, child] of this.nodes) {
-      if (p !== '/' && parentOf(p) === path) out.push(this.entryOf(p, child));
+      if (p !== '/' && parentPath(p) === path) out.push(this.entryOf(p, child));
     }
     return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }

@@ -20,6 +20,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import PQueue from 'p-queue';
 import { LRUCache } from 'lru-cache';
 import type { ByteRange, CallOptions, Entry, MoveOptions, Quota, Remote, SpooledFile, UploadProgress, WriteOptions, WriteResult } from '../remote/types.js';
+import { baseName, isInside, parentPath } from '../remote/paths.js';
 import { TbdavError, abortError, isTbdavError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { silentLogger } from '../shared/logger.js';
@@ -74,17 +75,6 @@ const EMPTY_MD5 = 'd41d8cd98f00b204e9800998ecf8427e';
  */
 const RESUME_GONE_ERRNOS: ReadonlySet<number> = new Set<number>([...UPLOAD_SESSION_ERRNOS, 31355, ERRNO.PARAM_ERROR]);
 
-function parentOf(path: string): string {
-  const i = path.lastIndexOf('/');
-  return i <= 0 ? '/' : path.slice(0, i);
-}
-function nameOf(path: string): string {
-  return path === '/' ? '' : path.slice(path.lastIndexOf('/') + 1);
-}
-function isInside(child: string, parent: string): boolean {
-  return parent === '/' ? child !== '/' : child.startsWith(parent + '/');
-}
-
 /** The md5 the service reports for a file with these shard md5s. */
 export function serviceMd5(blockMd5s: string[]): string {
   if (blockMd5s.length <= 1) return blockMd5s[0] ?? EMPTY_MD5;
@@ -137,7 +127,7 @@ export class TeraboxRemote implements Remote {
     const isDir = Number(info.isdir) === 1;
     const e: Entry = {
       path,
-      name: nameOf(path),
+      name: baseName(path),
       isDir,
       size: isDir ? 0 : Number(info.size) || 0,
       mtime: (Number(info.server_mtime) || 0) * 1000,
@@ -455,13 +445,13 @@ export class TeraboxRemote implements Remote {
 
   /** Parent must be a folder (the service would make it: the contract says it must exist). */
   private checkParent(op: string, path: string, parent: Entry | undefined): void {
-    if (parentOf(path) === '/') return;
+    if (parentPath(path) === '/') return;
     if (!parent || !parent.isDir) throw new TbdavError('TBDAV_CONFLICT', `${op} ${path}: parent folder missing`);
   }
 
   /** The entry at `path` and at its parent, in one call. */
   private async withParent(path: string, opts: CallOptions): Promise<{ entry: Entry | undefined; parent: Entry | undefined }> {
-    const parent = parentOf(path);
+    const parent = parentPath(path);
     if (parent === '/') return { entry: await this.lookup(path, opts), parent: undefined };
     const [entry, p] = await this.lookupMany([path, parent], opts);
     return { entry, parent: p };
@@ -644,9 +634,9 @@ export class TeraboxRemote implements Remote {
     if (madePath !== target) {
       this.logger.debug(`write ${path}: rapid upload landed on another name, moving it over`, { requestId: opts.requestId });
       if (existed) await this.client.filemanager('delete', [target], opts);
-      const dest = parentOf(target);
-      if (parentOf(madePath) === dest) await this.client.filemanager('rename', [{ path: madePath, newname: nameOf(target) }], opts);
-      else await this.client.filemanager('move', [{ path: madePath, dest, newname: nameOf(target), ondup: 'fail' }], opts);
+      const dest = parentPath(target);
+      if (parentPath(madePath) === dest) await this.client.filemanager('rename', [{ path: madePath, newname: baseName(target) }], opts);
+      else await this.client.filemanager('move', [{ path: madePath, dest, newname: baseName(target), ondup: 'fail' }], opts);
     }
     const e = await this.lookup(path, opts);
     if (!e || e.isDir) throw new TbdavError('TBDAV_RETRYABLE', `write ${path}: rapid upload did not show up`);
@@ -683,7 +673,7 @@ export class TeraboxRemote implements Remote {
       throw new TbdavError('TBDAV_BAD_REQUEST', `${op} ${from} -> ${to}: onto itself or into its own subtree`);
     }
     if (isInside(from, to)) throw new TbdavError('TBDAV_BAD_REQUEST', `${op} ${from} -> ${to}: destination contains the source`);
-    const toParent = parentOf(to);
+    const toParent = parentPath(to);
     const [src, dst, parent] = await this.lookupMany(toParent === '/' ? [from, to] : [from, to, toParent], opts);
     if (!src) throw new TbdavError('TBDAV_NOT_FOUND', `${op} ${from}: not found`);
     this.checkParent(op, to, parent);
@@ -692,11 +682,11 @@ export class TeraboxRemote implements Remote {
       // WebDAV overwrite = delete the destination first (a folder is replaced, not merged)
       if (dst) await this.client.filemanager('delete', [this.full(to)], opts);
       const source = this.full(from);
-      const destDir = this.full(parentOf(to));
-      if (op === 'move' && parentOf(from) === parentOf(to)) {
-        await this.client.filemanager('rename', [{ path: source, newname: nameOf(to) }], opts);
+      const destDir = this.full(parentPath(to));
+      if (op === 'move' && parentPath(from) === parentPath(to)) {
+        await this.client.filemanager('rename', [{ path: source, newname: baseName(to) }], opts);
       } else {
-        await this.client.filemanager(op, [{ path: source, dest: destDir, newname: nameOf(to), ondup: 'fail' }], opts);
+        await this.client.filemanager(op, [{ path: source, dest: destDir, newname: baseName(to), ondup: 'fail' }], opts);
       }
     } catch (err) {
       if (isTeraboxApiError(err) && err.errno === ERRNO.FILE_EXISTS) {
