@@ -10,34 +10,20 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { TbdavError } from '../shared/errors.js';
 import { evaluateIf, parseIf, submittedTokens, type IfResource } from './if-eval.js';
-import { decodePath, hrefFor, isSameOrBelow, parentOf, pathOfTarget } from './paths.js';
+import { decodePath, hrefFor, isSameOrInside, parentPath, pathOfTarget } from './paths.js';
+import type { PersistedLock } from './locks-persist.js';
 import { escapeText } from './xml.js';
 
 export type LockScope = 'exclusive' | 'shared';
 
-export interface ActiveLock {
-  token: string;
-  /** FileSystem path the lock was taken on. */
-  root: string;
-  /** The root is a folder (its href ends with '/'). */
-  rootIsDir: boolean;
-  depth: 0 | 'infinity';
-  scope: LockScope;
-  /** Owner as self-contained XML (may be empty). */
-  ownerXml: string;
+/** A lock as answered in lockdiscovery: its record with the seconds left instead of the expiry. */
+export interface ActiveLock extends Omit<PersistedLock, 'expiresAt'> {
   /** Seconds left. */
   timeoutSec: number;
 }
 
-export interface LockRecord {
-  token: string;
-  root: string;
-  rootIsDir: boolean;
-  depth: 0 | 'infinity';
-  scope: LockScope;
-  ownerXml: string;
-  expiresAt: number;
-}
+/** A lock as the table keeps it (and as locks-persist.ts stores it). */
+export type LockRecord = PersistedLock;
 
 export interface LockTarget {
   path: string;
@@ -132,7 +118,7 @@ export class LockTable implements LockGate {
     const out = [...this.live(path)];
     let p = path;
     while (p !== '/') {
-      p = parentOf(p);
+      p = parentPath(p);
       for (const l of this.live(p)) if (l.depth === 'infinity') out.push(l);
     }
     return out;
@@ -140,7 +126,7 @@ export class LockTable implements LockGate {
 
   private below(path: string): LockRecord[] {
     const out: LockRecord[] = [];
-    for (const key of [...this.byPath.keys()]) if (key !== path && isSameOrBelow(key, path)) out.push(...this.live(key));
+    for (const key of [...this.byPath.keys()]) if (key !== path && isSameOrInside(key, path)) out.push(...this.live(key));
     return out;
   }
 
@@ -216,9 +202,9 @@ export class LockTable implements LockGate {
     const groups: LockRecord[][] = [];
     for (const t of targets) {
       groups.push(this.covering(t.path));
-      if (t.membership && t.path !== '/') groups.push(this.live(parentOf(t.path)).filter((l) => l.depth === 0));
+      if (t.membership && t.path !== '/') groups.push(this.live(parentPath(t.path)).filter((l) => l.depth === 0));
       if (t.deep) {
-        for (const key of [...this.byPath.keys()]) if (key !== t.path && isSameOrBelow(key, t.path)) groups.push(this.live(key));
+        for (const key of [...this.byPath.keys()]) if (key !== t.path && isSameOrInside(key, t.path)) groups.push(this.live(key));
       }
     }
     for (const group of groups) {
@@ -258,7 +244,7 @@ export class LockTable implements LockGate {
   forgetTree(path: string): void {
     let any = false;
     for (const key of [...this.byPath.keys()]) {
-      if (isSameOrBelow(key, path)) {
+      if (isSameOrInside(key, path)) {
         this.byPath.delete(key);
         any = true;
       }

@@ -4,6 +4,7 @@
  * Hrefs in answers are percent-encoded per segment.
  */
 import { TbdavError } from '../shared/errors.js';
+export { isSameOrInside, joinPath, parentPath } from '../remote/paths.js';
 
 function bad(what: string): TbdavError {
   return new TbdavError('TBDAV_BAD_REQUEST', `bad request path: ${what}`);
@@ -51,23 +52,6 @@ export function decodePath(raw: string): DecodedPath {
     segments.push(name.normalize('NFC'));
   }
   return { path: '/' + segments.join('/'), trailingSlash: raw.length > 1 && raw.endsWith('/') };
-}
-
-/** Parent of a FileSystem path ('/' for top-level entries and for '/'). */
-export function parentOf(path: string): string {
-  const i = path.lastIndexOf('/');
-  return i <= 0 ? '/' : path.slice(0, i);
-}
-
-/** Join a folder path and a name. */
-export function joinPath(dir: string, name: string): string {
-  return dir === '/' ? `/${name}` : `${dir}/${name}`;
-}
-
-/** True when `child` is `parent` or lies below it. */
-export function isSameOrBelow(child: string, parent: string): boolean {
-  if (parent === '/') return true;
-  return child === parent || child.startsWith(parent + '/');
 }
 
 /** Percent-encode one path segment (UTF-8; only unreserved characters and !'()* kept). */

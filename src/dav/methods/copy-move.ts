@@ -3,7 +3,7 @@ import { TbdavError } from '../../shared/errors.js';
 import { DavStatusError } from '../errors.js';
 import { endEmpty, header, type DavDeps, type DavRequest } from '../context.js';
 import type { LockTarget } from '../lock-gate.js';
-import { decodePath, isSameOrBelow, pathOfTarget } from '../paths.js';
+import { decodePath, isSameOrInside, pathOfTarget } from '../paths.js';
 import { ocMtime, requireParentFolder, statOrUndefined } from './write.js';
 
 /** Destination header -> FileSystem path; 400 when malformed, 502 for another host (RFC 4918 §9.8.5). */
@@ -53,7 +53,7 @@ export async function handleCopyMove(r: DavRequest, deps: DavDeps): Promise<void
   }
   const src = await deps.fs.stat(r.path, r.call);
   if (to === r.path) return endEmpty(r, 403);
-  if (src.isDir && isSameOrBelow(to, r.path)) return endEmpty(r, 403);
+  if (src.isDir && isSameOrInside(to, r.path)) return endEmpty(r, 403);
   if (r.path === '/') return endEmpty(r, 403);
   await requireParentFolder(deps, to, r);
   const existing = await statOrUndefined(deps, to, r);

@@ -11,7 +11,7 @@ import type { VfsEntry } from '../../vfs/types.js';
 import { etagOf, evaluateConditions, httpDate, ifRangeAllows, parseRange } from '../conditional.js';
 import { endEmpty, header, type DavDeps, type DavRequest } from '../context.js';
 import { contentTypeFor } from '../mime.js';
-import { hrefFor, joinPath, parentOf } from '../paths.js';
+import { hrefFor, joinPath, parentPath } from '../paths.js';
 import { escapeXml, xmlSafe } from '../xml.js';
 
 function validators(entry: VfsEntry): Record<string, string> {
@@ -31,7 +31,7 @@ async function folderListing(r: DavRequest, deps: DavDeps, entry: VfsEntry): Pro
       return `<tr><td><a href="${href}">${name}</a></td><td>${e.isDir ? '' : e.size}</td><td>${httpDate(e.mtime)}</td></tr>`;
     })
     .join('\n');
-  const up = r.path === '/' ? '' : `<p><a href="${escapeXml(hrefFor(parentOf(r.path), true))}">..</a></p>`;
+  const up = r.path === '/' ? '' : `<p><a href="${escapeXml(hrefFor(parentPath(r.path), true))}">..</a></p>`;
   const body = `<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>${title}</title></head><body><h1>${title}</h1>${up}<table>\n${rows}\n</table></body></html>\n`;
   r.res.statusCode = 200;
   r.res.setHeader('Content-Type', 'text/html; charset=utf-8');

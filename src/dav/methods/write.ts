@@ -3,7 +3,7 @@ import { isTbdavError, TbdavError } from '../../shared/errors.js';
 import type { VfsEntry } from '../../vfs/types.js';
 import { etagOf, evaluateConditions, httpDate } from '../conditional.js';
 import { endEmpty, hasBody, header, type DavDeps, type DavRequest } from '../context.js';
-import { parentOf } from '../paths.js';
+import { parentPath } from '../paths.js';
 
 /** stat, with NOT_FOUND turned into undefined. */
 export async function statOrUndefined(deps: DavDeps, path: string, r: DavRequest): Promise<VfsEntry | undefined> {
@@ -17,9 +17,9 @@ export async function statOrUndefined(deps: DavDeps, path: string, r: DavRequest
 
 /** The parent folder must exist and be a folder (409 otherwise). */
 export async function requireParentFolder(deps: DavDeps, path: string, r: DavRequest): Promise<void> {
-  const parent = await statOrUndefined(deps, parentOf(path), r);
+  const parent = await statOrUndefined(deps, parentPath(path), r);
   if (!parent || !parent.isDir) {
-    throw new TbdavError('TBDAV_CONFLICT', `${r.method} ${path}: parent folder ${parentOf(path)} does not exist`);
+    throw new TbdavError('TBDAV_CONFLICT', `${r.method} ${path}: parent folder ${parentPath(path)} does not exist`);
   }
 }
 
