@@ -37,6 +37,12 @@ export interface Entry {
   id?: string;
 }
 
+/** What mkdir answers: the new folder's entry. */
+export interface MkdirResult extends Entry {
+  /** Creation was inferred, not seen: the folder may already hold entries. */
+  maybeNotEmpty?: boolean;
+}
+
 /** Inclusive byte range; `end` omitted means to the end of the file. */
 export interface ByteRange {
   start: number;
@@ -124,8 +130,13 @@ export interface Remote {
   /** Upload a spooled file to `path`; the parent folder must exist. */
   write(path: string, file: SpooledFile, opts: WriteOptions): Promise<WriteResult>;
 
-  /** Create a folder; the parent must exist; TBDAV_EXISTS if something is there. */
-  mkdir(path: string, opts?: CallOptions): Promise<Entry>;
+  /**
+   * Create a folder; the parent must exist; TBDAV_EXISTS if something is there. The answer's
+   * `maybeNotEmpty` is true when creation was only inferred (e.g. the folder was found after a retry
+   * whose first try may or may not have made it): then it may already hold entries, and callers must
+   * not assume it is empty.
+   */
+  mkdir(path: string, opts?: CallOptions): Promise<MkdirResult>;
 
   /** Remove a file or a folder with everything in it. */
   remove(path: string, opts?: CallOptions): Promise<void>;

@@ -458,7 +458,7 @@ export class TeraboxClient {
    * Retried as idempotent; when a repeat answers "exists" (-8) after a lost first answer, the
    * folder is ours: that counts as success and its metadata is fetched.
    */
-  async createDir(path: string, opts: CallOptions = {}): Promise<CreateResponse> {
+  async createDir(path: string, opts: CallOptions = {}): Promise<CreateResponse & { foundAfterRetry?: boolean }> {
     let retried = false;
     try {
       const res = await this.api<CreateResponse>(
@@ -489,6 +489,8 @@ export class TeraboxClient {
             ctime: meta.server_ctime,
             mtime: meta.server_mtime,
             isdir: 1,
+            // made by our first try, or by someone else meanwhile: it may not be empty
+            foundAfterRetry: true,
           };
         }
       }

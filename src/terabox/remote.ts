@@ -19,14 +19,14 @@ import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import PQueue from 'p-queue';
 import { LRUCache } from 'lru-cache';
-import type { ByteRange, CallOptions, Entry, MoveOptions, Quota, Remote, SpooledFile, UploadProgress, WriteOptions, WriteResult } from '../remote/types.js';
+import type { ByteRange, CallOptions, Entry, MkdirResult, MoveOptions, Quota, Remote, SpooledFile, UploadProgress, WriteOptions, WriteResult } from '../remote/types.js';
 import { baseName, isInside, parentPath } from '../remote/paths.js';
 import { TbdavError, abortError, isTbdavError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { silentLogger } from '../shared/logger.js';
 import { ERRNO, type CreateResponse, type FileInfo, type FileMeta, type PrecreateResponse } from './api/types.js';
 import { DlinkExpiredError, type TeraboxClient } from './client.js';
-import { UPLOAD_SESSION_ERRNOS, isTeraboxApiError } from './errors.js';
+import { UPLOAD_SESSION_ERRNOS, errnoError, isTeraboxApiError } from './errors.js';
 
 export interface TeraboxRemoteOptions {
   /** Drive folder the share maps to, e.g. '/From: Other Applications/terabox-dav'. */
@@ -190,7 +190,14 @@ export class TeraboxRemote implements Remote {
       throw relabel('stat', paths[0]!, err);
     }
     const found = new Map<string, FileMeta>();
-    for (const m of metas) if (Number(m.errno ?? 0) === 0 && typeof m.path === 'string') found.set(m.path.normalize('NFC'), m);
+    for (const m of metas) {
+      const errno = Number(m.errno ?? 0);
+      if (errno === 0 && typeof m.path === 'string') found.set(m.path.normalize('NFC'), m);
+      // Only "no such file" (or a name the service cannot hold) means absent; any other per-item
+      // errno says nothing about the path, and taking it as absent would answer 404/409 for a file
+      // that is there.
+      else if (errno !== ERRNO.FILE_NOT_FOUND && errno !== ERRNO.INVALID_NAME) throw relabel('stat', paths[0]!, errnoError('filemetas', errno));
+    }
     return paths.map((p, i) => {
       const m = found.get(targets[i]!.normalize('NFC')) ?? (paths.length === 1 && metas.length === 1 && Number(metas[0]!.errno ?? 0) === 0 ? metas[0] : undefined);
       return m ? this.entryOf(p, m) : undefined;
@@ -646,14 +653,16 @@ export class TeraboxRemote implements Remote {
     return { entry: e, rapid: true };
   }
 
-  async mkdir(path: string, opts: CallOptions = {}): Promise<Entry> {
+  async mkdir(path: string, opts: CallOptions = {}): Promise<MkdirResult> {
     if (path === '/') throw new TbdavError('TBDAV_EXISTS', 'mkdir /: exists');
     const { entry: existing, parent } = await this.withParent(path, opts);
     if (existing) throw new TbdavError('TBDAV_EXISTS', `mkdir ${path}: exists`);
     this.checkParent('mkdir', path, parent);
     try {
       const c = await this.client.createDir(this.full(path), opts);
-      return this.entryOf(path, { isdir: 1, size: 0, server_mtime: c.mtime, server_ctime: c.ctime, fs_id: c.fs_id });
+      const e: MkdirResult = this.entryOf(path, { isdir: 1, size: 0, server_mtime: c.mtime, server_ctime: c.ctime, fs_id: c.fs_id });
+      if (c.foundAfterRetry) e.maybeNotEmpty = true;
+      return e;
     } catch (err) {
       throw relabel('mkdir', path, err);
     }

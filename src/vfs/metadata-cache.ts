@@ -119,6 +119,28 @@ export class MetadataCache {
     }
   }
 
+  /**
+   * Make a folder (`make` answers its entry) and remember it. Its listing is seeded empty only when
+   * it is certainly new (`maybeNotEmpty` not set) and nothing was written at or under it while
+   * `make` ran (a concurrent MKCOL answered "exists" and a PUT stored a file in it): otherwise the
+   * next list asks the remote.
+   */
+  async mkdirThrough(path: string, make: () => Promise<Entry & { maybeNotEmpty?: boolean }>): Promise<Entry> {
+    const token = this.version;
+    this.readers++;
+    try {
+      const { maybeNotEmpty, ...e } = await make();
+      let touched = false;
+      for (const [k, v] of this.changed) if (v > token && k !== path && isSameOrInside(k, path)) touched = true;
+      this.putEntry(e);
+      if (maybeNotEmpty || touched) this.listings.delete(path);
+      else this.setListing(path, []);
+      return cloneEntry(e);
+    } finally {
+      if (--this.readers === 0) this.changed.clear();
+    }
+  }
+
   /** A mutation touched `folder`: a listing fetch in flight for it may predate it. */
   private bump(folder: string): void {
     const f = this.inflight.get(folder);

@@ -473,15 +473,13 @@ export class Vfs implements FileSystem {
     if (await this.lookup(p, opts)) throw new TbdavError('TBDAV_EXISTS', `mkdir ${p}: exists`);
     let e: Entry;
     try {
-      e = await this.remote.mkdir(p, opts);
+      e = await this.cache.mkdirThrough(p, () => this.remote.mkdir(p, opts));
     } catch (err) {
       // The folder may exist now (made before a reset/5xx, or EXISTS: made by another client or an
       // earlier attempt): a cached "absent" for it must not outlive this (PUT into it would get 409).
       this.cache.unsure(p);
       throw err;
     }
-    this.cache.putEntry(e);
-    this.cache.setListing(p, []);
     return this.decorate(e);
   }
 
@@ -610,9 +608,7 @@ export class Vfs implements FileSystem {
     const bothRemoteFiles = dst !== undefined && isRemoteFile(dst) && isRemoteFile(src);
     if (dst && !bothRemoteFiles) await this.removeKnown(to, dst, opts);
     if (shallowFolder) {
-      const e = await this.remote.mkdir(to, opts);
-      this.cache.putEntry(e);
-      this.cache.setListing(to, []);
+      await this.cache.mkdirThrough(to, () => this.remote.mkdir(to, opts));
     } else if (src.pending && this.writeback && (await this.writeback.copy(from, to, { requestId: opts.requestId })) !== undefined) {
       this.cache.removeTree(to);
     } else if (src.pending) {

@@ -254,3 +254,17 @@ test('an aborted signal stops a call', async () => {
   ac.abort();
   await assert.rejects(remote.list('/', { signal: ac.signal }), { code: 'TBDAV_ABORTED' });
 });
+
+test('mkdir whose answer was lost: found after the retry and flagged maybeNotEmpty; a clean one is not', async () => {
+  await remote.mkdir('/lost-answers');
+  rig.emu.setOptions({ faults: { rate: 0.5, seed: 11, kinds: ['reset'], endpoints: ['/openapi/api/create'], phase: 'after' } });
+  const flags: (boolean | undefined)[] = [];
+  try {
+    for (let i = 0; i < 12; i++) flags.push((await remote.mkdir(`/lost-answers/d${i}`)).maybeNotEmpty);
+  } finally {
+    rig.emu.setOptions({ faults: undefined });
+  }
+  assert.ok(flags.includes(true), `some creations were inferred after a lost answer: ${JSON.stringify(flags)}`);
+  assert.ok(flags.includes(undefined), `some were answered directly: ${JSON.stringify(flags)}`);
+  assert.equal((await remote.list('/lost-answers')).length, 12);
+});

@@ -46,3 +46,47 @@ test('mkdir: a listing cached before a failed mkdir (parent listing without the 
     assert.deepEqual(await f.names('/d'), ['e']);
   });
 });
+
+test('mkdir: a folder whose creation was only inferred (found after a retry) is not cached as empty', async () => {
+  await withFixture(async (f) => {
+    await f.vfs.mkdir('/d');
+    const mkdir = f.remote.mkdir.bind(f.remote);
+    f.remote.mkdir = async (p, opts) => {
+      // Our first try made the folder, its answer was lost; meanwhile another client stored a file
+      // in it (here: made a sub-folder); the retry found the folder and took it as created.
+      const e = await mkdir(p, opts);
+      await mkdir(`${p}/other`, opts);
+      return { ...e, maybeNotEmpty: true };
+    };
+    await f.vfs.mkdir('/d/e');
+    f.remote.mkdir = mkdir;
+    assert.deepEqual(await f.names('/d/e'), ['other']);
+  });
+});
+
+test('mkdir: a file stored in the folder while mkdir was in flight survives in the listing', async () => {
+  await withFixture(async (f) => {
+    await f.vfs.mkdir('/d');
+    const mkdir = f.remote.mkdir.bind(f.remote);
+    f.remote.mkdir = async (p, opts) => {
+      const e = await mkdir(p, opts);
+      // A concurrent MKCOL answers "exists" and the client's PUT goes in before this answer arrives.
+      await assert.rejects(f.vfs.mkdir(p), (err: unknown) => isTbdavError(err, 'TBDAV_EXISTS'));
+      await f.put(`${p}/x.dat`, 'hello', false);
+      return e;
+    };
+    await f.vfs.mkdir('/d/e');
+    f.remote.mkdir = mkdir;
+    assert.deepEqual(await f.names('/d/e'), ['x.dat']);
+  });
+});
+
+test('mkdir: a certainly new folder is cached as empty (no list call for it)', async () => {
+  await withFixture(async (f) => {
+    await f.vfs.mkdir('/d');
+    await f.vfs.mkdir('/d/e');
+    const before = f.remote.calls.list ?? 0;
+    assert.deepEqual(await f.names('/d/e'), []);
+    assert.equal(f.remote.calls.list ?? 0, before);
+  });
+});
