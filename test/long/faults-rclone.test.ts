@@ -6,7 +6,8 @@
  * retries are turned off (--retries 1 --low-level-retries 1), so the bridge has to absorb the faults.
  * The log must show the retries and the refreshes.
  *
- * Knob: TBDAV_RCLONE_MIB (total size, default 300).
+ * Knobs: TBDAV_RCLONE_MIB (total size, default 300), TBDAV_FAULT_SEED (default 42), TBDAV_FAULTS_LOG
+ * (file that receives the debug log of a failed run).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -32,7 +33,7 @@ async function rclone(args: string[], cwd: string): Promise<{ code: number; out:
   }
 }
 
-test(`rclone copy + check --download of ${TOTAL_MIB} MiB under 10 % faults and 10 s tokens: 0 differences`, { timeout: 30 * 60_000, todo: 'downloads now resume (no more unexpected EOF in check --download); still red from vfs metadata-cache races under faults: PUT 409 "parent folder does not exist" right after MKCOL answered exists, and a folder listed without files stored before an ambiguous (retried) MKCOL answered 201 — see docs/dev-notes/2026-11-28-coordination.md 12:25' }, async () => {
+test(`rclone copy + check --download of ${TOTAL_MIB} MiB under 10 % faults and 10 s tokens: 0 differences`, { timeout: 30 * 60_000 }, async () => {
   const work = await mkdtemp(join(tmpdir(), 'tbdav-rclone-'));
   const cap = captureLogger();
   const s = await startTestStack({ logger: cap.logger, emulator: { accessTokenTtlSec: 10 } });
@@ -58,7 +59,7 @@ test(`rclone copy + check --download of ${TOTAL_MIB} MiB under 10 % faults and 1
       n++;
     }
     await writeFile(join(work, 'rclone.conf'), `[bridge]\ntype = webdav\nurl = ${s.url}/\nvendor = other\n`);
-    s.emulator.setOptions({ faults: { rate: 0.1, seed: 42, kinds: ['http5xx', 'errno31034', 'reset'] } });
+    s.emulator.setOptions({ faults: { rate: 0.1, seed: Number(process.env.TBDAV_FAULT_SEED ?? 42), kinds: ['http5xx', 'errno31034', 'reset'] } });
     const common = ['--retries', '1', '--low-level-retries', '1', '--transfers', '4', '--checkers', '4', '--stats', '0', '-q'];
     const copy = await rclone(['copy', src, 'bridge:tree', ...common], work);
     assert.equal(copy.code, 0, `rclone copy failed:\n${copy.out.slice(-4000)}`);
@@ -69,6 +70,10 @@ test(`rclone copy + check --download of ${TOTAL_MIB} MiB under 10 % faults and 1
     assert.ok(/retry|retrying|attempt [2-9]/i.test(text), 'the log shows the retries');
     assert.ok(/refresh/i.test(text), 'the log shows the token refreshes');
     assert.ok(!cap.lines.some((l) => /" 5\d\d|: 5\d\d\b/.test(l) && /^\S+ info: (PUT|GET|PROPFIND|MKCOL)/.test(l)), 'the bridge answered no 5xx');
+  } catch (err) {
+    // Keep the bridge's debug log of a failed run for diagnosis (TBDAV_FAULTS_LOG=path).
+    if (process.env.TBDAV_FAULTS_LOG) await writeFile(process.env.TBDAV_FAULTS_LOG, cap.text());
+    throw err;
   } finally {
     await s.close();
     await rm(work, { recursive: true, force: true });
