@@ -1,20 +1,13 @@
 /** The CLI as a child process: bad configuration -> one clear line naming the key, exit 2, no stack. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cleanEnv, runCli } from '../helpers/cli.js';
 import { verifyPassword } from '../../src/shared/password.js';
+import { withTempDir } from '../helpers/temp-dir.js';
 
-async function withTmp(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'tbdav-cli-'));
-  try {
-    await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+const withTmp = (fn: (dir: string) => Promise<void>): Promise<void> => withTempDir('tbdav-cli-', fn);
 
 function oneLine(stderr: string): string {
   const lines = stderr.trimEnd().split('\n');

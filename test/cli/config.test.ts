@@ -1,22 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CONFIG_KEYS, envName, hasCredentials, loadConfig, redactConfig } from '../../src/cli/config.js';
 import { isTbdavError, type ConfigError } from '../../src/shared/errors.js';
+import { withTempDir } from '../helpers/temp-dir.js';
 
 const repo = resolve(fileURLToPath(import.meta.url), '../../..');
 
-async function withTmp<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await mkdtemp(join(tmpdir(), 'tbdav-config-'));
-  try {
-    return await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+const withTmp = <T>(fn: (dir: string) => Promise<T>): Promise<T> => withTempDir('tbdav-config-', fn);
 
 function configError(fn: () => unknown): ConfigError {
   try {

@@ -1,24 +1,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { isTbdavError } from '../../src/shared/errors.js';
 import { MAX_SHARDS, SHARD_BYTES, hashShards, removeSpool, shardSizeFor, spoolBody } from '../../src/vfs/spool.js';
+import { withTempDir } from '../helpers/temp-dir.js';
 
 const MiB = 1024 * 1024;
 const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
 
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'tbdav-spool-'));
-  try {
-    await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+const withDir = (fn: (dir: string) => Promise<void>): Promise<void> => withTempDir('tbdav-spool-', fn);
 
 /** A body delivered in uneven chunks (so shard boundaries fall inside chunks). */
 function chunked(buf: Buffer, size = 65_537): Readable {
