@@ -7,10 +7,12 @@
  *
  * Concurrency: `save()` is synchronous and only records the newest snapshot; one write runs at a
  * time (`writing`), and a snapshot that arrives meanwhile replaces the `pending` one (latest wins).
- * Writes are atomic: temp file in the same folder, fsync, rename. Event loop only.
+ * Writes are atomic (shared/atomic-file.ts: temp file in the same folder, fsync, rename, fsync of
+ * the folder). Event loop only.
  */
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { mkdir, readFile, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { writeFileAtomic } from '../shared/atomic-file.js';
 import { TbdavError } from '../shared/errors.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
 
@@ -145,19 +147,6 @@ export class LockFile {
 
   private async write(locks: PersistedLock[]): Promise<void> {
     await mkdir(dirname(this.file), { recursive: true });
-    const tmp = `${this.file}.${process.pid}.tmp`;
-    const fh = await open(tmp, 'w', 0o600);
-    try {
-      await fh.writeFile(JSON.stringify({ version: VERSION, locks }, null, 1));
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    try {
-      await rename(tmp, this.file);
-    } catch (err) {
-      await unlink(tmp).catch((e: unknown) => this.logger.debug(`lock state ${tmp}: cleanup failed`, { error: (e as Error).message }));
-      throw err;
-    }
+    await writeFileAtomic(this.file, JSON.stringify({ version: VERSION, locks }, null, 1), { mode: 0o600, logger: this.logger });
   }
 }

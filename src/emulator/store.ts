@@ -1,7 +1,7 @@
 /**
  * The emulator's drive: a tree of nodes indexed by path, by fs_id and by parent folder, content
  * blobs on disk (shared by copies and identical uploads, reference counted), and the metadata
- * persisted as one JSON file written atomically (temp + fsync + rename).
+ * persisted as one JSON file written atomically (shared/atomic-file.ts: temp + fsync + rename).
  *
  * Concurrency: all maps are mutated synchronously on the event loop (no await inside a mutation),
  * so a mutation is atomic with respect to other requests. A request that works with stored content
@@ -9,8 +9,9 @@
  * Persistence is debounced and the writes are chained on `writeChain` so that two snapshots never
  * race on the file.
  */
-import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../shared/atomic-file.js';
 import { TbdavError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { categoryOf, nowSec } from './util.js';
@@ -93,7 +94,6 @@ export class Store {
   private used = 0;
   private timer: NodeJS.Timeout | undefined;
   private writeChain: Promise<void> = Promise.resolve();
-  private tmpSeq = 0;
   private lastSnapshotMs = 0;
   private closed = false;
   readonly blobDir: string;
@@ -171,17 +171,7 @@ export class Store {
     const text = JSON.stringify({ version: 1, nextFsId: this.nextFsId, nodes, sections });
     this.lastSnapshotMs = Date.now() - t0;
     const file = join(this.dataDir, META_FILE);
-    const tmp = `${file}.tmp-${process.pid}-${++this.tmpSeq}`;
-    this.writeChain = this.writeChain.then(async () => {
-      const fh = await open(tmp, 'w');
-      try {
-        await fh.writeFile(text);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      await rename(tmp, file);
-    });
+    this.writeChain = this.writeChain.then(() => writeFileAtomic(file, text, { logger: this.logger }));
     return this.writeChain;
   }
 

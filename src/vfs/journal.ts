@@ -1,7 +1,8 @@
 /**
  * The write-back journal: one small JSON file per pending upload under `<dir>/`, each written
- * atomically and durably (temp file, fsync, rename, fsync of the folder) so that after a crash
- * (kill -9, power loss) every entry is either the old or the new version, never half a file.
+ * atomically and durably (shared/atomic-file.ts: temp file, fsync, rename, fsync of the folder) so
+ * that after a crash (kill -9, power loss) every entry is either the old or the new version, never
+ * half a file.
  *
  * An entry says everything needed to finish the upload after a restart: the target path, the spool
  * file holding the body, its size, shard size and shard md5s, the content md5, and how far the
@@ -10,9 +11,9 @@
  * Concurrency: writes of one entry are chained (`chains`, per id) so that a later state of an entry
  * always lands after an earlier one; different entries are written independently. Event loop only.
  */
-import { randomUUID } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { syncDir, writeFileAtomic } from '../shared/atomic-file.js';
 import { TbdavError } from '../shared/errors.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
 import type { UploadProgress } from '../remote/types.js';
@@ -46,43 +47,6 @@ export interface JournalEntry {
 }
 
 const ENTRY_RE = /^[A-Za-z0-9-]{1,64}\.json$/;
-
-/** fsync a folder so that a rename in it survives a crash (best effort where unsupported). */
-export async function syncDir(dir: string, logger: Logger): Promise<void> {
-  let fh;
-  try {
-    fh = await open(dir, 'r');
-    await fh.sync();
-  } catch (err) {
-    // Some filesystems refuse fsync on folders (EISDIR/EINVAL/EPERM): the rename is then as durable as they allow.
-    logger.debug(`journal ${dir}: folder fsync not supported`, { error: String((err as NodeJS.ErrnoException).code ?? err) });
-  } finally {
-    await fh?.close();
-  }
-}
-
-/** Write `data` to `file` atomically and durably. */
-export async function writeFileAtomic(file: string, data: string | Buffer, logger: Logger = silentLogger()): Promise<void> {
-  const dir = file.slice(0, file.lastIndexOf('/')) || '/';
-  const tmp = `${file}.${process.pid}.${randomUUID().slice(0, 8)}.tmp`;
-  const fh = await open(tmp, 'wx', 0o600);
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } catch (err) {
-    await fh.close();
-    await rm(tmp, { force: true });
-    throw err;
-  }
-  await fh.close();
-  try {
-    await rename(tmp, file);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
-  await syncDir(dir, logger);
-}
 
 function validEntry(v: unknown): v is JournalEntry {
   const e = v as Partial<JournalEntry> | null;
@@ -158,7 +122,7 @@ export class Journal {
   put(entry: JournalEntry): Promise<void> {
     const file = this.fileOf(entry.id);
     const text = JSON.stringify(entry);
-    return this.chain(entry.id, () => writeFileAtomic(file, text, this.logger));
+    return this.chain(entry.id, () => writeFileAtomic(file, text, { mode: 0o600, logger: this.logger }));
   }
 
   /** Remove an entry durably (no error when absent). */

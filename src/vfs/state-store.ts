@@ -5,17 +5,18 @@
  *    (._*, .DS_Store ...), whose content lives in `<stateDir>/local/<blob>`,
  *  - modification times given by clients (X-OC-Mtime).
  *
- * Everything is kept in memory and written to `<stateDir>/state.json` atomically (temp file +
- * fsync + rename + fsync of the folder). Mutations return the promise of the write that will contain
- * them; writes are debounced (`debounceMs`) and never overlap.
+ * Everything is kept in memory and written to `<stateDir>/state.json` atomically
+ * (shared/atomic-file.ts: temp file + fsync + rename + fsync of the folder). Mutations return the
+ * promise of the write that will contain them; writes are debounced (`debounceMs`) and never overlap.
  *
  * Concurrency: the maps are mutated only synchronously; `scheduled` is the next write not yet
  * started (every mutation joins it); `chain` orders writes one after the other. A write snapshots the
  * maps synchronously when it starts, so a mutation made during a write is carried by the next one.
  */
 import { randomUUID } from 'node:crypto';
-import { copyFile, mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../shared/atomic-file.js';
 import { TbdavError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { DeadProps } from './types.js';
@@ -122,31 +123,10 @@ export class StateStore {
   }
 
   private async writeNow(): Promise<void> {
-    const text = this.snapshot();
-    const tmp = join(this.stateDir, `.${FILE}.${randomUUID()}.tmp`);
     try {
-      const fh = await open(tmp, 'w', 0o600);
-      try {
-        await fh.writeFile(text, 'utf8');
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      await rename(tmp, join(this.stateDir, FILE));
+      await writeFileAtomic(join(this.stateDir, FILE), this.snapshot(), { mode: 0o600, logger: this.logger });
     } catch (err) {
-      await rm(tmp, { force: true }).catch((e: unknown) => this.logger?.debug(`state ${tmp}: cleanup failed`, { error: String(e) }));
       throw new TbdavError('TBDAV_FATAL', `state ${this.stateDir}: cannot write ${FILE}`, { cause: err });
-    }
-    try {
-      const dir = await open(this.stateDir, 'r');
-      try {
-        await dir.sync();
-      } finally {
-        await dir.close();
-      }
-    } catch (err) {
-      // Some filesystems refuse fsync on a folder; the rename is done, only durability is weaker.
-      this.logger?.debug(`state ${this.stateDir}: fsync of the folder failed`, { error: String(err) });
     }
   }
 

@@ -30,7 +30,8 @@ import type { Readable } from 'node:stream';
 import { TbdavError, isTbdavError, type ErrorCode } from '../shared/errors.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
 import type { ByteRange, Remote, SpooledFile, UploadProgress, WriteResult } from '../remote/types.js';
-import { JOURNAL_VERSION, Journal, syncDir, type JournalEntry } from './journal.js';
+import { syncDir } from '../shared/atomic-file.js';
+import { JOURNAL_VERSION, Journal, type JournalEntry } from './journal.js';
 import { isInside, parentPath } from './paths.js';
 
 export interface WritebackOptions {

@@ -18,7 +18,7 @@ test('a restarted emulator keeps the drive, the tokens and the shares', async ()
     await a.stop();
     const names = await readdir(dir);
     assert.ok(names.includes('meta.json'));
-    assert.ok(!names.some((n) => n.includes('.tmp-')));
+    assert.ok(!names.some((n) => n.endsWith('.tmp')), `temp files of the atomic write left behind: ${names.join(', ')}`);
 
     const b = await startEmu({}, dir);
     try {

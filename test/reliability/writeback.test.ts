@@ -15,7 +15,8 @@ import { TbdavError, type ErrorCode } from '../../src/shared/errors.js';
 import { MemoryRemote } from '../../src/remote/memory.js';
 import type { ByteRange, CallOptions, Entry, Remote, SpooledFile, WriteOptions, WriteResult } from '../../src/remote/types.js';
 import { spoolBody } from '../../src/vfs/spool.js';
-import { Journal, writeFileAtomic } from '../../src/vfs/journal.js';
+import { Journal } from '../../src/vfs/journal.js';
+import { writeFileAtomic } from '../../src/shared/atomic-file.js';
 import { WritebackQueue, type WritebackOptions } from '../../src/vfs/writeback.js';
 
 /** MemoryRemote behind a gate (writes wait while closed) with scripted write failures. */

@@ -1,14 +1,14 @@
 /**
  * Where the token pair lives between runs. FileTokenStore keeps `tokens.json` (mode 0600) in the
- * state dir, written atomically (temp file, fsync, rename) so that a crash never leaves half a
- * file: each refresh token works once, so losing the new pair would force a new login.
+ * state dir, written atomically (shared/atomic-file.ts: temp file, fsync, rename, fsync of the folder)
+ * so that a crash never leaves half a file: each refresh token works once, so losing the new pair would force a new login.
  *
  * Concurrency: one writer at a time per store (`chain` serialises save/clear); the Authenticator
  * above it serialises refreshes anyway.
  */
-import { open, readFile, rename, rm, mkdir, chmod } from 'node:fs/promises';
+import { readFile, rm, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { writeFileAtomic } from '../../shared/atomic-file.js';
 import { TbdavError } from '../../shared/errors.js';
 
 export interface StoredDomains {
@@ -92,28 +92,7 @@ export class FileTokenStore implements TokenStore {
 
   private async writeAtomic(text: string): Promise<void> {
     await mkdir(this.stateDir, { recursive: true, mode: 0o700 });
-    const tmp = `${this.file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-    const fh = await open(tmp, 'w', 0o600);
-    try {
-      await fh.writeFile(text, 'utf8');
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await chmod(tmp, 0o600);
-    try {
-      await rename(tmp, this.file);
-    } catch (err) {
-      await rm(tmp, { force: true });
-      throw err;
-    }
-    // make the rename itself durable
-    const dir = await open(this.stateDir, 'r');
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
+    await writeFileAtomic(this.file, text, { mode: 0o600 });
   }
 }
 
