@@ -7,7 +7,7 @@
  *    mkdir onto anything), CONFLICT (parent missing or a file; list/openRead of the wrong kind;
  *    write onto a folder), BAD_REQUEST (remove '/', move/copy onto itself or into its own subtree),
  *    RANGE (openRead start beyond the end of a non-empty file), ABORTED (signal fired).
- *  - `hash` is computed like TeraBox: one shard -> the content md5; several -> md5 of
+ *  - `hash` is computed like TeraBox (./hash.ts): one shard -> the content md5; several -> md5 of
  *    JSON.stringify(blockMd5s). `write` checks the spooled bytes against `contentMd5`
  *    (TBDAV_INTEGRITY on mismatch) and that they count `size` bytes.
  *  - `refuseZeroByte: true` mimics the service variant that refuses 0-byte files: writing 0 bytes
@@ -21,6 +21,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
+import { serviceMd5 } from './hash.js';
 import { baseName, isInside, parentPath } from './paths.js';
 import { TbdavError, abortError } from '../shared/errors.js';
 import type {
@@ -55,12 +56,6 @@ interface Node {
 }
 
 const CHUNK = 64 * 1024;
-
-/** TeraBox's file checksum: content md5 for one shard, md5 of JSON.stringify(blockMd5s) for several. */
-export function teraboxHash(blockMd5s: readonly string[]): string {
-  if (blockMd5s.length === 1) return blockMd5s[0]!;
-  return createHash('md5').update(JSON.stringify(blockMd5s)).digest('hex');
-}
 
 function checkPath(op: string, path: string): void {
   if (typeof path !== 'string' || !path.startsWith('/') || (path !== '/' && path.endsWith('/')) || path.includes('//')) {
@@ -200,7 +195,7 @@ export class MemoryRemote implements Remote {
       mtime: opts.mtime ?? now,
       ctime: existing?.ctime ?? now,
       id: String(this.nextId++),
-      hash: teraboxHash(file.blockMd5s.length > 0 ? file.blockMd5s : [md5]),
+      hash: serviceMd5(file.blockMd5s.length > 0 ? file.blockMd5s : [md5]),
       contentMd5: md5,
     };
     this.nodes.set(path, node);

@@ -14,12 +14,12 @@
  *  - a download stream's own state (current body, byte reached, resume counters) lives in the
  *    closure of resumable() and is touched only by that stream's event handlers.
  */
-import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import PQueue from 'p-queue';
 import { LRUCache } from 'lru-cache';
 import type { ByteRange, CallOptions, Entry, MkdirResult, MoveOptions, Quota, Remote, SpooledFile, UploadProgress, WriteOptions, WriteResult } from '../remote/types.js';
+import { EMPTY_MD5, serviceMd5 } from '../remote/hash.js';
 import { baseName, isInside, parentPath } from '../remote/paths.js';
 import { TbdavError, abortError, isTbdavError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
@@ -66,20 +66,12 @@ function headerOf(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
-const EMPTY_MD5 = 'd41d8cd98f00b204e9800998ecf8427e';
-
 /**
  * Errnos that mean a resumed upload session is of no use any more: forgotten (upload id invalid,
  * shards missing) or not matching this file (precreate's path/block list differ: 31355, or the
  * shard upload's path differs: 31023). The upload then starts anew with precreate.
  */
 const RESUME_GONE_ERRNOS: ReadonlySet<number> = new Set<number>([...UPLOAD_SESSION_ERRNOS, 31355, ERRNO.PARAM_ERROR]);
-
-/** The md5 the service reports for a file with these shard md5s. */
-export function serviceMd5(blockMd5s: string[]): string {
-  if (blockMd5s.length <= 1) return blockMd5s[0] ?? EMPTY_MD5;
-  return createHash('md5').update(JSON.stringify(blockMd5s)).digest('hex');
-}
 
 /** Re-label an API error with the operation and path, keeping its code. */
 function relabel(op: string, path: string, err: unknown): unknown {

@@ -29,7 +29,6 @@ import type { SpooledFile } from '../remote/types.js';
 
 export const SHARD_BYTES = 4 * 1024 * 1024;
 export const MAX_SHARDS = 1024;
-export const EMPTY_MD5 = 'd41d8cd98f00b204e9800998ecf8427e';
 /**
  * Bytes gathered per spool write (at most two batches held per spool). 1 MiB measured best of
  * 256 KiB..4 MiB with writev (a 256 MiB PUT body spooled in ~0.65x the time of one write per chunk).

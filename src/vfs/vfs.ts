@@ -25,9 +25,10 @@ import { Readable } from 'node:stream';
 import { TbdavError, abortError, isTbdavError, type ErrorCode } from '../shared/errors.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
 import type { ByteRange, CallOptions, Entry, Quota, Remote, SpooledFile, WriteResult } from '../remote/types.js';
+import { EMPTY_MD5 } from '../remote/hash.js';
 import { MetadataCache } from './metadata-cache.js';
 import { baseName, isInside, normalizePath, parentPath, rebase } from './paths.js';
-import { EMPTY_MD5, removeSpool, removeStaleSpools, spoolBody } from './spool.js';
+import { removeSpool, removeStaleSpools, spoolBody } from './spool.js';
 import { StateStore, type LocalFile } from './state-store.js';
 import type { CopyMoveResult, DeadProps, FileSystem, OpenReadResult, PutOptions, PutResult, VfsEntry } from './types.js';
 

@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { FileTokenStore, MemoryTokenStore } from '../../src/terabox/auth/token-store.js';
-import { TeraboxRemote, serviceMd5 } from '../../src/terabox/remote.js';
+import { TeraboxRemote } from '../../src/terabox/remote.js';
+import { serviceMd5 } from '../../src/remote/hash.js';
 import { isTeraboxApiError } from '../../src/terabox/errors.js';
 import { startRig, makeSpool, readAll, type Rig } from './setup.js';
 
