@@ -1,9 +1,12 @@
 /**
- * Experiment behind the PUT finding in bench/README.md (not part of `npm run bench`):
- * `node --import tsx bench/spool-experiment.ts [MiB]` forks a receiver that spools PUT bodies to disk
- * with md5s like src/vfs/spool.ts, in two ways: 'perchunk' (await one write per socket chunk, as
- * spoolBody does today) and 'batched' (gather 4 MiB, keep one write in flight while reading on).
- * Prints the wall time of each, best of 3, for the same file sent by undici from this process.
+ * First version of the experiment behind the PUT finding in bench/README.md (not part of
+ * `npm run bench`; kept to rerun by hand): `node --import tsx bench/spool-experiment.ts [MiB]` forks
+ * a receiver that spools PUT bodies to disk with md5s, in two ways: 'perchunk' (await one write per
+ * socket chunk: the old spoolBody, replaced in 85dc1eb) and 'batched' (gather 4 MiB into one buffer,
+ * keep one write in flight while reading on). What src/vfs/spool.ts does now came out of the later
+ * rounds in bench/README.md: 1 MiB batches (BATCH_BYTES) written with one fh.writev, at most one
+ * write in flight and two batches held. Prints the wall time of each mode, best of 3, for the same
+ * file sent by undici from this process.
  */
 import { fork } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
