@@ -102,6 +102,22 @@ function flagNamesFrom(argv: string[]): Record<string, string> {
   return names;
 }
 
+/**
+ * Where `emulator` listens: --host/--port (aliases of server.host/server.port) count only when given
+ * on the command line; server.* from the environment or the config file belong to the WebDAV server.
+ * Its four listeners take port..port+3; port 0 (or none) lets the system choose free ports.
+ */
+function emulatorListen(args: Record<string, unknown>, cfg: Config): { host?: string; ports?: { auth: number; api: number; upload: number; download: number } } {
+  const at: { host?: string; ports?: { auth: number; api: number; upload: number; download: number } } = {};
+  if (args['server.host'] !== undefined) at.host = cfg.server.host;
+  if (args['server.port'] !== undefined && cfg.server.port !== 0) {
+    const p = cfg.server.port;
+    if (p > 65535 - 3) throw new UsageError(`emulator --port ${p}: the four listeners take port..port+3, so at most ${65535 - 3}`);
+    at.ports = { auth: p, api: p + 1, upload: p + 2, download: p + 3 };
+  }
+  return at;
+}
+
 async function readPassword(io: CliIo): Promise<string> {
   const stdin = io.stdin;
   if (!stdin.isTTY) {
@@ -362,17 +378,21 @@ export async function main(argv: string[], ioOverrides: Partial<CliIo> = {}): Pr
       (y) =>
         y
           .option('data-dir', { type: 'string', describe: 'Where the emulated drive lives (default <stateDir>/emulator)' })
-          .option('bind', { type: 'string', describe: 'Address to listen on (default 127.0.0.1)' }),
+          .epilogue(
+            '--host and --port, given on the command line, place the emulator: its four listeners (auth, api, upload, download) take port, port+1, port+2 and port+3. Default: 127.0.0.1 and free ports chosen at start. server.host/server.port from the environment or a config file are the WebDAV server\'s and do not apply here.',
+          ),
       async (args) => {
         const cfg = config(args);
         const dataDir = typeof args['data-dir'] === 'string' ? resolve(io.cwd, args['data-dir']) : join(cfg.stateDir, 'emulator');
+        const listenAt = emulatorListen(args, cfg);
         const stopSignal = io.waitForStop();
         await mkdir(dataDir, { recursive: true, mode: 0o700 });
-        const emu = await startEmulator({ dataDir, ...(typeof args.bind === 'string' ? { host: args.bind } : {}) });
+        const emu = await startEmulator({ dataDir, ...listenAt });
         out(`TeraBox emulator running, data in ${dataDir}`);
         out(`  authUrl:       ${emu.authUrl}`);
         out(`  api_domain:    ${emu.apiDomain}`);
         out(`  upload_domain: ${emu.uploadDomain}`);
+        out(`  download:      ${emu.downloadDomain}`);
         out(`  app root:      ${emu.appRoot}`);
         out(`  clientId:      ${emu.credentials.clientId}`);
         out(`  clientSecret:  ${emu.credentials.clientSecret}`);
