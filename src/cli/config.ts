@@ -217,6 +217,17 @@ function expandHome(p: string, home: string): string {
   return p;
 }
 
+/** A list given as text (flag, environment): a JSON array, or items split by `items` ('' is empty). */
+function listFromText(raw: string, badJson: () => never, items: (text: string) => unknown[]): unknown {
+  const t = raw.trim();
+  if (!t.startsWith('[')) return t === '' ? [] : items(t);
+  try {
+    return JSON.parse(t);
+  } catch {
+    return badJson();
+  }
+}
+
 /** Parse and validate one value for its key. Strings from env/flags are converted; file values must have the JSON type. */
 function coerce(def: KeyDef, raw: unknown, src: Source, home: string): unknown {
   const fromText = src.kind === 'flag' || src.kind === 'env';
@@ -268,40 +279,25 @@ function coerce(def: KeyDef, raw: unknown, src: Source, home: string): unknown {
       return trimmed === '' ? '/' : trimmed.normalize('NFC');
     }
     case 'list': {
-      let v = raw;
-      if (fromText && typeof raw === 'string') {
-        const t = raw.trim();
-        if (t.startsWith('[')) {
-          try {
-            v = JSON.parse(t);
-          } catch {
-            fail('must be a JSON list of strings or a comma-separated list');
-          }
-        } else v = t === '' ? [] : t.split(',').map((x) => x.trim()).filter(Boolean);
-      }
+      const v =
+        fromText && typeof raw === 'string'
+          ? listFromText(raw, () => fail('must be a JSON list of strings or a comma-separated list'), (t) => t.split(',').map((x) => x.trim()).filter(Boolean))
+          : raw;
       if (!Array.isArray(v) || v.some((x) => typeof x !== 'string' || x === '')) fail('must be a list of non-empty strings');
       return [...(v as string[])];
     }
     case 'users': {
-      let v = raw;
-      if (fromText && typeof raw === 'string') {
-        const t = raw.trim();
-        if (t.startsWith('[')) {
-          try {
-            v = JSON.parse(t);
-          } catch {
-            fail('must be a JSON list of {"username","password"} or name:password,name2:password2');
-          }
-        } else {
-          v = t === ''
-            ? []
-            : t.split(',').map((pair) => {
+      const bad = (): never => fail('must be a JSON list of {"username","password"} or name:password,name2:password2');
+      const v =
+        fromText && typeof raw === 'string'
+          ? listFromText(raw, bad, (t) =>
+              t.split(',').map((pair) => {
                 const i = pair.indexOf(':');
-                if (i <= 0) fail('must be a JSON list of {"username","password"} or name:password,name2:password2');
+                if (i <= 0) bad();
                 return { username: pair.slice(0, i), password: pair.slice(i + 1) };
-              });
-        }
-      }
+              }),
+            )
+          : raw;
       if (!Array.isArray(v)) fail('must be a list of {"username": ..., "password": ...}');
       const seen = new Set<string>();
       return (v as unknown[]).map((u, i) => {

@@ -85,6 +85,19 @@ test('env names follow the documented mapping', () => {
   assert.equal(c.terabox.callsPerSecond, 2.5);
 });
 
+test('lists and users as text: a JSON array, comma-separated items, or empty', () => {
+  const j = loadConfig({ env: { TERABOX_DAV_IGNORE: ' ["a,b", "c"] ', TERABOX_DAV_SERVER_USERS: '[{"username":"u","password":"p,q"}]' }, home: '/h' });
+  assert.deepEqual(j.ignore, ['a,b', 'c']);
+  assert.deepEqual(j.server.users, [{ username: 'u', password: 'p,q' }]);
+  const e = loadConfig({ env: { TERABOX_DAV_IGNORE: '  ', TERABOX_DAV_SERVER_USERS: '' }, home: '/h' });
+  assert.deepEqual(e.ignore, []);
+  assert.deepEqual(e.server.users, []);
+  assert.equal(configError(() => loadConfig({ env: { TERABOX_DAV_IGNORE: '[oops' } })).message, 'config ignore: must be a JSON list of strings or a comma-separated list (from TERABOX_DAV_IGNORE)');
+  const users = 'config server.users: must be a JSON list of {"username","password"} or name:password,name2:password2 (from TERABOX_DAV_SERVER_USERS)';
+  assert.equal(configError(() => loadConfig({ env: { TERABOX_DAV_SERVER_USERS: '[{' } })).message, users);
+  assert.equal(configError(() => loadConfig({ env: { TERABOX_DAV_SERVER_USERS: 'alice:pw,nocolon' } })).message, users);
+});
+
 test('bad values name the key and where they came from', () =>
   withTmp(async (dir) => {
     assert.equal(configError(() => loadConfig({ env: { TERABOX_DAV_SERVER_PORT: 'eighty' } })).message, 'config server.port: must be an integer 0-65535 (from TERABOX_DAV_SERVER_PORT)');
