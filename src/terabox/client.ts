@@ -55,21 +55,15 @@ import {
 import { Authenticator, type DeviceLoginOptions } from './auth/authenticator.js';
 import type { StoredTokens, TokenStore } from './auth/token-store.js';
 import { ACCESS_TOKEN_ERRNOS, TeraboxApiError, isTeraboxApiError } from './errors.js';
-import { HttpCaller, type HttpResponse, type RetryPolicy, type BodyFactory } from './http.js';
+import { HttpCaller, type HttpCallerOptions, type HttpResponse, type RetryPolicy, type BodyFactory } from './http.js';
 
-export interface TeraboxClientOptions {
+/** The HttpCaller's options (concurrency, rate, retries, timeouts, logger) plus the client's own. */
+export interface TeraboxClientOptions extends Omit<HttpCallerOptions, 'random'> {
   authUrl: string;
   clientId: string;
   clientSecret: string;
   privateSecret: string;
   tokenStore: TokenStore;
-  logger?: Logger;
-  concurrency?: number;
-  callsPerSecond?: number;
-  maxRetries?: number;
-  retryBaseMs?: number;
-  retryMaxMs?: number;
-  requestTimeoutMs?: number;
   refreshMarginSec?: number;
   /**
    * Time for one shard upload (default: requestTimeoutMs plus the time to send the shard at
