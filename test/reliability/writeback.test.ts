@@ -12,53 +12,23 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { TbdavError, type ErrorCode } from '../../src/shared/errors.js';
-import { MemoryRemote } from '../../src/remote/memory.js';
-import type { ByteRange, CallOptions, Entry, Remote, SpooledFile, WriteOptions, WriteResult } from '../../src/remote/types.js';
+import type { SpooledFile, WriteOptions, WriteResult } from '../../src/remote/types.js';
 import { spoolBody } from '../../src/vfs/spool.js';
 import { Journal } from '../../src/vfs/journal.js';
 import { writeFileAtomic } from '../../src/shared/atomic-file.js';
 import { WritebackQueue, type WritebackOptions } from '../../src/vfs/writeback.js';
+import { GatedMemoryRemote } from '../helpers/gated-remote.js';
 
 /** MemoryRemote behind a gate (writes wait while closed) with scripted write failures. */
-class GatedRemote implements Remote {
-  readonly name = 'gated-memory';
-  readonly inner = new MemoryRemote();
+class GatedRemote extends GatedMemoryRemote {
   writes: string[] = [];
   failures: ErrorCode[] = [];
-  private gate: Promise<void> = Promise.resolve();
-  private openGate: () => void = () => undefined;
-  close(): void {
-    this.gate = new Promise((r) => (this.openGate = r));
-  }
-  open(): void {
-    this.openGate();
-  }
-  list(p: string, o?: CallOptions): Promise<Entry[]> {
-    return this.inner.list(p, o);
-  }
-  stat(p: string, o?: CallOptions): Promise<Entry> {
-    return this.inner.stat(p, o);
-  }
-  openRead(p: string, r?: ByteRange, o?: CallOptions & { entry?: Entry }): Promise<Readable> {
-    return this.inner.openRead(p, r, o);
-  }
-  async write(p: string, f: SpooledFile, o: WriteOptions): Promise<WriteResult> {
+  override async write(p: string, f: SpooledFile, o: WriteOptions): Promise<WriteResult> {
     this.writes.push(p);
-    const signal = o.signal;
-    if (signal?.aborted) throw new TbdavError('TBDAV_ABORTED', `write ${p}: aborted`);
-    await Promise.race([
-      this.gate,
-      new Promise((_, rej) => signal?.addEventListener('abort', () => rej(new TbdavError('TBDAV_ABORTED', `write ${p}: aborted`)), { once: true })),
-    ]);
+    await this.passGate(`write ${p}`, o.signal);
     const code = this.failures.shift();
     if (code) throw new TbdavError(code, `write ${p}: scripted ${code}`);
     return this.inner.write(p, f, o);
-  }
-  mkdir(p: string, o?: CallOptions): Promise<Entry> {
-    return this.inner.mkdir(p, o);
-  }
-  remove(p: string, o?: CallOptions): Promise<void> {
-    return this.inner.remove(p, o);
   }
 }
 

@@ -13,62 +13,27 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { TbdavError } from '../../src/shared/errors.js';
-import { MemoryRemote } from '../../src/remote/memory.js';
-import type { ByteRange, CallOptions, Entry, MoveOptions, Remote, SpooledFile, WriteOptions, WriteResult } from '../../src/remote/types.js';
+import type { CallOptions, Entry, MoveOptions } from '../../src/remote/types.js';
 import { Vfs } from '../../src/vfs/vfs.js';
 import { WritebackQueue } from '../../src/vfs/writeback.js';
 import { body, readAll } from './fixture.js';
+import { GatedMemoryRemote } from '../helpers/gated-remote.js';
 
 type Hook = (op: 'stat' | 'move' | 'copy', path: string) => Promise<void>;
 
 /** MemoryRemote whose writes wait at a gate (closed at first) and whose stat/move/copy call a hook after the inner call. */
-class RaceRemote implements Remote {
-  readonly name = 'race-memory';
-  readonly inner = new MemoryRemote();
+class RaceRemote extends GatedMemoryRemote {
+  override readonly name = 'race-memory';
   hook: Hook | undefined;
-  private gate!: Promise<void>;
-  private openGate!: () => void;
   constructor() {
-    this.close();
+    super({ closed: true });
   }
-  close(): void {
-    this.gate = new Promise((r) => (this.openGate = r));
-  }
-  open(): void {
-    this.openGate();
-  }
-  list(p: string, o?: CallOptions): Promise<Entry[]> {
-    return this.inner.list(p, o);
-  }
-  async stat(p: string, o?: CallOptions): Promise<Entry> {
+  override async stat(p: string, o?: CallOptions): Promise<Entry> {
     try {
       return await this.inner.stat(p, o);
     } finally {
       await this.hook?.('stat', p);
     }
-  }
-  openRead(p: string, r?: ByteRange, o?: CallOptions & { entry?: Entry }) {
-    return this.inner.openRead(p, r, o);
-  }
-  async write(p: string, f: SpooledFile, o: WriteOptions): Promise<WriteResult> {
-    const signal = o.signal;
-    await new Promise<void>((resolve, reject) => {
-      if (signal?.aborted) return reject(new TbdavError('TBDAV_ABORTED', `write ${p}: aborted`));
-      const onAbort = (): void => reject(new TbdavError('TBDAV_ABORTED', `write ${p}: aborted`));
-      signal?.addEventListener('abort', onAbort, { once: true });
-      void this.gate.then(() => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve();
-      });
-    });
-    return this.inner.write(p, f, o);
-  }
-  mkdir(p: string, o?: CallOptions): Promise<Entry> {
-    return this.inner.mkdir(p, o);
-  }
-  remove(p: string, o?: CallOptions): Promise<void> {
-    return this.inner.remove(p, o);
   }
   async move(from: string, to: string, o: MoveOptions): Promise<void> {
     await this.inner.move(from, to, o);
