@@ -17,7 +17,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { startTestStack, type TestStack } from '../helpers/stack.js';
+import { startTestStack, type TestStack, type TestStackOptions } from '../helpers/stack.js';
 import { run, which } from './_e2e-util.js';
 
 const MOUNT_DAVFS = which('mount.davfs');
@@ -59,9 +59,7 @@ function makeTree(): Record<string, Buffer> {
 
 const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
-type StackPatch = NonNullable<Parameters<typeof startTestStack>[0]>['configPatch'];
-
-async function mountScenario(configPatch?: StackPatch): Promise<void> {
+async function mountScenario(configPatch?: TestStackOptions['configPatch']): Promise<void> {
   const user = { username: 'dv', password: 'dav pw #1' };
   const stack: TestStack = await startTestStack({ users: [user], configPatch });
   const dir = await mkdtemp(join(tmpdir(), 'tbdav-davfs2-'));

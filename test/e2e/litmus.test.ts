@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startTestStack } from '../helpers/stack.js';
+import { startTestStack, type TestStackOptions } from '../helpers/stack.js';
 import { run, which } from './_e2e-util.js';
 
 const LITMUS = which('litmus');
@@ -39,7 +39,7 @@ function failingLines(out: string): string[] {
   return out.split('\n').filter((l) => /\bFAIL\b|WARNING:|\.\.\. FAIL/.test(l));
 }
 
-async function runLitmus(configPatch?: Parameters<typeof startTestStack>[0] extends infer O ? (O extends { configPatch?: infer C } ? C : never) : never): Promise<void> {
+async function runLitmus(configPatch?: TestStackOptions['configPatch']): Promise<void> {
   const user = { username: 'litmus', password: 'a?>b:c~~>?' };
   assert.match(Buffer.from(`${user.username}:${user.password}`).toString('base64'), /\+.*\/|\/.*\+/);
   const stack = await startTestStack({ users: [user], configPatch });

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { startTestStack, type TestStack } from '../helpers/stack.js';
+import { startTestStack, type TestStack, type TestStackOptions } from '../helpers/stack.js';
 import { run, which, type RunResult } from './_e2e-util.js';
 
 const RCLONE = which('rclone');
@@ -43,9 +43,7 @@ async function listFiles(root: string): Promise<string[]> {
   return out.sort();
 }
 
-type StackPatch = NonNullable<Parameters<typeof startTestStack>[0]>['configPatch'];
-
-async function roundTrip(configPatch?: StackPatch): Promise<void> {
+async function roundTrip(configPatch?: TestStackOptions['configPatch']): Promise<void> {
   const user = { username: 'rc', password: 'rclone pass' };
   const stack: TestStack = await startTestStack({ users: [user], configPatch });
   const dir = await mkdtemp(join(tmpdir(), 'tbdav-rclone-'));
