@@ -311,6 +311,9 @@ export class TeraboxRemote implements Remote {
     const stop = new AbortController();
     const signal = opts.signal ? AbortSignal.any([opts.signal, stop.signal]) : stop.signal;
     const out = new Readable({
+      // 1 MiB: with the default 16 KiB every 64 KiB socket chunk would pause the upstream body and
+      // resume it on the next read (bench get-1g; bench/README.md).
+      highWaterMark: 1024 * 1024,
       read() {
         body.resume();
       },
