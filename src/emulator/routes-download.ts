@@ -52,22 +52,27 @@ export function handleDlink(ctx: Ctx, res: ServerResponse, url: URL): void {
   res.end();
 }
 
-/** The bytes [start, end] of a blob stored as one file per shard. Stops reading when the consumer stops. */
-async function* readBlobRange(ctx: Ctx, blob: string, parts: number[], start: number, end: number): AsyncGenerator<Buffer> {
+/** The pieces of [start, end] in each shard file of a blob (offsets within the shard file, inclusive). */
+function* shardSlices(parts: number[], start: number, end: number): Generator<{ index: number; from: number; to: number }> {
   let off = 0;
   for (let i = 0; i < parts.length && off <= end; i++) {
     const size = parts[i]!;
     const from = Math.max(start, off);
     const to = Math.min(end, off + size - 1);
-    if (from <= to) {
-      const rs = createReadStream(ctx.store.partPath(blob, i), { start: from - off, end: to - off, highWaterMark: 4 * 1024 * 1024 });
-      try {
-        for await (const chunk of rs) yield chunk as Buffer;
-      } finally {
-        rs.destroy();
-      }
-    }
+    if (from <= to) yield { index: i, from: from - off, to: to - off };
     off += size;
+  }
+}
+
+/** The bytes [start, end] of a blob stored as one file per shard. Stops reading when the consumer stops. */
+async function* readBlobRange(ctx: Ctx, blob: string, parts: number[], start: number, end: number): AsyncGenerator<Buffer> {
+  for (const { index, from, to } of shardSlices(parts, start, end)) {
+    const rs = createReadStream(ctx.store.partPath(blob, index), { start: from, end: to, highWaterMark: 4 * 1024 * 1024 });
+    try {
+      for await (const chunk of rs) yield chunk as Buffer;
+    } finally {
+      rs.destroy();
+    }
   }
 }
 
@@ -102,36 +107,32 @@ async function sendBlobRange(ctx: Ctx, res: ServerResponse, blob: string, parts:
     return stopped || failure !== undefined ? undefined : free.pop();
   };
   try {
-    let off = 0;
-    for (let i = 0; i < parts.length && off <= end; i++) {
-      const size = parts[i]!;
-      const from = Math.max(start, off);
-      const to = Math.min(end, off + size - 1);
-      if (from <= to) {
-        const fh = await open(ctx.store.partPath(blob, i), 'r');
-        try {
-          for (let pos = from - off; pos <= to - off; ) {
-            const buf = await take();
-            if (!buf) return;
-            const want = Math.min(SEND_BUFFER, to - off - pos + 1, gate.sliceSize());
-            const { bytesRead } = await fh.read(buf, 0, want, pos);
-            if (bytesRead === 0) throw new Error(`blob part ${i} shorter than recorded`);
-            if (stopped) return;
-            pos += bytesRead;
-            ctx.counters.bytesServed += bytesRead;
-            res.write(bytesRead === buf.length ? buf : buf.subarray(0, bytesRead), (err) => {
-              if (err) failure = err;
-              free.push(buf);
-              poke();
-            });
-            const wait = gate.delayFor(bytesRead);
-            if (wait > 0) await sleep(wait);
+    for (const { index, from, to } of shardSlices(parts, start, end)) {
+      const fh = await open(ctx.store.partPath(blob, index), 'r');
+      try {
+        for (let pos = from; pos <= to; ) {
+          const buf = await take();
+          if (!buf) {
+            if (failure) throw failure;
+            return; // the client went away
           }
-        } finally {
-          await fh.close();
+          const want = Math.min(SEND_BUFFER, to - pos + 1, gate.sliceSize());
+          const { bytesRead } = await fh.read(buf, 0, want, pos);
+          if (bytesRead === 0) throw new Error(`blob part ${index} shorter than recorded`);
+          if (stopped) return;
+          pos += bytesRead;
+          ctx.counters.bytesServed += bytesRead;
+          res.write(bytesRead === buf.length ? buf : buf.subarray(0, bytesRead), (err) => {
+            if (err) failure = err;
+            free.push(buf);
+            poke();
+          });
+          const wait = gate.delayFor(bytesRead);
+          if (wait > 0) await sleep(wait);
         }
+      } finally {
+        await fh.close();
       }
-      off += size;
     }
     if (failure) throw failure;
     res.end();
