@@ -1,12 +1,18 @@
 /**
- * The WebDAV bridge: our own node http(s) server in front of the FileSystem.
+ * The WebDAV bridge: our node http(s) server in front of the FileSystem, with webdav-server's
+ * v2.WebDAVServer as the request front (./host.ts): each request goes through its executeRequest,
+ * context creation and beforeRequest hooks, and its dispatch calls OUR method handlers.
  *
- *  - every request: request id, Basic auth, path decoding (400 on traversal/bad encoding), logging;
+ *  - every request: request id, logging (here, before the library); Basic auth + throttling and
+ *    the path check (400 on traversal/bad encoding) in the library's beforeRequest hook;
  *  - every WebDAV method is ours (./methods): OPTIONS GET HEAD PUT DELETE PROPFIND PROPPATCH MKCOL
- *    COPY MOVE LOCK UNLOCK; anything else is 405. webdav-server (the design card's choice) was
- *    used for LOCK/UNLOCK/PROPPATCH at first and dropped: its LOCK granted exclusive locks over
- *    shared ones and answered non-namespaced XML, its PROPPATCH wrote answers twice and crashed on
- *    If headers, its If parser crashed on valid forms (see git history and the final report).
+ *    COPY MOVE LOCK UNLOCK, registered with webdav-server's server.method(); anything else reaches
+ *    its unknown-method handler, also ours: 405. The library's own commands are not used: its LOCK
+ *    granted exclusive locks over shared ones and answered non-namespaced XML, its PROPPATCH wrote
+ *    answers twice and crashed on If headers, its If parser crashed on valid forms
+ *    (test/e2e/stock-defects.test.ts, docs/architecture.md).
+ *  - the http.Server, TLS, timeouts, 100-continue and the draining close stay here: the library's
+ *    start()/stop() create a server without those options and close without draining.
  *
  * Shared state: `safetyNetUsers` (module level, counts live bridges for the process-level
  * uncaughtException net) — event loop only. Each bridge's LockTable: event loop only.
@@ -33,7 +39,8 @@ import { ALLOWED_METHODS, handleOptions } from './methods/options.js';
 import { handlePropfind } from './methods/propfind.js';
 import { handleProppatch } from './methods/proppatch.js';
 import { handleDelete, handleMkcol, handlePut } from './methods/write.js';
-import { decodePath, pathOfTarget } from './paths.js';
+import { createDavHost } from './host.js';
+import { decodePath, hrefFor, pathOfTarget, type DecodedPath } from './paths.js';
 
 export type { BridgeUser } from './auth.js';
 
@@ -146,6 +153,8 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
   const { handleLock, handleUnlock } = makeLockHandlers(locks);
   const handlers: Record<string, DavHandler> = { ...HANDLERS, LOCK: handleLock, UNLOCK: handleUnlock };
   const deps: DavDeps = { fs: opts.fs, locks, logger };
+  // webdav-server dispatches every request (./host.ts) to these handlers.
+  const davHost = createDavHost(Object.keys(handlers), logger);
 
   // In-flight answers (for a draining close). Event loop only.
   const inFlight = new Set<ServerResponse>();
@@ -159,17 +168,19 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
       inFlight.delete(res);
       if (inFlight.size === 0) drained?.();
     });
-    handle(req, res, expectsContinue).catch((err: unknown) => {
-      // handle() catches everything itself; this is the last line.
+    try {
+      handle(req, res, expectsContinue);
+    } catch (err) {
+      // handle() and the library's dispatch catch everything themselves; this is the last line.
       logger.error(`${req.method ?? '?'}: request handler failed: ${redact(String(err))}`);
       if (!res.headersSent) sendError(res, httpErrorFor(err, req.method ?? ''), 'n/a');
       else res.destroy();
-    });
+    }
   };
 
   const socketBase = new WeakMap<object, { read: number; written: number }>();
 
-  const handle = async (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): Promise<void> => {
+  const handle = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void => {
     let continued = !expectsContinue;
     const sendContinue = (): void => {
       if (continued || res.headersSent) return;
@@ -204,80 +215,115 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
     res.setHeader('DAV', '1, 2');
     res.setHeader('MS-Author-Via', 'DAV');
 
-    if (auth) {
-      const address = req.socket.remoteAddress ?? 'unknown';
-      const wait = throttle.retryAfter(address);
-      if (wait > 0) {
-        logger.warn(`auth: too many failed logins from ${address}, refused for ${wait} s`, { requestId });
-        closeIfBodyUnread(req, res);
-        sendError(res, { status: 429, message: 'too many failed logins, try again later', headers: { 'Retry-After': String(wait) } }, requestId);
-        return;
-      }
-      userName = await auth.check(req.headers.authorization);
-      if (userName) throttle.succeeded(address);
-      else if (req.headers.authorization) throttle.failed(address);
-      if (!userName) {
-        res.setHeader('WWW-Authenticate', `Basic realm="${realm}", charset="UTF-8"`);
-        closeIfBodyUnread(req, res);
-        sendError(res, { status: 401, message: 'authentication required', headers: {} }, requestId);
-        return;
-      }
-    }
-
-    let decoded;
+    const rawUrl = req.url ?? '/';
+    let decoded: DecodedPath | undefined;
+    let targetError: unknown;
     try {
-      decoded = decodePath(pathOfTarget(req.url ?? '/'));
+      decoded = decodePath(pathOfTarget(rawUrl));
     } catch (err) {
-      closeIfBodyUnread(req, res);
-      sendError(res, httpErrorFor(err, method), requestId);
-      return;
+      targetError = err;
     }
 
-    const ac = new AbortController();
-    res.on('close', () => {
-      if (!res.writableFinished) ac.abort(new Error('client closed the connection'));
-    });
-    const r: DavRequest = {
-      req,
-      res,
-      method,
-      path: decoded.path,
-      trailingSlash: decoded.trailingSlash,
-      requestId,
-      user: userName,
-      signal: ac.signal,
-      call: { signal: ac.signal, requestId },
-      continue: sendContinue,
+    const admit = async (): Promise<boolean> => {
+      if (auth) {
+        const address = req.socket.remoteAddress ?? 'unknown';
+        const wait = throttle.retryAfter(address);
+        if (wait > 0) {
+          logger.warn(`auth: too many failed logins from ${address}, refused for ${wait} s`, { requestId });
+          closeIfBodyUnread(req, res);
+          sendError(res, { status: 429, message: 'too many failed logins, try again later', headers: { 'Retry-After': String(wait) } }, requestId);
+          return false;
+        }
+        userName = await auth.check(req.headers.authorization);
+        if (userName) throttle.succeeded(address);
+        else if (req.headers.authorization) throttle.failed(address);
+        if (!userName) {
+          res.setHeader('WWW-Authenticate', `Basic realm="${realm}", charset="UTF-8"`);
+          closeIfBodyUnread(req, res);
+          sendError(res, { status: 401, message: 'authentication required', headers: {} }, requestId);
+          return false;
+        }
+      }
+      if (!decoded) {
+        closeIfBodyUnread(req, res);
+        sendError(res, httpErrorFor(targetError, method), requestId);
+        return false;
+      }
+      return true;
     };
 
-    const handler = handlers[method];
-    if (!handler) {
-      res.setHeader('Allow', ALLOWED_METHODS);
-      closeIfBodyUnread(req, res);
-      sendError(res, { status: 405, message: `method ${method} not supported`, headers: {} }, requestId);
-      return;
-    }
-    try {
-      await handler(r, deps);
-    } catch (err) {
-      if (ac.signal.aborted) {
-        logger.debug(`${method} ${decoded.path}: client went away: ${redact(String((err as Error)?.message ?? err))}`, { requestId });
-        res.destroy();
+    const run = async (name: string | undefined): Promise<void> => {
+      const handler = name === undefined ? undefined : handlers[name];
+      if (!handler || !decoded) {
+        res.setHeader('Allow', ALLOWED_METHODS);
+        closeIfBodyUnread(req, res);
+        sendError(res, { status: 405, message: `method ${method} not supported`, headers: {} }, requestId);
         return;
       }
-      const he = httpErrorFor(err, method);
-      if (he.status >= 500) {
-        logger.error(`${method} ${decoded.path}: ${he.status}: ${redact(String((err as Error)?.message ?? err))}`, {
-          requestId,
-          code: isTbdavError(err) ? err.code : undefined,
-          stack: isTbdavError(err) ? undefined : redact(String((err as Error)?.stack ?? '')),
-        });
-      } else {
-        logger.debug(`${method} ${decoded.path}: ${he.status}: ${he.message}`, { requestId });
+      const ac = new AbortController();
+      res.on('close', () => {
+        if (!res.writableFinished) ac.abort(new Error('client closed the connection'));
+      });
+      const r: DavRequest = {
+        req,
+        res,
+        method,
+        path: decoded.path,
+        trailingSlash: decoded.trailingSlash,
+        requestId,
+        user: userName,
+        signal: ac.signal,
+        call: { signal: ac.signal, requestId },
+        continue: sendContinue,
+      };
+      try {
+        await handler(r, deps);
+      } catch (err) {
+        if (ac.signal.aborted) {
+          logger.debug(`${method} ${decoded.path}: client went away: ${redact(String((err as Error)?.message ?? err))}`, { requestId });
+          res.destroy();
+          return;
+        }
+        const he = httpErrorFor(err, method);
+        if (he.status >= 500) {
+          logger.error(`${method} ${decoded.path}: ${he.status}: ${redact(String((err as Error)?.message ?? err))}`, {
+            requestId,
+            code: isTbdavError(err) ? err.code : undefined,
+            stack: isTbdavError(err) ? undefined : redact(String((err as Error)?.stack ?? '')),
+          });
+        } else {
+          logger.debug(`${method} ${decoded.path}: ${he.status}: ${he.message}`, { requestId });
+        }
+        closeIfBodyUnread(req, res);
+        sendError(res, he, requestId);
       }
-      closeIfBodyUnread(req, res);
-      sendError(res, he, requestId);
-    }
+    };
+
+    const lastLine = (what: string, err: unknown): void => {
+      logger.error(`${method}: ${what}: ${redact(String((err as Error)?.message ?? err))}`, { requestId });
+      if (!res.headersSent) {
+        closeIfBodyUnread(req, res);
+        sendError(res, httpErrorFor(err, method), requestId);
+      } else if (!res.writableEnded) res.destroy();
+    };
+
+    davHost.execute(req, res, {
+      libraryUrl: decoded ? hrefFor(decoded.path, decoded.trailingSlash) : '/',
+      headers: { DAV: '1, 2' },
+      admit: () =>
+        admit().catch((err: unknown) => {
+          lastLine('admission failed', err);
+          return false;
+        }),
+      run: (name) => run(name).catch((err: unknown) => lastLine('request handler failed', err)),
+      refuse: (err) => {
+        logger.warn(`${method} ${redact(rawUrl)}: webdav-server refused the request: ${redact(String((err as Error)?.message ?? err))}`, { requestId });
+        if (!res.headersSent) {
+          closeIfBodyUnread(req, res);
+          sendError(res, { status: 400, message: 'bad request', headers: {} }, requestId);
+        }
+      },
+    });
   };
 
   const serverOptions: http.ServerOptions = {

@@ -1,8 +1,8 @@
 /**
- * Why webdav-server is not the request front of the bridge (docs/architecture.md, "Why dav/ does not
- * go through webdav-server"): the installed version's executeRequest, measured here on port 0, and
- * the answers of our bridge for the same requests. If a webdav-server upgrade makes the first test
- * fail, the decision can be revisited.
+ * What webdav-server's executeRequest does when given a raw request (the installed version,
+ * measured here on port 0), and the answers of our bridge, which hosts it (src/dav/host.ts), to
+ * the same requests. These are the behaviours host.ts has to keep away from clients
+ * (docs/architecture.md, "How dav/ uses webdav-server"); if an upgrade changes them, revisit host.ts.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
