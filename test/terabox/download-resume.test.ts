@@ -58,8 +58,9 @@ test('a body broken after the dlink expired resumes with a fresh dlink', { timeo
   const remote = new TeraboxRemote(rig.client, { root: rig.emu.appRoot, resumeBaseMs: 5 });
   const f = await makeSpool(rig.dir, 'expire.bin', 3 * MiB);
   await remote.write('/expire.bin', f, { overwrite: true });
-  // 1-second links, ~1.5 MiB/s: the reset (after at most 1 MiB) comes when the cached link is dead
-  rig.emu.setOptions({ dlinkTtlSec: 1, throughputBytesPerSec: 1.5 * MiB, faults: { rate: 1, seed: 1, kinds: ['reset'], endpoints: ['/content'] } });
+  // 1-second links (they expire at the next whole second after 1 s, so live at most 1 s) and
+  // 0.8 MiB/s: the reset after 1 MiB comes at >= 1.25 s, when the cached link is surely dead.
+  rig.emu.setOptions({ dlinkTtlSec: 1, throughputBytesPerSec: 0.8 * MiB, faults: { rate: 1, seed: 1, kinds: ['reset'], endpoints: ['/content'] } });
   const logs0 = rig.logs.length;
   try {
     const stream = await remote.openRead('/expire.bin');
