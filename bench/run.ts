@@ -27,6 +27,14 @@ const ONLY = (() => {
   return i >= 0 ? new Set(args[i + 1]!.split(',')) : undefined;
 })();
 
+/** --only get-only: the GET comparison alone, the file uploaded straight through the remote (no PUT measured). */
+const GET_ONLY = ONLY?.has('get-only') ?? false;
+/** --reps N: repetitions of each GET measurement (bridge, direct, minimal proxy), best taken; default 3. */
+const GET_REPS = (() => {
+  const i = args.indexOf('--reps');
+  return i >= 0 ? Math.max(1, Number(args[i + 1])) : 3;
+})();
+
 const PROFILE = (() => {
   const i = args.indexOf('--profile');
   return i >= 0 ? args[i + 1] : undefined;
@@ -105,6 +113,24 @@ class RssSampler {
   stop(): void {
     clearInterval(this.timer);
   }
+}
+
+/** CPU time [user, system] (ms) a process has used so far (Linux /proc; zeros elsewhere). */
+async function cpuMs(pid: number): Promise<[number, number]> {
+  try {
+    const f = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
+    return [Number(f[11]) * 10, Number(f[12]) * 10]; // utime, stime in USER_HZ (100/s) ticks
+  } catch {
+    return [0, 0];
+  }
+}
+
+/** `get` with the CPU time [user, system] each of `pids` used meanwhile (ms), from /proc. */
+async function getWithCpu(url: string, pids: number[]): Promise<Transfer & { cpu: [number, number][] }> {
+  const before = await Promise.all(pids.map(cpuMs));
+  const t = await get(url);
+  const after = await Promise.all(pids.map(cpuMs));
+  return { ...t, cpu: after.map((a, i) => [a[0] - before[i]![0], a[1] - before[i]![1]] as [number, number]) };
 }
 
 // ------------------------------------------------------------------ data and HTTP helpers
@@ -333,7 +359,7 @@ const want = (name: string): boolean => !ONLY || ONLY.has(name);
 async function main(): Promise<void> {
   const tmp = await mkdtemp(join(tmpdir(), 'tbdav-bench-'));
   // Two processes: the emulator, and the bridge stack configured against it as against TeraBox.
-  const emuProc = StackChild.fork();
+  const emuProc = StackChild.fork(PROFILE ? ['--cpu-prof', '--cpu-prof-dir', join(PROFILE, 'emulator')] : []);
   // --profile DIR: the bridge process writes a V8 CPU profile there (bench/README.md, "Profiling").
   const bridgeProc = StackChild.fork(PROFILE ? ['--cpu-prof', '--cpu-prof-dir', PROFILE] : []);
   const emu = (await emuProc.call('startEmulator')) as { authUrl: string; appRoot: string; pid: number };
@@ -358,7 +384,13 @@ async function main(): Promise<void> {
     const refFile = join(tmp, 'big-ref.bin');
     let bigUploaded = false;
 
-    if (want('put') || want('get') || want('seek') || want('memory') || want('put-only')) {
+    if (want('put') || want('get') || want('seek') || want('memory') || want('put-only') || GET_ONLY) {
+      let putRss = 0;
+      if (GET_ONLY) {
+        const f = await makeFile(bigFile, big);
+        await stack.call('remoteWrite', { path: '/big.bin', file: { localPath: bigFile, size: big, shardSize: 4 * MiB, blockMd5s: f.blockMd5s, contentMd5: f.contentMd5 } });
+        settle();
+      } else {
       // ---- 4. PUT 1 GiB vs (spool write + straight shard upload), and 5. memory during it
       settle();
       const ref = await makeFile(refFile, big); // the reference spool write (with shard md5s, as the vfs does)
@@ -387,7 +419,7 @@ async function main(): Promise<void> {
       await poller;
       if (p.status !== 201) throw new Error(`PUT big: ${p.status}`);
       bigUploaded = true;
-      const putRss = await rss.peak();
+      putRss = await rss.peak();
       const refMs = ref.ms + refUp;
       await record({
         name: 'put-1g',
@@ -400,6 +432,7 @@ async function main(): Promise<void> {
         pass: p.ms / refMs <= 1.25,
         details: { bridgeMs: round(p.ms), bridgeReceiveAndSpoolMs: round(spoolPhaseMs), bridgeUploadMs: round(p.ms - spoolPhaseMs), spoolWriteMs: round(ref.ms), remoteUploadMs: round(refUp), bytes: big, peakRssBytes: putRss },
       });
+      }
 
       // --only put-only: the PUT alone (for profiling it).
       if (!ONLY?.has('put-only')) {
@@ -409,25 +442,34 @@ async function main(): Promise<void> {
         const dlink = dlinkUrl.toString();
         const bridgeMs: number[] = [];
         const directMs: number[] = [];
+        // CPU ms per GiB of the processes on the path (from /proc), less noisy than the wall time
+        // on a shared machine, user+system: [emulator, client (this process)] direct, [emulator, bridge, client] bridged.
+        const cpuPerGiB = (cpu: [number, number][]) => cpu.map((c) => `${round((c[0] * 1024 * MiB) / big, 0)}u+${round((c[1] * 1024 * MiB) / big, 0)}s`);
+        const directCpu: string[][] = [];
+        const bridgeCpu: string[][] = [];
         let getRss = 0;
-        for (let i = 0; i < 2; i++) {
-          const d = await get(dlink);
+        for (let i = 0; i < GET_REPS; i++) {
+          const d = await getWithCpu(dlink, [emu.pid, process.pid]);
           if (d.bytes !== big) throw new Error(`direct GET: ${d.status} ${d.bytes} bytes`);
           directMs.push(d.ms);
+          directCpu.push(cpuPerGiB(d.cpu));
           rss.reset();
-          const b = await get(stack.url + '/big.bin');
+          const b = await getWithCpu(stack.url + '/big.bin', [emu.pid, stack.pid, process.pid]);
           if (b.bytes !== big) throw new Error(`bridge GET: ${b.status} ${b.bytes} bytes`);
           getRss = Math.max(getRss, await rss.peak());
           bridgeMs.push(b.ms);
+          bridgeCpu.push(cpuPerGiB(b.cpu));
         }
         // A minimal Node proxy (bench/min-proxy.ts) over the same dlink: what any extra Node hop costs here.
         const mp = fork(join(HERE, 'min-proxy.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
         const mpPort = await new Promise<number>((resolve) => mp.once('message', (m) => resolve((m as { port: number }).port)));
         const proxyMs: number[] = [];
-        for (let i = 0; i < 2; i++) {
-          const x = await get(`http://127.0.0.1:${mpPort}/?u=${encodeURIComponent(dlink)}`);
+        const proxyCpu: string[][] = [];
+        for (let i = 0; i < GET_REPS; i++) {
+          const x = await getWithCpu(`http://127.0.0.1:${mpPort}/?u=${encodeURIComponent(dlink)}`, [emu.pid, mp.pid!, process.pid]);
           if (x.bytes !== big) throw new Error(`min-proxy GET: ${x.status} ${x.bytes} bytes`);
           proxyMs.push(x.ms);
+          proxyCpu.push(cpuPerGiB(x.cpu));
         }
         mp.disconnect();
         await new Promise((r) => (mp.exitCode !== null ? r(null) : mp.once('exit', r)));
@@ -450,10 +492,16 @@ async function main(): Promise<void> {
             minimalProxyMiBps: round(tp, 1),
             minimalProxyRatio: round(tp / td),
             bridgeVsMinimalProxy: round(tb / tp),
+            cpuMsPerGiB: {
+              direct: { processes: 'emulator, client', runs: directCpu },
+              bridge: { processes: 'emulator, bridge, client', runs: bridgeCpu },
+              minimalProxy: { processes: 'emulator, min-proxy, client', runs: proxyCpu },
+            },
             peakRssBytes: getRss,
           },
         });
 
+        if (!GET_ONLY) {
         // ---- 2. Seek: 1 MiB Range at 0 %, 50 %, 99 %: TTFB and bytes pulled upstream
         const offsets = { '0%': 0, '50%': Math.floor(big / 2), '99%': Math.floor(big * 0.99) };
         const ttfb: Record<string, number[]> = { '0%': [], '50%': [], '99%': [] };
@@ -515,6 +563,7 @@ async function main(): Promise<void> {
           pass: peak < limit && bad.length === 0,
           details,
         });
+        }
       }
     }
     await rm(bigFile, { force: true });
