@@ -23,6 +23,7 @@ import { readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { serviceMd5 } from './hash.js';
 import { baseName, isInside, parentPath } from './paths.js';
+import { clampRange } from './range.js';
 import { TbdavError, abortError } from '../shared/errors.js';
 import type {
   ByteRange,
@@ -145,17 +146,7 @@ export class MemoryRemote implements Remote {
     const n = this.nodes.get(path);
     if (!n) throw new TbdavError('TBDAV_NOT_FOUND', `openRead ${path}: not found`);
     if (n.isDir) throw new TbdavError('TBDAV_CONFLICT', `openRead ${path}: is a folder`);
-    const size = n.data.length;
-    let start = 0;
-    let end = size - 1;
-    if (range) {
-      if (!Number.isInteger(range.start) || range.start < 0 || (range.end !== undefined && (!Number.isInteger(range.end) || range.end < range.start))) {
-        throw new TbdavError('TBDAV_RANGE', `openRead ${path}: bad range`);
-      }
-      if (range.start >= size && size > 0) throw new TbdavError('TBDAV_RANGE', `openRead ${path}: range starts beyond ${size} bytes`);
-      start = Math.min(range.start, size);
-      end = range.end === undefined ? size - 1 : Math.min(range.end, size - 1);
-    }
+    const { start, end } = clampRange('openRead', path, n.data.length, range);
     // Snapshot: a later write replaces n.data with a new Buffer, this one stays valid.
     const data = n.data;
     const signal = opts?.signal;

@@ -21,6 +21,7 @@ import { LRUCache } from 'lru-cache';
 import type { ByteRange, CallOptions, Entry, MkdirResult, MoveOptions, Quota, Remote, SpooledFile, UploadProgress, WriteOptions, WriteResult } from '../remote/types.js';
 import { EMPTY_MD5, serviceMd5 } from '../remote/hash.js';
 import { baseName, isInside, parentPath } from '../remote/paths.js';
+import { clampRange } from '../remote/range.js';
 import { TbdavError, abortError, isTbdavError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { silentLogger } from '../shared/logger.js';
@@ -218,16 +219,7 @@ export class TeraboxRemote implements Remote {
   private async openEntry(path: string, entry: Entry, range: ByteRange | undefined, opts: CallOptions): Promise<Readable> {
     if (entry.isDir) throw new TbdavError('TBDAV_CONFLICT', `openRead ${path}: is a folder`);
     const size = entry.size;
-    let start = 0;
-    let end = size - 1;
-    if (range) {
-      if (!Number.isInteger(range.start) || range.start < 0 || (range.end !== undefined && (!Number.isInteger(range.end) || range.end < range.start))) {
-        throw new TbdavError('TBDAV_RANGE', `openRead ${path}: bad range`);
-      }
-      if (range.start >= size && size > 0) throw new TbdavError('TBDAV_RANGE', `openRead ${path}: range starts beyond ${size} bytes`);
-      start = Math.min(range.start, size);
-      end = range.end === undefined ? size - 1 : Math.min(range.end, size - 1);
-    }
+    const { start, end } = clampRange('openRead', path, size, range);
     const length = Math.max(0, end - start + 1);
     if (length === 0) return Readable.from([]);
     if (!entry.id) throw new TbdavError('TBDAV_FATAL', `openRead ${path}: no file id`);
