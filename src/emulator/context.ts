@@ -12,7 +12,13 @@ import { EmulatorErrno, type Node, type Store, basenameOf } from './store.js';
 import { isValidName, categoryOf } from './util.js';
 import type { ShareState } from './shares.js';
 
-export type FaultKind = 'http5xx' | 'errno31034' | 'reset';
+/**
+ * http5xx: 503; errno31034: errno 31034 (rate limit) for the whole call; reset: the socket is cut;
+ * itemErrno: errno 0 for the call but errno 31034 for each item of an answer with a per-item
+ * list (filemetas/filemanager `info`; elsewhere it acts as errno31034): the item's fate is unknown,
+ * not "absent".
+ */
+export type FaultKind = 'http5xx' | 'errno31034' | 'reset' | 'itemErrno';
 
 export interface ResolvedOptions {
   accessTokenTtlSec: number;

@@ -28,7 +28,7 @@ import { createPrng, requestId, sleep } from './util.js';
 export interface FaultOptions {
   rate: number;
   seed?: number;
-  kinds?: Array<'http5xx' | 'errno31034' | 'reset'>;
+  kinds?: FaultKind[];
   endpoints?: string[] /* default: all API endpoints, not auth */;
   /**
    * When an API fault strikes (addition to the brief): 'before' (default) = the request is not
@@ -153,6 +153,9 @@ class FaultPlan {
   }
 }
 
+/** Answers with a per-item `info` list, where the itemErrno fault applies (elsewhere it acts as errno31034). */
+const ITEM_LIST_ENDPOINTS: ReadonlySet<string> = new Set(['/openapi/api/filemetas', '/openapi/api/filemanager']);
+
 function listen(server: Server, host: string, port = 0): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -248,7 +251,7 @@ export async function startEmulator(opts: EmulatorOptions): Promise<EmulatorHand
   };
 
   /** Answer a fault decided for an API request (the request is then done). */
-  const applyFault = (kind: FaultKind, req: IncomingMessage, res: ServerResponse, pcs: boolean): void => {
+  const applyFault = (kind: FaultKind, req: IncomingMessage, res: ServerResponse, pcs: boolean, endpoint: string): void => {
     counters.faultsInjected++;
     if (kind === 'reset') {
       req.socket.destroy();
@@ -257,6 +260,10 @@ export async function startEmulator(opts: EmulatorOptions): Promise<EmulatorHand
     if (kind === 'http5xx') {
       res.setHeader('Connection', 'close');
       sendText(res, 503, 'Service Unavailable');
+      return;
+    }
+    if (kind === 'itemErrno' && ITEM_LIST_ENDPOINTS.has(endpoint)) {
+      sendJson(res, 200, { errno: 0, info: [{ errno: 31034, errmsg: 'hit frequency limit' }], request_id: requestId() });
       return;
     }
     const body = pcs ? { error_code: 31034, errno: 31034, error_msg: 'hit frequency limit', request_id: requestId() } : { errno: 31034, request_id: requestId(), errmsg: 'hit frequency limit' };
@@ -280,7 +287,7 @@ export async function startEmulator(opts: EmulatorOptions): Promise<EmulatorHand
     if (fault && !faultAfter) {
       logDone(req, 0, undefined);
       logger.debug(`emulator fault ${fault} on ${url.pathname}`);
-      applyFault(fault, req, res, route.kind === 'upload');
+      applyFault(fault, req, res, route.kind === 'upload', url.pathname);
       return;
     }
     /** Send an answer, unless a fault was drawn to strike after the work: then the answer is lost. */
@@ -288,7 +295,7 @@ export async function startEmulator(opts: EmulatorOptions): Promise<EmulatorHand
       if (fault && faultAfter) {
         logger.debug(`emulator fault ${fault} after processing ${url.pathname}`);
         if (!req.readableEnded) req.resume();
-        applyFault(fault, req, res, route.kind === 'upload');
+        applyFault(fault, req, res, route.kind === 'upload', url.pathname);
         return;
       }
       sendJson(res, status, body);

@@ -269,3 +269,17 @@ test('mkdir whose answer was lost: found after the retry and flagged maybeNotEmp
   assert.ok(flags.includes(undefined), `some were answered directly: ${JSON.stringify(flags)}`);
   assert.equal((await remote.list('/lost-answers')).length, 12);
 });
+
+test('a filemetas item failing with an errno other than -9 is an error of the stat, not "absent"', async () => {
+  await remote.mkdir('/item-errno');
+  rig.emu.setOptions({ faults: { rate: 1, seed: 1, kinds: ['itemErrno'], endpoints: ['/openapi/api/filemetas'] } });
+  try {
+    await assert.rejects(remote.stat('/item-errno'), (err: unknown) => {
+      const code = (err as { code?: string }).code;
+      return typeof code === 'string' && code !== 'TBDAV_NOT_FOUND';
+    });
+  } finally {
+    rig.emu.setOptions({ faults: undefined });
+  }
+  assert.equal((await remote.stat('/item-errno')).isDir, true);
+});
