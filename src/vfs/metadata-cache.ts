@@ -68,10 +68,15 @@ export class MetadataCache {
   private readonly listings: LRUCache<string, Listing>;
   private readonly singles: LRUCache<string, Single>;
   private readonly inflight = new Map<string, Flight>();
-  /** Change counter and the last change per path, kept only while stats are in flight (see statThrough). */
+  /**
+   * Change counter and the last change per path, kept only while stats are in flight (see
+   * statThrough): a change older than every reader in flight can no longer matter and is dropped,
+   * so the map stays small even when reads never pause.
+   */
   private version = 0;
   private readonly changed = new Map<string, number>();
-  private readers = 0;
+  /** Readers in flight: their start version -> how many. */
+  private readonly active = new Map<number, number>();
 
   constructor(options: MetadataCacheOptions = {}) {
     this.ttlMs = options.ttlMs ?? DEFAULT_CACHE_TTL_MS;
@@ -87,7 +92,34 @@ export class MetadataCache {
 
   /** Record a change at `path` (and so under it) for stats in flight. */
   private touch(path: string): void {
-    if (this.readers > 0) this.changed.set(path, ++this.version);
+    if (this.active.size > 0) this.changed.set(path, ++this.version);
+  }
+
+  /** A reader starts: its token is the current version. */
+  private enter(): number {
+    const token = this.version;
+    this.active.set(token, (this.active.get(token) ?? 0) + 1);
+    return token;
+  }
+
+  /** A reader ends: forget the changes no reader still in flight can be affected by. */
+  private leave(token: number): void {
+    const n = (this.active.get(token) ?? 1) - 1;
+    if (n > 0) this.active.set(token, n);
+    else this.active.delete(token);
+    if (this.active.size === 0) {
+      this.changed.clear();
+      return;
+    }
+    if (this.changed.size < 64) return; // pruning is a scan: only once there is something to gain
+    let oldest = Infinity;
+    for (const t of this.active.keys()) if (t < oldest) oldest = t;
+    for (const [k, v] of this.changed) if (v <= oldest) this.changed.delete(k);
+  }
+
+  /** Changes recorded for readers in flight (tests: it must stay bounded). */
+  get trackedChanges(): number {
+    return this.changed.size;
   }
 
   private changedSince(path: string, token: number): boolean {
@@ -103,8 +135,7 @@ export class MetadataCache {
    * then the answer may predate that write, and what the write left in the cache is returned.
    */
   async statThrough(path: string, fetch: () => Promise<Entry | null>): Promise<Entry | null> {
-    const token = this.version;
-    this.readers++;
+    const token = this.enter();
     try {
       const e = await fetch();
       if (this.changedSince(path, token)) {
@@ -115,7 +146,7 @@ export class MetadataCache {
       else this.putAbsent(path);
       return e ? cloneEntry(e) : null;
     } finally {
-      if (--this.readers === 0) this.changed.clear();
+      this.leave(token);
     }
   }
 
@@ -126,8 +157,7 @@ export class MetadataCache {
    * next list asks the remote.
    */
   async mkdirThrough(path: string, make: () => Promise<Entry & { maybeNotEmpty?: boolean }>): Promise<Entry> {
-    const token = this.version;
-    this.readers++;
+    const token = this.enter();
     try {
       const { maybeNotEmpty, ...e } = await make();
       let touched = false;
@@ -137,7 +167,7 @@ export class MetadataCache {
       else this.setListing(path, []);
       return cloneEntry(e);
     } finally {
-      if (--this.readers === 0) this.changed.clear();
+      this.leave(token);
     }
   }
 

@@ -252,3 +252,27 @@ test('a stat answered NOT_FOUND while our own PUT of that path completed does no
     assert.equal((await vfs.stat('/d/new')).size, 5, 'the late NOT_FOUND did not overwrite our write');
   });
 });
+
+test('MetadataCache: changes tracked for stats in flight stay bounded when stats never pause', async () => {
+  const cache = new MetadataCache();
+  const entry = (path: string): Entry => ({ path, name: path.slice(1), isDir: false, size: 1, mtime: 1, ctime: 1 });
+  // A chain of overlapping stats (each starts before the previous ends) with a write between each
+  // start and end: there is never a moment with no stat in flight.
+  let release: () => void = () => undefined;
+  let prev = cache.statThrough('/s0', () => new Promise((r) => (release = () => r(null))));
+  for (let i = 1; i <= 2000; i++) {
+    let releaseNext: () => void = () => undefined;
+    const next = cache.statThrough(`/s${i}`, () => new Promise((r) => (releaseNext = () => r(null))));
+    cache.putEntry(entry(`/w${i}`));
+    release();
+    await prev;
+    prev = next;
+    release = releaseNext;
+  }
+  assert.ok(cache.trackedChanges < 200, `tracked changes stay bounded (${cache.trackedChanges} after 2000 writes)`);
+  // The race rule still holds for the reader in flight: a write to its path after it started wins.
+  cache.putEntry(entry('/s2000'));
+  release();
+  assert.equal((await prev)?.path, '/s2000');
+  assert.equal(cache.trackedChanges, 0);
+});
