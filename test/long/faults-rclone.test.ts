@@ -2,11 +2,14 @@
  * Faults of the service, end to end with a real client (npm run test:long): rclone copies a
  * ~300 MiB tree (many small files and a few multi-shard ones) to the bridge while the emulator
  * injects 10 % faults (HTTP 5xx, errno 31034, socket resets) and access tokens expire every 10 s;
+ * API faults strike before or after the service did the work (phase 'mixed': a lost answer to a
+ * create or filemanager call that happened, the nastier case);
  * then `rclone check --download` reads everything back and must find 0 differences. rclone's own
  * retries are turned off (--retries 1 --low-level-retries 1), so the bridge has to absorb the faults.
  * The log must show the retries and the refreshes.
  *
- * Knobs: TBDAV_RCLONE_MIB (total size, default 300), TBDAV_FAULT_SEED (default 42), TBDAV_FAULTS_LOG
+ * Knobs: TBDAV_RCLONE_MIB (total size, default 300), TBDAV_FAULT_SEED (default 42),
+ * TBDAV_FAULT_PHASE (before | after | mixed, default mixed), TBDAV_FAULTS_LOG
  * (file that receives the debug log of a failed run).
  */
 import { test } from 'node:test';
@@ -59,7 +62,7 @@ test(`rclone copy + check --download of ${TOTAL_MIB} MiB under 10 % faults and 1
       n++;
     }
     await writeFile(join(work, 'rclone.conf'), `[bridge]\ntype = webdav\nurl = ${s.url}/\nvendor = other\n`);
-    s.emulator.setOptions({ faults: { rate: 0.1, seed: Number(process.env.TBDAV_FAULT_SEED ?? 42), kinds: ['http5xx', 'errno31034', 'reset'] } });
+    s.emulator.setOptions({ faults: { rate: 0.1, seed: Number(process.env.TBDAV_FAULT_SEED ?? 42), phase: (process.env.TBDAV_FAULT_PHASE ?? 'mixed') as 'before' | 'after' | 'mixed', kinds: ['http5xx', 'errno31034', 'reset'] } });
     const common = ['--retries', '1', '--low-level-retries', '1', '--transfers', '4', '--checkers', '4', '--stats', '0', '-q'];
     const copy = await rclone(['copy', src, 'bridge:tree', ...common], work);
     assert.equal(copy.code, 0, `rclone copy failed:\n${copy.out.slice(-4000)}`);
