@@ -7,20 +7,36 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TbdavError, isTbdavError } from '../../src/shared/errors.js';
-import { withFixture } from './fixture.js';
+import type { CallOptions, MkdirResult } from '../../src/remote/types.js';
+import { withFixture, type Fixture } from './fixture.js';
+
+type Mkdir = (p: string, opts?: CallOptions) => Promise<MkdirResult>;
+
+/** Run `body` with the remote's mkdir replaced by `around` (which gets the real one); restored after. */
+async function withMkdir(f: Fixture, around: (real: Mkdir, p: string, opts?: CallOptions) => Promise<MkdirResult>, body: () => Promise<void>): Promise<void> {
+  const real: Mkdir = f.remote.mkdir.bind(f.remote);
+  f.remote.mkdir = (p, opts) => around(real, p, opts);
+  try {
+    await body();
+  } finally {
+    f.remote.mkdir = real;
+  }
+}
+
+/** A remote mkdir that makes the folder and then fails as a reset or 5xx after the work would. */
+const madeThenFails = (why: string) => async (real: Mkdir, p: string, opts?: CallOptions): Promise<MkdirResult> => {
+  await real(p, opts);
+  throw new TbdavError('TBDAV_RETRYABLE', `mkdir ${p}: ${why}`);
+};
 
 test('mkdir: a failed remote mkdir that made the folder anyway does not leave a cached "absent"', async () => {
   await withFixture(async (f) => {
     await f.vfs.mkdir('/d');
     // PROPFIND before MKCOL: the cache learns /d/e is absent.
     await assert.rejects(f.vfs.stat('/d/e'), (err: unknown) => isTbdavError(err, 'TBDAV_NOT_FOUND'));
-    const mkdir = f.remote.mkdir.bind(f.remote);
-    f.remote.mkdir = async (p, opts) => {
-      await mkdir(p, opts);
-      throw new TbdavError('TBDAV_RETRYABLE', `mkdir ${p}: connection reset after the folder was made`);
-    };
-    await assert.rejects(f.vfs.mkdir('/d/e'), (err: unknown) => isTbdavError(err, 'TBDAV_RETRYABLE'));
-    f.remote.mkdir = mkdir;
+    await withMkdir(f, madeThenFails('connection reset after the folder was made'), () =>
+      assert.rejects(f.vfs.mkdir('/d/e'), (err: unknown) => isTbdavError(err, 'TBDAV_RETRYABLE')),
+    );
     // The client retries the MKCOL: the folder is there.
     await assert.rejects(f.vfs.mkdir('/d/e'), (err: unknown) => isTbdavError(err, 'TBDAV_EXISTS'));
     const e = await f.vfs.stat('/d/e');
@@ -34,13 +50,9 @@ test('mkdir: a listing cached before a failed mkdir (parent listing without the 
   await withFixture(async (f) => {
     await f.vfs.mkdir('/d');
     assert.deepEqual(await f.names('/d'), []);
-    const mkdir = f.remote.mkdir.bind(f.remote);
-    f.remote.mkdir = async (p, opts) => {
-      await mkdir(p, opts);
-      throw new TbdavError('TBDAV_RETRYABLE', `mkdir ${p}: 500 after the folder was made`);
-    };
-    await assert.rejects(f.vfs.mkdir('/d/e'), (err: unknown) => isTbdavError(err, 'TBDAV_RETRYABLE'));
-    f.remote.mkdir = mkdir;
+    await withMkdir(f, madeThenFails('500 after the folder was made'), () =>
+      assert.rejects(f.vfs.mkdir('/d/e'), (err: unknown) => isTbdavError(err, 'TBDAV_RETRYABLE')),
+    );
     await assert.rejects(f.vfs.mkdir('/d/e'), (err: unknown) => isTbdavError(err, 'TBDAV_EXISTS'));
     assert.equal((await f.vfs.stat('/d/e')).isDir, true);
     assert.deepEqual(await f.names('/d'), ['e']);
@@ -50,16 +62,16 @@ test('mkdir: a listing cached before a failed mkdir (parent listing without the 
 test('mkdir: a folder whose creation was only inferred (found after a retry) is not cached as empty', async () => {
   await withFixture(async (f) => {
     await f.vfs.mkdir('/d');
-    const mkdir = f.remote.mkdir.bind(f.remote);
-    f.remote.mkdir = async (p, opts) => {
+    const inferred = async (real: Mkdir, p: string, opts?: CallOptions): Promise<MkdirResult> => {
       // Our first try made the folder, its answer was lost; meanwhile another client stored a file
       // in it (here: made a sub-folder); the retry found the folder and took it as created.
-      const e = await mkdir(p, opts);
-      await mkdir(`${p}/other`, opts);
+      const e = await real(p, opts);
+      await real(`${p}/other`, opts);
       return { ...e, maybeNotEmpty: true };
     };
-    await f.vfs.mkdir('/d/e');
-    f.remote.mkdir = mkdir;
+    await withMkdir(f, inferred, async () => {
+      await f.vfs.mkdir('/d/e');
+    });
     assert.deepEqual(await f.names('/d/e'), ['other']);
   });
 });
@@ -67,16 +79,16 @@ test('mkdir: a folder whose creation was only inferred (found after a retry) is 
 test('mkdir: a file stored in the folder while mkdir was in flight survives in the listing', async () => {
   await withFixture(async (f) => {
     await f.vfs.mkdir('/d');
-    const mkdir = f.remote.mkdir.bind(f.remote);
-    f.remote.mkdir = async (p, opts) => {
-      const e = await mkdir(p, opts);
+    const raced = async (real: Mkdir, p: string, opts?: CallOptions): Promise<MkdirResult> => {
+      const e = await real(p, opts);
       // A concurrent MKCOL answers "exists" and the client's PUT goes in before this answer arrives.
       await assert.rejects(f.vfs.mkdir(p), (err: unknown) => isTbdavError(err, 'TBDAV_EXISTS'));
       await f.put(`${p}/x.dat`, 'hello', false);
       return e;
     };
-    await f.vfs.mkdir('/d/e');
-    f.remote.mkdir = mkdir;
+    await withMkdir(f, raced, async () => {
+      await f.vfs.mkdir('/d/e');
+    });
     assert.deepEqual(await f.names('/d/e'), ['x.dat']);
   });
 });
