@@ -19,7 +19,7 @@
  * touching that folder's listing marks its fetch stale.
  */
 import { LRUCache } from 'lru-cache';
-import type { Entry } from '../remote/types.js';
+import type { Entry, MkdirResult } from '../remote/types.js';
 import { baseName, isSameOrInside, parentPath, rebase } from './paths.js';
 
 export interface MetadataCacheOptions {
@@ -122,6 +122,12 @@ export class MetadataCache {
     return this.changed.size;
   }
 
+  /** Whether something strictly under `path` changed after `token`. */
+  private changedUnder(path: string, token: number): boolean {
+    for (const [k, v] of this.changed) if (v > token && k !== path && isSameOrInside(k, path)) return true;
+    return false;
+  }
+
   private changedSince(path: string, token: number): boolean {
     for (let p = path; ; p = parentPath(p)) {
       if ((this.changed.get(p) ?? -1) > token) return true;
@@ -156,12 +162,11 @@ export class MetadataCache {
    * `make` ran (a concurrent MKCOL answered "exists" and a PUT stored a file in it): otherwise the
    * next list asks the remote.
    */
-  async mkdirThrough(path: string, make: () => Promise<Entry & { maybeNotEmpty?: boolean }>): Promise<Entry> {
+  async mkdirThrough(path: string, make: () => Promise<MkdirResult>): Promise<Entry> {
     const token = this.enter();
     try {
       const { maybeNotEmpty, ...e } = await make();
-      let touched = false;
-      for (const [k, v] of this.changed) if (v > token && k !== path && isSameOrInside(k, path)) touched = true;
+      const touched = this.changedUnder(path, token);
       this.putEntry(e);
       if (maybeNotEmpty || touched) this.listings.delete(path);
       else this.setListing(path, []);
