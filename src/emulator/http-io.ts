@@ -1,13 +1,12 @@
 /**
  * HTTP plumbing of the emulator: JSON answers, small form bodies (urlencoded or multipart),
- * a streaming multipart reader that writes one file field to disk (superfile2), and a delivery
- * transform that caps throughput, counts bytes and can cut the connection (fault injection).
+ * a streaming multipart reader that writes one file field to disk (superfile2), and RateGate,
+ * which caps a byte flow's throughput (uploads here, downloads in routes-download.ts).
  */
 import { createWriteStream } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { Transform, type TransformCallback } from 'node:stream';
 import { sleep } from './util.js';
 
 export const FORM_LIMIT_BYTES = 1024 * 1024;
@@ -99,64 +98,6 @@ export class RateGate {
   sliceSize(): number {
     const r = this.rate();
     return r > 0 ? Math.max(1024, Math.floor(r / 20)) : Infinity;
-  }
-}
-
-export interface DeliveryOptions {
-  rate: () => number;
-  onBytes: (n: number) => void;
-  /** Cut the connection after this many bytes (fault injection). */
-  cutAfter?: number;
-  onCut?: () => void;
-}
-
-/** Pass-through that throttles, counts and optionally cuts. */
-export class DeliveryStream extends Transform {
-  private readonly gate: RateGate;
-  private passed = 0;
-  constructor(private readonly o: DeliveryOptions) {
-    super({ highWaterMark: 1024 * 1024 });
-    this.gate = new RateGate(o.rate);
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    const slice = this.gate.sliceSize();
-    if (slice === Infinity && this.o.cutAfter === undefined) {
-      this.passed += chunk.length;
-      this.o.onBytes(chunk.length);
-      cb(null, chunk);
-      return;
-    }
-    this.sendSlices(chunk, slice).then(
-      () => cb(),
-      (err: unknown) => cb(err as Error),
-    );
-  }
-  private async sendSlices(chunk: Buffer, slice: number): Promise<void> {
-    for (let off = 0; off < chunk.length; ) {
-      if (this.destroyed) return;
-      let n = Math.min(chunk.length - off, slice === Infinity ? chunk.length : slice);
-      if (this.o.cutAfter !== undefined) {
-        const left = this.o.cutAfter - this.passed;
-        if (left <= 0) {
-          this.o.onCut?.();
-          return;
-        }
-        n = Math.min(n, left);
-      }
-      const piece = chunk.subarray(off, off + n);
-      off += n;
-      this.passed += n;
-      this.o.onBytes(n);
-      this.push(piece);
-      const wait = this.gate.delayFor(n);
-      if (wait > 0) await sleep(wait);
-      if (this.o.cutAfter !== undefined && this.passed >= this.o.cutAfter) {
-        // let the bytes reach the socket, then cut
-        await sleep(5);
-        this.o.onCut?.();
-        return;
-      }
-    }
   }
 }
 

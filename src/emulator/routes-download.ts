@@ -3,13 +3,10 @@
  * answers 302 to /content/<fs_id>) and /content/<fs_id> (the bytes, with Range: 200/206/416).
  * Bytes stream from disk; reading stops when the client goes away.
  */
-import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { type Ctx, type FaultKind, hmac, makeContentUrl, safeEqual } from './context.js';
-import { DeliveryStream, RateGate, sendJson } from './http-io.js';
+import { RateGate, sendJson } from './http-io.js';
 import { basenameOf } from './store.js';
 import { requestId, sleep } from './util.js';
 
@@ -64,18 +61,6 @@ function* shardSlices(parts: number[], start: number, end: number): Generator<{ 
   }
 }
 
-/** The bytes [start, end] of a blob stored as one file per shard. Stops reading when the consumer stops. */
-async function* readBlobRange(ctx: Ctx, blob: string, parts: number[], start: number, end: number): AsyncGenerator<Buffer> {
-  for (const { index, from, to } of shardSlices(parts, start, end)) {
-    const rs = createReadStream(ctx.store.partPath(blob, index), { start: from, end: to, highWaterMark: 4 * 1024 * 1024 });
-    try {
-      for await (const chunk of rs) yield chunk as Buffer;
-    } finally {
-      rs.destroy();
-    }
-  }
-}
-
 const SEND_BUFFER = 1024 * 1024;
 const SEND_BUFFERS = 3;
 
@@ -84,9 +69,10 @@ const SEND_BUFFERS = 3;
  * once the socket has taken it): no allocation per chunk. The former read stream with 4 MiB chunks
  * allocated a fresh buffer per read, and the emulator spent a fifth of its time in GC and more in
  * page faults (bench get-1g, bench/README.md). Honours the throughput cap (read in slices, waits),
- * also when it is changed during the transfer; stops when the client goes away. Ends `res`.
+ * also when it is changed during the transfer; stops when the client goes away. Ends `res`, unless
+ * `cutAfter` (the reset fault) is given: then the connection is cut once that many bytes are out.
  */
-async function sendBlobRange(ctx: Ctx, res: ServerResponse, blob: string, parts: number[], start: number, end: number): Promise<void> {
+async function sendBlobRange(ctx: Ctx, res: ServerResponse, blob: string, parts: number[], start: number, end: number, cutAfter?: number): Promise<void> {
   const gate = new RateGate(() => ctx.opts.throughputBytesPerSec);
   const free: Buffer[] = Array.from({ length: SEND_BUFFERS }, () => Buffer.allocUnsafeSlow(SEND_BUFFER));
   let stopped = false;
@@ -102,6 +88,7 @@ async function sendBlobRange(ctx: Ctx, res: ServerResponse, blob: string, parts:
     poke();
   };
   res.on('close', onClose);
+  let sent = 0;
   const take = async (): Promise<Buffer | undefined> => {
     while (free.length === 0 && !stopped && failure === undefined) await new Promise<void>((r) => (wake = r));
     return stopped || failure !== undefined ? undefined : free.pop();
@@ -116,7 +103,7 @@ async function sendBlobRange(ctx: Ctx, res: ServerResponse, blob: string, parts:
             if (failure) throw failure;
             return; // the client went away
           }
-          const want = Math.min(SEND_BUFFER, to - pos + 1, gate.sliceSize());
+          const want = Math.min(SEND_BUFFER, to - pos + 1, gate.sliceSize(), cutAfter === undefined ? Infinity : cutAfter - sent);
           const { bytesRead } = await fh.read(buf, 0, want, pos);
           if (bytesRead === 0) throw new Error(`blob part ${index} shorter than recorded`);
           if (stopped) return;
@@ -127,8 +114,15 @@ async function sendBlobRange(ctx: Ctx, res: ServerResponse, blob: string, parts:
             free.push(buf);
             poke();
           });
+          sent += bytesRead;
           const wait = gate.delayFor(bytesRead);
           if (wait > 0) await sleep(wait);
+          if (cutAfter !== undefined && sent >= cutAfter) {
+            await sleep(5); // let the bytes reach the socket, then cut
+            res.socket?.destroy();
+            res.destroy();
+            return;
+          }
         }
       } finally {
         await fh.close();
@@ -213,34 +207,12 @@ export async function handleContent(ctx: Ctx, req: IncomingMessage, res: ServerR
     else res.end();
     return;
   }
-  if (fault !== 'reset') {
-    try {
-      await sendBlobRange(ctx, res, n.blob, n.parts ?? [n.size], base + start, base + end);
-    } catch (err) {
-      ctx.logger.debug('emulator download: transfer ended early', { fs_id: n.fs_id, err: (err as Error).message });
-      res.destroy();
-    }
-    return;
-  }
-  const file = Readable.from(readBlobRange(ctx, n.blob, n.parts ?? [n.size], base + start, base + end), { objectMode: false, highWaterMark: 4 * 1024 * 1024 });
+  // reset: the answer starts and the connection is cut after half of the body (at most 1 MiB)
+  const cutAfter = fault === 'reset' ? Math.max(1, Math.min(Math.floor(length / 2), 1024 * 1024)) : undefined;
   try {
-    const delivery = new DeliveryStream({
-      rate: () => ctx.opts.throughputBytesPerSec,
-      onBytes: (b) => {
-        ctx.counters.bytesServed += b;
-      },
-      ...(fault === 'reset'
-        ? {
-            cutAfter: Math.max(1, Math.min(Math.floor(length / 2), 1024 * 1024)),
-            onCut: () => {
-              res.socket?.destroy();
-              res.destroy();
-            },
-          }
-        : {}),
-    });
-    await pipeline(file, delivery, res);
+    await sendBlobRange(ctx, res, n.blob, n.parts ?? [n.size], base + start, base + end, cutAfter);
   } catch (err) {
     ctx.logger.debug('emulator download: transfer ended early', { fs_id: n.fs_id, err: (err as Error).message });
+    res.destroy();
   }
 }
