@@ -13,6 +13,7 @@ import { startEmulator, EMULATOR_CREDENTIALS } from '../emulator/index.js';
 import { isTbdavError, TbdavError } from '../shared/errors.js';
 import { hashPassword } from '../shared/password.js';
 import { redact } from '../shared/redact.js';
+import { tokenFilePath } from '../terabox/auth/token-store.js';
 import { isTeraboxApiError } from '../terabox/errors.js';
 import { CONFIG_KEYS, hasCredentials, loadConfig, redactConfig, type Config } from './config.js';
 import { pngFromDataUrl, pngToTerminalQr } from './qr-terminal.js';
@@ -236,7 +237,7 @@ export async function main(argv: string[], ioOverrides: Partial<CliIo> = {}): Pr
         try {
           stack = await startStack(cfg, { logger });
         } catch (err) {
-          if (isTbdavError(err, 'TBDAV_AUTH') && hasCredentials(cfg) && !/^not logged in/.test(err.message)) {
+          if (isTbdavError(err, 'TBDAV_AUTH') && hasCredentials(cfg)) {
             // A saved login the service no longer accepts (refresh token expired or revoked).
             throw new TbdavError('TBDAV_AUTH', `the saved login was refused (${messageOf(err)}): run terabox-dav login`, { cause: err });
           }
@@ -321,7 +322,7 @@ export async function main(argv: string[], ioOverrides: Partial<CliIo> = {}): Pr
           }
           const who = await client.uinfo();
           out(`Logged in as ${who.uname} (${VIP_TYPES[who.vip_type] ?? `vip type ${who.vip_type}`}).`);
-          out(`Tokens saved in ${join(cfg.stateDir, 'tokens.json')}. Now run: terabox-dav serve`);
+          out(`Tokens saved in ${tokenFilePath(cfg.stateDir)}. Now run: terabox-dav serve`);
         } catch (err) {
           if (stopped) throw new TbdavError('TBDAV_ABORTED', 'login: interrupted, not logged in');
           throw err;
@@ -346,7 +347,7 @@ export async function main(argv: string[], ioOverrides: Partial<CliIo> = {}): Pr
         try {
           const had = await client.auth.tokens();
           await client.logout();
-          out(had ? `Logged out: removed ${join(cfg.stateDir, 'tokens.json')}` : 'Was not logged in.');
+          out(had ? `Logged out: removed ${tokenFilePath(cfg.stateDir)}` : 'Was not logged in.');
         } finally {
           await client.close();
         }
@@ -361,7 +362,7 @@ export async function main(argv: string[], ioOverrides: Partial<CliIo> = {}): Pr
         needCredentials(cfg, 'whoami');
         const client = clientFor(cfg, loggerFor(cfg));
         try {
-          if (!(await client.auth.tokens())) throw new TbdavError('TBDAV_AUTH', 'not logged in: run terabox-dav login');
+          if (!(await client.auth.tokens())) throw new TbdavError('TBDAV_NOT_LOGGED_IN', 'not logged in: run terabox-dav login');
           const [who, q] = await Promise.all([client.uinfo(), client.quota()]);
           out(`User:  ${who.uname}`);
           out(`Type:  ${VIP_TYPES[who.vip_type] ?? `vip type ${who.vip_type}`}`);

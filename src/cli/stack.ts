@@ -19,6 +19,7 @@ import { startBridge, type Bridge } from '../dav/server.js';
 import { startEmulator, type EmulatorHandle, type EmulatorOptions } from '../emulator/index.js';
 import { TbdavError, isTbdavError } from '../shared/errors.js';
 import { createLogger, type Logger } from '../shared/logger.js';
+import { ERRNO } from '../terabox/api/types.js';
 import { FileTokenStore } from '../terabox/auth/token-store.js';
 import { TeraboxClient } from '../terabox/client.js';
 import { isTeraboxApiError } from '../terabox/errors.js';
@@ -92,7 +93,7 @@ async function ensureRoot(client: TeraboxClient, remote: TeraboxRemote, root: st
   try {
     await client.createDir(root);
   } catch (err) {
-    if (isTeraboxApiError(err) && err.errno === -8) {
+    if (isTeraboxApiError(err) && err.errno === ERRNO.FILE_EXISTS) {
       logger.debug(`stack: ${root} appeared meanwhile`);
       return;
     }
@@ -126,7 +127,7 @@ export async function startStack(config: Config, opts: StackOptions = {}): Promi
       client = clientFor(config, logger);
       cleanups.push(() => client.close());
       if (!(await client.auth.tokens())) {
-        throw new TbdavError('TBDAV_AUTH', 'not logged in: run terabox-dav login');
+        throw new TbdavError('TBDAV_NOT_LOGGED_IN', 'not logged in: run terabox-dav login');
       }
       root = config.terabox.root;
       vfsStateDir = join(config.stateDir, 'vfs');

@@ -12,6 +12,7 @@ const STATUS: Record<ErrorCode, number> = {
   TBDAV_QUOTA: 507,
   TBDAV_TOO_LARGE: 413,
   TBDAV_AUTH: 503, // the bridge cannot reach the drive: not the WebDAV client's credentials
+  TBDAV_NOT_LOGGED_IN: 503, // the same, before any login
   TBDAV_RETRYABLE: 503,
   TBDAV_BAD_REQUEST: 400,
   TBDAV_RANGE: 416,
@@ -36,6 +37,7 @@ const HIDDEN: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['TBDAV_FATAL', 'TBDAV
 /** Text shown for codes where the message alone would puzzle a user. */
 const HINT: Partial<Record<ErrorCode, string>> = {
   TBDAV_AUTH: 'the bridge is not logged in to TeraBox (run `terabox-dav login`)',
+  TBDAV_NOT_LOGGED_IN: 'the bridge is not logged in to TeraBox (run `terabox-dav login`)',
   TBDAV_RETRYABLE: 'TeraBox is busy or unreachable, try again later',
   TBDAV_QUOTA: 'the TeraBox drive is full',
   TBDAV_INSUFFICIENT_STORAGE: 'the bridge has no local spool space left',
@@ -65,7 +67,7 @@ export function httpErrorFor(err: unknown, method: string): HttpError {
   if (isTbdavError(err)) {
     const status = err instanceof DavStatusError ? err.status : (BY_METHOD[method]?.[err.code] ?? STATUS[err.code]);
     const headers: Record<string, string> = {};
-    if (err.code === 'TBDAV_RETRYABLE' || err.code === 'TBDAV_AUTH') headers['Retry-After'] = '30';
+    if (err.code === 'TBDAV_RETRYABLE' || err.code === 'TBDAV_AUTH' || err.code === 'TBDAV_NOT_LOGGED_IN') headers['Retry-After'] = '30';
     const hint = HINT[err.code];
     const text = HIDDEN.has(err.code) ? 'internal error' : redact(err.message);
     return { status, message: hint ? `${hint}: ${text}` : text, headers };

@@ -9,7 +9,8 @@ export type ErrorCode =
   | 'TBDAV_INVALID_NAME' // the service refuses the name
   | 'TBDAV_QUOTA' // no space left on the drive
   | 'TBDAV_TOO_LARGE' // file larger than the service accepts
-  | 'TBDAV_AUTH' // not logged in / token unusable
+  | 'TBDAV_AUTH' // the service refuses our credentials or tokens (a new login may be needed)
+  | 'TBDAV_NOT_LOGGED_IN' // no saved login at all: run the login command
   | 'TBDAV_RETRYABLE' // transient: rate limit, 5xx, reset; retries exhausted
   | 'TBDAV_BAD_REQUEST' // the caller sent something malformed
   | 'TBDAV_RANGE' // unsatisfiable range

@@ -625,7 +625,7 @@ export class TeraboxClient {
   async openDlink(dlink: string, range?: { start: number; end?: number }, signal?: AbortSignal, requestId?: string): Promise<DlinkResponse> {
     const first = new URL(dlink);
     if (first.protocol !== 'http:' && first.protocol !== 'https:') {
-      throw new TeraboxApiError({ endpoint: 'dlink', category: 'fatal', message: `unsupported dlink scheme ${first.protocol}` });
+      throw new TeraboxApiError({ endpoint: 'dlink', code: 'TBDAV_FATAL', message: `unsupported dlink scheme ${first.protocol}` });
     }
     const headers: Record<string, string> = {};
     if (range) headers.range = `bytes=${range.start}-${range.end ?? ''}`;
@@ -652,10 +652,10 @@ export class TeraboxClient {
         if (status >= 300 && status < 400) {
           const location = firstHeader(res.headers.location);
           await this.drain(res.data);
-          if (!location) throw new TeraboxApiError({ endpoint: 'dlink', category: 'fatal', httpStatus: status, message: 'redirect without location' });
+          if (!location) throw new TeraboxApiError({ endpoint: 'dlink', code: 'TBDAV_FATAL', httpStatus: status, message: 'redirect without location' });
           const next = new URL(location, url);
           if (next.protocol !== 'http:' && next.protocol !== 'https:') {
-            throw new TeraboxApiError({ endpoint: 'dlink', category: 'fatal', httpStatus: status, message: `refusing redirect to ${next.protocol}` });
+            throw new TeraboxApiError({ endpoint: 'dlink', code: 'TBDAV_FATAL', httpStatus: status, message: `refusing redirect to ${next.protocol}` });
           }
           this.logger.debug(`dlink: redirected to ${redactUrl(next)}`, { requestId });
           url = next;
@@ -670,11 +670,11 @@ export class TeraboxClient {
             await this.auth.onAuthFailure(session.accessToken, { signal, requestId });
             continue restart;
           }
-          throw new DlinkExpiredError({ endpoint: 'dlink', category: 'retryable', httpStatus: status, errno, message: 'download link refused or expired' });
+          throw new DlinkExpiredError({ endpoint: 'dlink', code: 'TBDAV_RETRYABLE', httpStatus: status, errno, message: 'download link refused or expired' });
         }
         return { statusCode: status, headers: res.headers, body: res.data };
       }
-      throw new TeraboxApiError({ endpoint: 'dlink', category: 'fatal', message: 'too many redirects' });
+      throw new TeraboxApiError({ endpoint: 'dlink', code: 'TBDAV_FATAL', message: 'too many redirects' });
     }
   }
 

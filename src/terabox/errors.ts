@@ -2,79 +2,60 @@
  * errno / HTTP status -> our error, in ONE table. This is the first of the two error translations
  * of the project (the second, our code -> HTTP status, lives in src/dav/errors.ts).
  *
- * The category says what the caller may do about it; it maps 1:1 onto the TbdavError `code`.
+ * Each errno gets the TbdavError `code` that says what the caller may do about it (TBDAV_RETRYABLE,
+ * TBDAV_AUTH, TBDAV_NOT_FOUND, ...): callers match on `code` (and on `errno` where one number
+ * matters), never on the message.
  */
 import { TbdavError, type ErrorCode } from '../shared/errors.js';
 import { redact } from '../shared/redact.js';
 import { ERRNO } from './api/types.js';
 
-export type ErrorCategory =
-  | 'retryable'
-  | 'auth'
-  | 'not-found'
-  | 'exists'
-  | 'invalid-name'
-  | 'quota'
-  | 'too-large'
-  | 'fatal';
-
-export const CATEGORY_CODE: Readonly<Record<ErrorCategory, ErrorCode>> = {
-  retryable: 'TBDAV_RETRYABLE',
-  auth: 'TBDAV_AUTH',
-  'not-found': 'TBDAV_NOT_FOUND',
-  exists: 'TBDAV_EXISTS',
-  'invalid-name': 'TBDAV_INVALID_NAME',
-  quota: 'TBDAV_QUOTA',
-  'too-large': 'TBDAV_TOO_LARGE',
-  fatal: 'TBDAV_FATAL',
-};
-
 interface ErrnoInfo {
-  category: ErrorCategory;
+  code: ErrorCode;
   meaning: string;
 }
 
 /**
  * The one errno table: the spec's codes plus the Baidu-family ones public clients report.
- * Unknown errnos are 'fatal' (not retried, not the caller's fault).
+ * Unknown errnos are TBDAV_FATAL (not retried, not the caller's fault).
  */
 export const ERRNO_TABLE: ReadonlyMap<number, ErrnoInfo> = new Map<number, ErrnoInfo>([
   // rate limiting: back off and retry
-  [ERRNO.RATE_LIMIT, { category: 'retryable', meaning: 'rate limited' }],
-  [ERRNO.RATE_LIMIT_42000, { category: 'retryable', meaning: 'rate limited' }],
-  [ERRNO.CODE_RATE, { category: 'retryable', meaning: 'code exchange too frequent' }],
-  [ERRNO.INTERNAL, { category: 'retryable', meaning: 'internal service error' }],
+  [ERRNO.RATE_LIMIT, { code: 'TBDAV_RETRYABLE', meaning: 'rate limited' }],
+  [ERRNO.RATE_LIMIT_42000, { code: 'TBDAV_RETRYABLE', meaning: 'rate limited' }],
+  [ERRNO.CODE_RATE, { code: 'TBDAV_RETRYABLE', meaning: 'code exchange too frequent' }],
+  [ERRNO.INTERNAL, { code: 'TBDAV_RETRYABLE', meaning: 'internal service error' }],
   // upload sessions
-  [ERRNO.SHARD_MISSING, { category: 'fatal', meaning: 'shard missing (upload session forgotten)' }],
-  [ERRNO.UPLOADID_INVALID, { category: 'fatal', meaning: 'upload id invalid' }],
-  [ERRNO.SHARD_SIZE, { category: 'fatal', meaning: 'shard size invalid' }],
-  [ERRNO.SHARD_SIZE_31364, { category: 'fatal', meaning: 'shard size invalid' }],
-  [ERRNO.FILE_TOO_LARGE, { category: 'too-large', meaning: 'file too large' }],
-  [ERRNO.FILE_TOO_LARGE_58, { category: 'too-large', meaning: 'file too large' }],
+  [ERRNO.SHARD_MISSING, { code: 'TBDAV_FATAL', meaning: 'shard missing (upload session forgotten)' }],
+  [ERRNO.UPLOADID_INVALID, { code: 'TBDAV_FATAL', meaning: 'upload id invalid' }],
+  [ERRNO.SHARD_SIZE, { code: 'TBDAV_FATAL', meaning: 'shard size invalid' }],
+  [ERRNO.SHARD_SIZE_31364, { code: 'TBDAV_FATAL', meaning: 'shard size invalid' }],
+  [ERRNO.FILE_TOO_LARGE, { code: 'TBDAV_TOO_LARGE', meaning: 'file too large' }],
+  [ERRNO.FILE_TOO_LARGE_58, { code: 'TBDAV_TOO_LARGE', meaning: 'file too large' }],
   // space
-  [ERRNO.QUOTA_EXCEEDED, { category: 'quota', meaning: 'quota exceeded' }],
-  [ERRNO.QUOTA_31112, { category: 'quota', meaning: 'quota exceeded' }],
+  [ERRNO.QUOTA_EXCEEDED, { code: 'TBDAV_QUOTA', meaning: 'quota exceeded' }],
+  [ERRNO.QUOTA_31112, { code: 'TBDAV_QUOTA', meaning: 'quota exceeded' }],
   // paths
-  [ERRNO.INVALID_NAME, { category: 'invalid-name', meaning: 'invalid file name' }],
-  [ERRNO.FILE_EXISTS, { category: 'exists', meaning: 'file already exists' }],
-  [ERRNO.FILE_NOT_FOUND, { category: 'not-found', meaning: 'file does not exist' }],
-  [ERRNO.SHARE_LINK_ERROR, { category: 'not-found', meaning: 'share link error' }],
+  [ERRNO.INVALID_NAME, { code: 'TBDAV_INVALID_NAME', meaning: 'invalid file name' }],
+  [ERRNO.FILE_EXISTS, { code: 'TBDAV_EXISTS', meaning: 'file already exists' }],
+  [ERRNO.FILE_NOT_FOUND, { code: 'TBDAV_NOT_FOUND', meaning: 'file does not exist' }],
+  [ERRNO.SHARE_LINK_ERROR, { code: 'TBDAV_NOT_FOUND', meaning: 'share link error' }],
   // identity (openapi)
-  [ERRNO.ACCESS_DENIED, { category: 'auth', meaning: 'identity check failed' }],
-  [ERRNO.TOKEN_INVALID_111, { category: 'auth', meaning: 'access token invalid' }],
-  [ERRNO.SHARE_PWD_WRONG, { category: 'auth', meaning: 'share extraction code wrong' }],
+  [ERRNO.ACCESS_DENIED, { code: 'TBDAV_AUTH', meaning: 'identity check failed' }],
+  [ERRNO.TOKEN_INVALID_111, { code: 'TBDAV_AUTH', meaning: 'access token invalid' }],
+  [ERRNO.SHARE_PWD_WRONG, { code: 'TBDAV_AUTH', meaning: 'share extraction code wrong' }],
   // oauth
-  [ERRNO.INVALID_CLIENT, { category: 'auth', meaning: 'client_id or client_secret invalid' }],
-  [ERRNO.INVALID_CODE, { category: 'auth', meaning: 'code invalid or expired' }],
-  [ERRNO.UNSUPPORTED_GRANT, { category: 'fatal', meaning: 'unsupported grant_type' }],
-  [ERRNO.INVALID_ACCESS_TOKEN, { category: 'auth', meaning: 'access token invalid' }],
-  [ERRNO.ACCESS_TOKEN_EXPIRED, { category: 'auth', meaning: 'access token expired' }],
-  [ERRNO.INVALID_REFRESH_TOKEN, { category: 'auth', meaning: 'refresh token invalid' }],
-  [ERRNO.REFRESH_TOKEN_EXPIRED, { category: 'auth', meaning: 'refresh token expired' }],
-  [ERRNO.AUTH_PENDING, { category: 'auth', meaning: 'authorization pending' }],
+  [ERRNO.INVALID_CLIENT, { code: 'TBDAV_AUTH', meaning: 'client_id or client_secret invalid' }],
+  [ERRNO.INVALID_CODE, { code: 'TBDAV_AUTH', meaning: 'code invalid or expired' }],
+  [ERRNO.UNSUPPORTED_GRANT, { code: 'TBDAV_FATAL', meaning: 'unsupported grant_type' }],
+  [ERRNO.INVALID_ACCESS_TOKEN, { code: 'TBDAV_AUTH', meaning: 'access token invalid' }],
+  [ERRNO.ACCESS_TOKEN_EXPIRED, { code: 'TBDAV_AUTH', meaning: 'access token expired' }],
+  [ERRNO.INVALID_REFRESH_TOKEN, { code: 'TBDAV_AUTH', meaning: 'refresh token invalid' }],
+  [ERRNO.REFRESH_TOKEN_EXPIRED, { code: 'TBDAV_AUTH', meaning: 'refresh token expired' }],
+  [ERRNO.AUTH_PENDING, { code: 'TBDAV_AUTH', meaning: 'authorization pending' }],
   // bad parameters: our bug, do not retry
-  [ERRNO.PARAM_MISSING, { category: 'fatal', meaning: 'parameter missing' }],
-  [ERRNO.PARAM_ERROR, { category: 'fatal', meaning: 'parameter error' }],
+  [ERRNO.PARAM_MISSING, { code: 'TBDAV_FATAL', meaning: 'parameter missing' }],
+  [ERRNO.PARAM_ERROR, { code: 'TBDAV_FATAL', meaning: 'parameter error' }],
 ]);
 
 /**
@@ -94,21 +75,21 @@ export const UPLOAD_SESSION_ERRNOS: ReadonlySet<number> = new Set<number>([
   ERRNO.UPLOADID_INVALID,
 ]);
 
-export function errnoCategory(errno: number): ErrorCategory {
-  return ERRNO_TABLE.get(errno)?.category ?? 'fatal';
+export function errnoCode(errno: number): ErrorCode {
+  return ERRNO_TABLE.get(errno)?.code ?? 'TBDAV_FATAL';
 }
 
-/** Category of an HTTP status that carried no errno. */
-export function httpStatusCategory(status: number): ErrorCategory {
-  if (status === 429 || status === 408 || status >= 500) return 'retryable';
-  if (status === 401 || status === 403) return 'auth';
-  if (status === 404 || status === 410) return 'not-found';
-  if (status === 413) return 'too-large';
-  return 'fatal';
+/** Code of an HTTP status that carried no errno. */
+export function httpStatusCode(status: number): ErrorCode {
+  if (status === 429 || status === 408 || status >= 500) return 'TBDAV_RETRYABLE';
+  if (status === 401 || status === 403) return 'TBDAV_AUTH';
+  if (status === 404 || status === 410) return 'TBDAV_NOT_FOUND';
+  if (status === 413) return 'TBDAV_TOO_LARGE';
+  return 'TBDAV_FATAL';
 }
 
 export interface TeraboxApiErrorInit {
-  category: ErrorCategory;
+  code: ErrorCode;
   endpoint: string;
   errno?: number;
   httpStatus?: number;
@@ -122,7 +103,6 @@ export interface TeraboxApiErrorInit {
 
 export class TeraboxApiError extends TbdavError {
   override readonly name = 'TeraboxApiError';
-  readonly category: ErrorCategory;
   readonly errno: number | undefined;
   readonly endpoint: string;
   /** The service's request_id, if the answer had one. */
@@ -134,10 +114,10 @@ export class TeraboxApiError extends TbdavError {
     const parts = [init.endpoint + ':'];
     if (init.message) parts.push(init.message);
     else if (init.errno !== undefined) parts.push(ERRNO_TABLE.get(init.errno)?.meaning ?? 'error');
-    else parts.push(init.category);
+    else parts.push('request failed');
     if (init.errno !== undefined) parts.push(`(errno ${init.errno})`);
     if (init.httpStatus !== undefined) parts.push(`(HTTP ${init.httpStatus})`);
-    super(CATEGORY_CODE[init.category], redact(parts.join(' ')), {
+    super(init.code, redact(parts.join(' ')), {
       cause: init.cause,
       detail: {
         errno: init.errno,
@@ -146,7 +126,6 @@ export class TeraboxApiError extends TbdavError {
         httpStatus: init.httpStatus,
       },
     });
-    this.category = init.category;
     this.errno = init.errno;
     this.endpoint = init.endpoint;
     this.requestId = init.requestId;
@@ -156,8 +135,8 @@ export class TeraboxApiError extends TbdavError {
 }
 
 /** Build the error for an answer with a non-zero errno. */
-export function errnoError(endpoint: string, errno: number, extra: Omit<TeraboxApiErrorInit, 'category' | 'endpoint' | 'errno'> = {}): TeraboxApiError {
-  return new TeraboxApiError({ ...extra, endpoint, errno, category: errnoCategory(errno) });
+export function errnoError(endpoint: string, errno: number, extra: Omit<TeraboxApiErrorInit, 'code' | 'endpoint' | 'errno'> = {}): TeraboxApiError {
+  return new TeraboxApiError({ ...extra, endpoint, errno, code: errnoCode(errno) });
 }
 
 export function isTeraboxApiError(err: unknown): err is TeraboxApiError {

@@ -19,7 +19,7 @@ import { abortError, isTbdavError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { silentLogger } from '../shared/logger.js';
 import { redact, redactUrl } from '../shared/redact.js';
-import { TeraboxApiError, errnoError, httpStatusCategory, isTeraboxApiError } from './errors.js';
+import { TeraboxApiError, errnoError, httpStatusCode, isTeraboxApiError } from './errors.js';
 import { ERRNO } from './api/types.js';
 
 /**
@@ -157,7 +157,7 @@ export function classifyRetry(err: unknown, ctx: RetryContext): RetryDecision {
     safeForAny = true;
   } else if (code && IO_CODES.has(code)) {
     transient = true;
-  } else if (isTeraboxApiError(err) && err.category === 'retryable') {
+  } else if (isTeraboxApiError(err) && err.code === 'TBDAV_RETRYABLE') {
     transient = true;
     retryAfterSec = err.retryAfterSec;
     if (err.httpStatus === 429 || (err.errno !== undefined && RATE_ERRNOS.has(err.errno))) safeForAny = true;
@@ -291,14 +291,14 @@ export class HttpCaller {
     }
   }
 
-  /** Turn anything thrown into a TeraboxApiError (network errors become 'retryable'). */
+  /** Turn anything thrown into a TeraboxApiError (network errors become TBDAV_RETRYABLE). */
   private wrap(req: HttpRequest, err: unknown): Error {
     if (isTbdavError(err)) return err;
     const code = errCode(err);
     const msg = err instanceof Error ? err.message : String(err);
     return new TeraboxApiError({
       endpoint: req.endpoint,
-      category: code ? 'retryable' : 'fatal',
+      code: code ? 'TBDAV_RETRYABLE' : 'TBDAV_FATAL',
       message: `${code ?? 'request failed'}: ${redact(msg)}`,
       cause: err,
     });
@@ -373,7 +373,7 @@ export class HttpCaller {
           if (req.expect === 'json') {
             throw new TeraboxApiError({
               endpoint: req.endpoint,
-              category: status >= 500 ? 'retryable' : 'fatal',
+              code: status >= 500 ? 'TBDAV_RETRYABLE' : 'TBDAV_FATAL',
               httpStatus: status,
               message: 'answer is not valid JSON',
               cause: parseErr,
@@ -393,7 +393,7 @@ export class HttpCaller {
       if (status < 200 || status >= 300) throw this.statusError(req, status, resHeaders, text);
       if (req.expect === 'json') {
         if (json === undefined) {
-          throw new TeraboxApiError({ endpoint: req.endpoint, category: 'fatal', httpStatus: status, message: 'answer is not JSON' });
+          throw new TeraboxApiError({ endpoint: req.endpoint, code: 'TBDAV_FATAL', httpStatus: status, message: 'answer is not JSON' });
         }
         return { status, headers: resHeaders, data: json as T };
       }
@@ -418,7 +418,7 @@ export class HttpCaller {
   private statusError(req: HttpRequest, status: number, headers: Record<string, string | string[] | undefined>, text: string): TeraboxApiError {
     return new TeraboxApiError({
       endpoint: req.endpoint,
-      category: httpStatusCategory(status),
+      code: httpStatusCode(status),
       httpStatus: status,
       retryAfterSec: parseRetryAfter(headers['retry-after']),
       message: text && text.length < 200 && !/^\s*</.test(text) ? redact(text.trim()) : undefined,

@@ -138,7 +138,7 @@ export class TeraboxRemote implements Remote {
     try {
       items = await this.client.listAll(this.full(path), opts);
     } catch (err) {
-      if (isTeraboxApiError(err) && err.category === 'not-found') {
+      if (isTeraboxApiError(err) && err.code === 'TBDAV_NOT_FOUND') {
         if (path === '/') throw new TbdavError('TBDAV_NOT_FOUND', `list /: the drive folder ${this.root} does not exist`, { cause: err });
         const e = await this.lookup(path, opts);
         if (e && !e.isDir) throw new TbdavError('TBDAV_CONFLICT', `list ${path}: not a folder`);
@@ -174,7 +174,7 @@ export class TeraboxRemote implements Remote {
     try {
       metas = await this.client.filemetas(targets, opts);
     } catch (err) {
-      if (isTeraboxApiError(err) && err.category === 'not-found') {
+      if (isTeraboxApiError(err) && err.code === 'TBDAV_NOT_FOUND') {
         if (paths.length === 1) return [undefined];
         const out: (Entry | undefined)[] = [];
         for (const p of paths) out.push(await this.lookup(p, opts));
@@ -384,7 +384,7 @@ export class TeraboxRemote implements Remote {
         } catch (err) {
           if (done) return;
           if (opts.signal?.aborted) return fail(aborted());
-          const again = isTbdavError(err, 'TBDAV_RETRYABLE') || (isTeraboxApiError(err) && err.category === 'retryable');
+          const again = isTbdavError(err, 'TBDAV_RETRYABLE') || (isTeraboxApiError(err) && err.code === 'TBDAV_RETRYABLE');
           if (!again) return fail(err);
           cause = err;
           continue;

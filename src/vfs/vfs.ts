@@ -109,6 +109,7 @@ const NOT_A_ZERO_BYTE_REFUSAL: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'TBDAV_RETRYABLE',
   'TBDAV_ABORTED',
   'TBDAV_AUTH',
+  'TBDAV_NOT_LOGGED_IN',
   'TBDAV_CONFLICT',
   'TBDAV_EXISTS',
   'TBDAV_NOT_FOUND',

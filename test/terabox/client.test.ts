@@ -323,7 +323,7 @@ test('refresh ahead of expiry (margin) without a refused call; logout deletes th
     assert.equal(r6.count('/oauth/refreshtoken'), 1, 'outside the margin: no refresh');
     await calm.logout();
     assert.equal(await new FileTokenStore(join(r6.dir, 'state')).load(), null);
-    await assert.rejects(calm.quota(), { code: 'TBDAV_AUTH' });
+    await assert.rejects(calm.quota(), { code: 'TBDAV_NOT_LOGGED_IN' });
   } finally {
     await r6.close();
   }

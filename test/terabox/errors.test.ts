@@ -6,12 +6,11 @@ import assert from 'node:assert/strict';
 import { ERRNO } from '../../src/terabox/api/types.js';
 import {
   ACCESS_TOKEN_ERRNOS,
-  CATEGORY_CODE,
   ERRNO_TABLE,
   TeraboxApiError,
-  errnoCategory,
+  errnoCode,
   errnoError,
-  httpStatusCategory,
+  httpStatusCode,
 } from '../../src/terabox/errors.js';
 import { classifyRetry, parseRetryAfter, type RetryContext } from '../../src/terabox/http.js';
 import { TbdavError } from '../../src/shared/errors.js';
@@ -23,35 +22,35 @@ test('every errno of the wire types has a row in the table', () => {
   }
 });
 
-test('errno categories follow the brief', () => {
+test('errno codes follow the brief', () => {
   const expect: [number, string][] = [
-    [31034, 'retryable'],
-    [42000, 'retryable'],
-    [31363, 'fatal'],
-    [31299, 'fatal'],
-    [31364, 'fatal'],
-    [31365, 'too-large'],
-    [58, 'too-large'],
-    [-10, 'quota'],
-    [31112, 'quota'],
-    [-7, 'invalid-name'],
-    [-8, 'exists'],
-    [-9, 'not-found'],
-    [-6, 'auth'],
-    [111, 'auth'],
-    [200002, 'auth'],
-    [200003, 'auth'],
-    [2, 'fatal'],
-    [31023, 'fatal'],
-    [100001, 'auth'],
-    [200004, 'auth'],
-    [500001, 'retryable'],
-    [987654, 'fatal'], // unknown
+    [31034, 'TBDAV_RETRYABLE'],
+    [42000, 'TBDAV_RETRYABLE'],
+    [31363, 'TBDAV_FATAL'],
+    [31299, 'TBDAV_FATAL'],
+    [31364, 'TBDAV_FATAL'],
+    [31365, 'TBDAV_TOO_LARGE'],
+    [58, 'TBDAV_TOO_LARGE'],
+    [-10, 'TBDAV_QUOTA'],
+    [31112, 'TBDAV_QUOTA'],
+    [-7, 'TBDAV_INVALID_NAME'],
+    [-8, 'TBDAV_EXISTS'],
+    [-9, 'TBDAV_NOT_FOUND'],
+    [-6, 'TBDAV_AUTH'],
+    [111, 'TBDAV_AUTH'],
+    [200002, 'TBDAV_AUTH'],
+    [200003, 'TBDAV_AUTH'],
+    [2, 'TBDAV_FATAL'],
+    [31023, 'TBDAV_FATAL'],
+    [100001, 'TBDAV_AUTH'],
+    [200004, 'TBDAV_AUTH'],
+    [500001, 'TBDAV_RETRYABLE'],
+    [987654, 'TBDAV_FATAL'], // unknown
   ];
-  for (const [errno, category] of expect) assert.equal(errnoCategory(errno), category, `errno ${errno}`);
+  for (const [errno, code] of expect) assert.equal(errnoCode(errno), code, `errno ${errno}`);
 });
 
-test('categories map onto TbdavError codes', () => {
+test('errnoError carries the code, the errno and the endpoint', () => {
   const e = errnoError('list', -9, { requestId: '77' });
   assert.ok(e instanceof TbdavError);
   assert.ok(e instanceof TeraboxApiError);
@@ -67,23 +66,23 @@ test('categories map onto TbdavError codes', () => {
   assert.equal(errnoError('uinfo', 111).code, 'TBDAV_AUTH');
   assert.equal(errnoError('list', 31034).code, 'TBDAV_RETRYABLE');
   assert.equal(errnoError('list', 2).code, 'TBDAV_FATAL');
-  assert.deepEqual(Object.keys(CATEGORY_CODE).sort(), ['auth', 'exists', 'fatal', 'invalid-name', 'not-found', 'quota', 'retryable', 'too-large']);
+  assert.equal('category' in e, false, 'one vocabulary: code, no category');
   assert.ok(ACCESS_TOKEN_ERRNOS.has(-6) && ACCESS_TOKEN_ERRNOS.has(111) && ACCESS_TOKEN_ERRNOS.has(200003));
   assert.ok(!ACCESS_TOKEN_ERRNOS.has(200004), 'a refused refresh token cannot be fixed by refreshing');
 });
 
 test('error messages are redacted', () => {
-  const e = new TeraboxApiError({ endpoint: 'dlink', category: 'fatal', message: 'GET https://d.example/file?sign=SECRETSIGN123&access_tokens=TOKENVALUE99' });
+  const e = new TeraboxApiError({ endpoint: 'dlink', code: 'TBDAV_FATAL', message: 'GET https://d.example/file?sign=SECRETSIGN123&access_tokens=TOKENVALUE99' });
   assert.doesNotMatch(e.message, /SECRETSIGN123|TOKENVALUE99/);
 });
 
 test('HTTP statuses without errno', () => {
-  assert.equal(httpStatusCategory(429), 'retryable');
-  assert.equal(httpStatusCategory(503), 'retryable');
-  assert.equal(httpStatusCategory(500), 'retryable');
-  assert.equal(httpStatusCategory(401), 'auth');
-  assert.equal(httpStatusCategory(404), 'not-found');
-  assert.equal(httpStatusCategory(400), 'fatal');
+  assert.equal(httpStatusCode(429), 'TBDAV_RETRYABLE');
+  assert.equal(httpStatusCode(503), 'TBDAV_RETRYABLE');
+  assert.equal(httpStatusCode(500), 'TBDAV_RETRYABLE');
+  assert.equal(httpStatusCode(401), 'TBDAV_AUTH');
+  assert.equal(httpStatusCode(404), 'TBDAV_NOT_FOUND');
+  assert.equal(httpStatusCode(400), 'TBDAV_FATAL');
 });
 
 const ctx = (over: Partial<RetryContext> = {}): RetryContext => ({
@@ -107,9 +106,9 @@ test('retry classifier: transient errors of idempotent calls are retried with fu
   d = classifyRetry(rate, ctx({ attempt: 5 }));
   assert.equal(d.delayMs, 500); // capped at maxMs 1000
   assert.equal(classifyRetry(errnoError('list', 42000), ctx()).retry, true);
-  assert.equal(classifyRetry(new TeraboxApiError({ endpoint: 'x', category: 'retryable', httpStatus: 503 }), ctx()).retry, true);
+  assert.equal(classifyRetry(new TeraboxApiError({ endpoint: 'x', code: 'TBDAV_RETRYABLE', httpStatus: 503 }), ctx()).retry, true);
   assert.equal(classifyRetry(netErr('ECONNRESET'), ctx()).retry, true);
-  assert.equal(classifyRetry(new TeraboxApiError({ endpoint: 'x', category: 'retryable', cause: netErr('UND_ERR_SOCKET') }), ctx()).retry, true);
+  assert.equal(classifyRetry(new TeraboxApiError({ endpoint: 'x', code: 'TBDAV_RETRYABLE', cause: netErr('UND_ERR_SOCKET') }), ctx()).retry, true);
 });
 
 test('retry classifier: no retry for non-transient errors, exhausted retries or a fired signal', () => {
@@ -127,15 +126,15 @@ test('retry classifier: no retry for non-transient errors, exhausted retries or 
 test('retry classifier: unsafe calls are retried only when nothing happened', () => {
   const unsafe = ctx({ policy: 'unsafe' });
   assert.equal(classifyRetry(errnoError('create', 31034), unsafe).retry, true, 'rate limit: refused before acting');
-  assert.equal(classifyRetry(new TeraboxApiError({ endpoint: 'x', category: 'retryable', httpStatus: 429 }), unsafe).retry, true);
+  assert.equal(classifyRetry(new TeraboxApiError({ endpoint: 'x', code: 'TBDAV_RETRYABLE', httpStatus: 429 }), unsafe).retry, true);
   assert.equal(classifyRetry(netErr('ECONNREFUSED'), unsafe).retry, true, 'never reached the service');
   assert.equal(classifyRetry(netErr('ECONNRESET'), unsafe).retry, false, 'may have been processed');
-  assert.equal(classifyRetry(new TeraboxApiError({ endpoint: 'x', category: 'retryable', httpStatus: 502 }), unsafe).retry, false);
+  assert.equal(classifyRetry(new TeraboxApiError({ endpoint: 'x', code: 'TBDAV_RETRYABLE', httpStatus: 502 }), unsafe).retry, false);
   assert.equal(classifyRetry(errnoError('x', 500001), unsafe).retry, false);
 });
 
 test('retry classifier honours Retry-After', () => {
-  const e = new TeraboxApiError({ endpoint: 'x', category: 'retryable', httpStatus: 429, retryAfterSec: 2 });
+  const e = new TeraboxApiError({ endpoint: 'x', code: 'TBDAV_RETRYABLE', httpStatus: 429, retryAfterSec: 2 });
   assert.equal(classifyRetry(e, ctx({ maxMs: 1000 })).delayMs, 2000);
   assert.equal(classifyRetry(e, ctx({ maxMs: 100 })).delayMs, 400, 'capped at 4 x maxMs');
   assert.equal(parseRetryAfter('3'), 3);

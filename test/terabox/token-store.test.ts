@@ -7,7 +7,8 @@ import { mkdtemp, readdir, rm, stat, readFile, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
-import { FileTokenStore } from '../../src/terabox/auth/token-store.js';
+import { FileTokenStore, MemoryTokenStore, TOKEN_FILE, tokenFilePath } from '../../src/terabox/auth/token-store.js';
+import { TeraboxClient } from '../../src/terabox/client.js';
 import { oauthSign } from '../../src/terabox/auth/sign.js';
 
 test('FileTokenStore saves with mode 0600, loads back, clears', async () => {
@@ -27,7 +28,8 @@ test('FileTokenStore saves with mode 0600, loads back, clears', async () => {
     assert.equal(st.mode & 0o777, 0o600);
     assert.deepEqual(await store.load(), t, 'the last save wins');
     assert.deepEqual(await new FileTokenStore(join(dir, 'state')).load(), t, 'a new instance reads it');
-    assert.deepEqual((await readdir(join(dir, 'state'))).sort(), ['tokens.json'], 'no temp file left');
+    assert.deepEqual((await readdir(join(dir, 'state'))).sort(), [TOKEN_FILE], 'no temp file left');
+    assert.equal(store.file, tokenFilePath(join(dir, 'state')), 'one place names the token file');
     assert.equal(JSON.parse(await readFile(store.file, 'utf8')).refreshToken, 'refresh-bbbbbb');
     await store.clear();
     assert.equal(await store.load(), null);
@@ -42,4 +44,22 @@ test('oauth sign is md5(client_id_timestamp_client_secret_private_secret)', () =
   const want = createHash('md5').update('cid_1705570481_csecret_psecret').digest('hex');
   assert.equal(oauthSign('cid', 1705570481, 'csecret', 'psecret'), want);
   assert.equal(oauthSign('cid', '1705570481', 'csecret', 'psecret'), want);
+});
+
+test('no saved login: TBDAV_NOT_LOGGED_IN (a code, not a message to match), before any request', async () => {
+  // an auth URL nothing listens on: the error must come before any request is tried
+  const client = new TeraboxClient({
+    authUrl: 'http://127.0.0.1:9',
+    clientId: 'cid',
+    clientSecret: 'csecret',
+    privateSecret: 'psecret',
+    tokenStore: new MemoryTokenStore(),
+    maxRetries: 0,
+  });
+  try {
+    await assert.rejects(client.quota(), { code: 'TBDAV_NOT_LOGGED_IN' });
+    await assert.rejects(client.refresh(), { code: 'TBDAV_NOT_LOGGED_IN' });
+  } finally {
+    await client.close();
+  }
 });

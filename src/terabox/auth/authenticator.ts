@@ -126,7 +126,7 @@ export class Authenticator {
   }
 
   /**
-   * POST /oauth/gettoken (1.4.2.1) once. Rejects with errno 400001 (category 'auth') while the
+   * POST /oauth/gettoken (1.4.2.1) once. Rejects with errno 400001 (code TBDAV_AUTH) while the
    * user has not approved a device code. Does not save: see exchangeCode / loginWithDeviceCode.
    * Retry policy 'unsafe': a code works once, so it is repeated only when the service confirms
    * that nothing happened (rate limit, connection refused).
@@ -256,7 +256,7 @@ export class Authenticator {
         tokens = await this.refresh(opts);
       } catch (err) {
         // still valid for a while: keep working with it and try again on the next call
-        if (tokens.expiresAt > this.now() && !(isTeraboxApiError(err) && err.category === 'auth')) {
+        if (tokens.expiresAt > this.now() && !(isTeraboxApiError(err) && err.code === 'TBDAV_AUTH')) {
           this.logger.warn('auth: refresh ahead of expiry failed, keeping the current token', { requestId: opts.requestId, error: (err as Error).message });
         } else {
           throw err;
@@ -324,7 +324,7 @@ export class Authenticator {
 
   private async requireTokens(): Promise<StoredTokens> {
     await this.ensureLoaded();
-    if (!this.current) throw new TbdavError('TBDAV_AUTH', 'auth: not logged in (run the login command)');
+    if (!this.current) throw new TbdavError('TBDAV_NOT_LOGGED_IN', 'auth: not logged in (run the login command)');
     return this.current;
   }
 
@@ -369,7 +369,7 @@ export class Authenticator {
         this.logger.error('auth: the refresh token was refused, log in again', { requestId: opts.requestId, errno: err.errno });
         throw new TeraboxApiError({
           endpoint: 'refreshtoken',
-          category: 'auth',
+          code: 'TBDAV_AUTH',
           errno: err.errno,
           requestId: err.requestId,
           message: 'refresh token refused, log in again',

@@ -1,5 +1,5 @@
 /**
- * Where the token pair lives between runs. FileTokenStore keeps `tokens.json` (mode 0600) in the
+ * Where the token pair lives between runs. FileTokenStore keeps TOKEN_FILE (`tokens.json`, mode 0600) in the
  * state dir, written atomically (shared/atomic-file.ts: temp file, fsync, rename, fsync of the folder)
  * so that a crash never leaves half a file: each refresh token works once, so losing the new pair would force a new login.
  *
@@ -10,6 +10,14 @@ import { readFile, rm, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../shared/atomic-file.js';
 import { TbdavError } from '../../shared/errors.js';
+
+/** Name of the token file in the state dir (the one place it is written down). */
+export const TOKEN_FILE = 'tokens.json';
+
+/** Where FileTokenStore keeps the tokens of a state dir. */
+export function tokenFilePath(stateDir: string): string {
+  return join(stateDir, TOKEN_FILE);
+}
 
 export interface StoredDomains {
   /** host[:port] for every openapi call. */
@@ -58,7 +66,7 @@ export class FileTokenStore implements TokenStore {
   private chain: Promise<unknown> = Promise.resolve();
 
   constructor(readonly stateDir: string) {
-    this.file = join(stateDir, 'tokens.json');
+    this.file = tokenFilePath(stateDir);
   }
 
   async load(): Promise<StoredTokens | null> {
