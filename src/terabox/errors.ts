@@ -142,3 +142,12 @@ export function errnoError(endpoint: string, errno: number, extra: Omit<TeraboxA
 export function isTeraboxApiError(err: unknown): err is TeraboxApiError {
   return err instanceof TeraboxApiError;
 }
+
+/**
+ * An API error re-labelled with the operation and path it served (`list /a: ...`), keeping its code;
+ * our own TbdavErrors (already labelled) and foreign errors pass unchanged.
+ */
+export function relabelError(op: string, path: string, err: unknown): unknown {
+  if (isTeraboxApiError(err)) return new TbdavError(err.code, `${op} ${path}: ${err.message}`, { cause: err, detail: err.detail });
+  return err;
+}

@@ -6,65 +6,28 @@
  * (parent missing or wrong kind), BAD_REQUEST (root removal, onto itself), RANGE, INTEGRITY.
  *
  * Shared state (concurrency):
- *  - `dlinks`: fs_id -> dlink (an LRU with the dlink TTL), read and written by openRead only; a
- *    refused dlink is dropped and fetched again.
- *  - `dlinkFetches`: fs_id -> the download call in flight, so that concurrent reads of one file
- *    (players, Finder's parallel Range GETs) share one /openapi/api/download call.
+ *  - `reader`: the download reader (download.ts: dlink cache, open-at-offset, resume), see its header.
  *  - `uploads`: a p-queue bounding concurrent shard uploads over all writes (uploadConcurrency).
- *  - a download stream's own state (current body, byte reached, resume counters) lives in the
- *    closure of resumable() and is touched only by that stream's event handlers.
  */
 import { Readable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
 import PQueue from 'p-queue';
-import { LRUCache } from 'lru-cache';
 import type { ByteRange, CallOptions, Entry, MkdirResult, MoveOptions, Quota, Remote, SpooledFile, UploadProgress, WriteOptions, WriteResult } from '../remote/types.js';
 import { EMPTY_MD5, serviceMd5 } from '../remote/hash.js';
 import { baseName, isInside, parentPath } from '../remote/paths.js';
-import { clampRange } from '../remote/range.js';
 import { TbdavError, abortError, isTbdavError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { silentLogger } from '../shared/logger.js';
 import { ERRNO, type CreateResponse, type FileInfo, type FileMeta, type PrecreateResponse } from './api/types.js';
-import { DlinkExpiredError, type TeraboxClient } from './client.js';
-import { UPLOAD_SESSION_ERRNOS, errnoError, isTeraboxApiError } from './errors.js';
+import type { TeraboxClient } from './client.js';
+import { DownloadReader, type DownloadReaderOptions } from './download.js';
+import { UPLOAD_SESSION_ERRNOS, errnoError, isTeraboxApiError, relabelError } from './errors.js';
 
-export interface TeraboxRemoteOptions {
+/** The download reader's options (dlink TTL, resume policy) plus the remote's own. */
+export interface TeraboxRemoteOptions extends DownloadReaderOptions {
   /** Drive folder the share maps to, e.g. '/From: Other Applications/terabox-dav'. */
   root: string;
   /** Shards uploaded at once, over all writes (default 4). */
   uploadConcurrency?: number;
-  logger?: Logger;
-  /** How long a dlink is reused (default 50 min; the service's live about 1 h). */
-  dlinkTtlMs?: number;
-  /**
-   * A download whose body breaks is resumed from the byte reached: at most this many breaks in a
-   * row without a new byte (default 5; 10x as many in all).
-   */
-  resumeAttempts?: number;
-  /** Backoff before a resume: base (default 200 ms), doubled per break in a row, capped (default 5 s). */
-  resumeBaseMs?: number;
-  resumeMaxMs?: number;
-}
-
-/** What a resumed download must still see: the same file version. */
-interface FileIdentity {
-  total: number;
-  etag?: string;
-}
-
-/** One opened download body. */
-interface Opened {
-  body: Readable;
-  /** Bytes to drop first (a 200 answer to a Range request). */
-  skip: number;
-  /** The file's size as the answer states it (Content-Range total, or Content-Length of a 200). */
-  total?: number;
-  etag?: string;
-}
-
-function headerOf(v: string | string[] | undefined): string | undefined {
-  return Array.isArray(v) ? v[0] : v;
 }
 
 /**
@@ -74,26 +37,12 @@ function headerOf(v: string | string[] | undefined): string | undefined {
  */
 const RESUME_GONE_ERRNOS: ReadonlySet<number> = new Set<number>([...UPLOAD_SESSION_ERRNOS, 31355, ERRNO.PARAM_ERROR]);
 
-/** Re-label an API error with the operation and path, keeping its code. */
-function relabel(op: string, path: string, err: unknown): unknown {
-  if (isTbdavError(err) && !isTeraboxApiError(err)) return err;
-  if (isTeraboxApiError(err)) {
-    return new TbdavError(err.code, `${op} ${path}: ${err.message}`, { cause: err, detail: err.detail });
-  }
-  return err;
-}
-
 export class TeraboxRemote implements Remote {
   readonly name = 'terabox';
   private readonly root: string;
   private readonly logger: Logger;
-  private readonly dlinkTtlMs: number;
   private readonly uploads: PQueue;
-  private readonly dlinks: LRUCache<string, string>;
-  private readonly dlinkFetches = new Map<string, Promise<string>>();
-  private readonly resumeAttempts: number;
-  private readonly resumeBaseMs: number;
-  private readonly resumeMaxMs: number;
+  private readonly reader: DownloadReader;
 
   constructor(
     private readonly client: TeraboxClient,
@@ -102,12 +51,8 @@ export class TeraboxRemote implements Remote {
     const r = opts.root.replace(/\/+$/, '');
     this.root = r.startsWith('/') ? r : '/' + r;
     this.logger = opts.logger ?? client.logger ?? silentLogger();
-    this.dlinkTtlMs = opts.dlinkTtlMs ?? 50 * 60_000;
-    this.dlinks = new LRUCache<string, string>({ max: 10_000, ttl: Math.max(1, this.dlinkTtlMs) });
     this.uploads = new PQueue({ concurrency: opts.uploadConcurrency ?? 4 });
-    this.resumeAttempts = Math.max(0, opts.resumeAttempts ?? 5);
-    this.resumeBaseMs = Math.max(0, opts.resumeBaseMs ?? 200);
-    this.resumeMaxMs = Math.max(this.resumeBaseMs, opts.resumeMaxMs ?? 5000);
+    this.reader = new DownloadReader(client, { ...opts, logger: this.logger });
   }
 
   // ---------------------------------------------------------------- mapping
@@ -144,7 +89,7 @@ export class TeraboxRemote implements Remote {
         if (e && !e.isDir) throw new TbdavError('TBDAV_CONFLICT', `list ${path}: not a folder`);
         throw new TbdavError('TBDAV_NOT_FOUND', `list ${path}: no such folder`, { cause: err });
       }
-      throw relabel('list', path, err);
+      throw relabelError('list', path, err);
     }
     if (items.length === 0 && path !== '/') {
       // an empty answer is also what some services give for a file or a missing folder
@@ -180,7 +125,7 @@ export class TeraboxRemote implements Remote {
         for (const p of paths) out.push(await this.lookup(p, opts));
         return out;
       }
-      throw relabel('stat', paths[0]!, err);
+      throw relabelError('stat', paths[0]!, err);
     }
     const found = new Map<string, FileMeta>();
     for (const m of metas) {
@@ -189,7 +134,7 @@ export class TeraboxRemote implements Remote {
       // Only "no such file" (or a name the service cannot hold) means absent; any other per-item
       // errno says nothing about the path, and taking it as absent would answer 404/409 for a file
       // that is there.
-      else if (errno !== ERRNO.FILE_NOT_FOUND && errno !== ERRNO.INVALID_NAME) throw relabel('stat', paths[0]!, errnoError('filemetas', errno));
+      else if (errno !== ERRNO.FILE_NOT_FOUND && errno !== ERRNO.INVALID_NAME) throw relabelError('stat', paths[0]!, errnoError('filemetas', errno));
     }
     return paths.map((p, i) => {
       const m = found.get(targets[i]!.normalize('NFC')) ?? (paths.length === 1 && metas.length === 1 && Number(metas[0]!.errno ?? 0) === 0 ? metas[0] : undefined);
@@ -218,221 +163,7 @@ export class TeraboxRemote implements Remote {
 
   private async openEntry(path: string, entry: Entry, range: ByteRange | undefined, opts: CallOptions): Promise<Readable> {
     if (entry.isDir) throw new TbdavError('TBDAV_CONFLICT', `openRead ${path}: is a folder`);
-    const size = entry.size;
-    const { start, end } = clampRange('openRead', path, size, range);
-    const length = Math.max(0, end - start + 1);
-    if (length === 0) return Readable.from([]);
-    if (!entry.id) throw new TbdavError('TBDAV_FATAL', `openRead ${path}: no file id`);
-    const first = await this.openAt(path, entry.id, start, end, opts);
-    return this.resumable(path, entry.id, first, start, end, { total: first.total ?? size, etag: first.etag }, opts);
-  }
-
-  /**
-   * One GET of bytes `from`..`end` through the file's dlink (a fresh dlink once when it is refused).
-   * With `expect` (a resumed download) the answer must describe the same file version: same total
-   * size in Content-Range and, where both have one, the same ETag; otherwise TBDAV_INTEGRITY (bytes
-   * of a changed file are never spliced onto those already delivered).
-   */
-  private async openAt(path: string, fsId: string, from: number, end: number, opts: CallOptions, expect?: FileIdentity): Promise<Opened> {
-    for (let attempt = 1; ; attempt++) {
-      const dlink = await this.dlinkFor(fsId, path, opts);
-      try {
-        const res = await this.client.openDlink(dlink, { start: from, end }, opts.signal, opts.requestId);
-        let skip = 0;
-        let total: number | undefined;
-        if (res.statusCode === 206) {
-          const cr = headerOf(res.headers['content-range']) ?? '';
-          const m = /bytes\s+(\d+)-(\d+)\/(\d+|\*)/.exec(cr);
-          if (m && Number(m[1]) !== from) {
-            res.body.destroy();
-            throw new TbdavError('TBDAV_RETRYABLE', `openRead ${path}: the service answered another range (${cr})`);
-          }
-          if (m && m[3] !== '*') total = Number(m[3]);
-        } else {
-          if (from > 0) skip = from; // range ignored: skip to it ourselves
-          const cl = Number(headerOf(res.headers['content-length']));
-          if (headerOf(res.headers['content-length']) !== undefined && Number.isSafeInteger(cl)) total = cl;
-        }
-        const etag = headerOf(res.headers.etag)?.replace(/^W\//, '');
-        if (expect) {
-          const changed =
-            (total !== undefined && total !== expect.total) || (etag !== undefined && expect.etag !== undefined && etag !== expect.etag);
-          if (changed) {
-            res.body.destroy();
-            throw new TbdavError(
-              'TBDAV_INTEGRITY',
-              `openRead ${path}: the file changed during the download (size ${expect.total} -> ${total ?? '?'}, etag ${expect.etag ?? '-'} -> ${etag ?? '-'}); not resuming`,
-            );
-          }
-        }
-        const opened: Opened = { body: res.body, skip };
-        if (total !== undefined) opened.total = total;
-        if (etag !== undefined) opened.etag = etag;
-        return opened;
-      } catch (err) {
-        if (err instanceof DlinkExpiredError && attempt === 1) {
-          this.logger.debug(`openRead ${path}: dlink refused, asking a fresh one`, { requestId: opts.requestId });
-          this.dlinks.delete(fsId);
-          continue;
-        }
-        if (opts.signal?.aborted) throw abortError(`openRead ${path}`, opts.signal);
-        if (isTeraboxApiError(err) && err.httpStatus === 416) {
-          throw new TbdavError('TBDAV_RANGE', `openRead ${path}: range not satisfiable`, { cause: err });
-        }
-        throw relabel('openRead', path, err);
-      }
-    }
-  }
-
-  /**
-   * A stream of exactly the bytes `start`..`end`, fed by `first` and, when an upstream body breaks
-   * (error or early end) before all of them arrived, by a new GET from the byte reached (resumed
-   * with Range; a fresh dlink when the old one expired), after a backoff. Gives up after
-   * `resumeAttempts` breaks in a row without a new byte (or 10x that many in all), or when the file
-   * changed (openAt's check). Destroying the stream or the caller's signal stops everything,
-   * including a pending resume. The reader sees one uninterrupted stream.
-   */
-  private resumable(path: string, fsId: string, first: Opened, start: number, end: number, expect: FileIdentity, opts: CallOptions): Readable {
-    let body = first.body;
-    let toSkip = first.skip;
-    let pos = start; // next byte to deliver
-    let done = false;
-    let breaks = 0;
-    let stalled = 0;
-    let lastBreakAt = -1;
-    const stop = new AbortController();
-    const signal = opts.signal ? AbortSignal.any([opts.signal, stop.signal]) : stop.signal;
-    const out = new Readable({
-      // 1 MiB: with the default 16 KiB every 64 KiB socket chunk would pause the upstream body and
-      // resume it on the next read (bench get-1g; bench/README.md).
-      highWaterMark: 1024 * 1024,
-      read() {
-        body.resume();
-      },
-      destroy(err, cb) {
-        done = true;
-        stop.abort();
-        body.destroy();
-        cb(err);
-      },
-    });
-    const fail = (err: unknown): void => {
-      if (done) return;
-      done = true;
-      stop.abort();
-      body.destroy();
-      out.destroy(err instanceof Error ? err : new Error(String(err)));
-    };
-    const aborted = (): TbdavError => abortError(`openRead ${path}`, opts.signal);
-    const attach = (b: Readable): void => {
-      b.on('data', (chunk: Buffer) => {
-        if (done || b !== body) return;
-        let c = chunk;
-        if (toSkip > 0) {
-          if (c.length <= toSkip) {
-            toSkip -= c.length;
-            return;
-          }
-          c = c.subarray(toSkip);
-          toSkip = 0;
-        }
-        const left = end - pos + 1;
-        if (c.length >= left) {
-          out.push(c.subarray(0, left));
-          pos = end + 1;
-          done = true;
-          out.push(null);
-          b.destroy();
-          return;
-        }
-        pos += c.length;
-        if (!out.push(c)) b.pause();
-      });
-      b.on('end', () => onBreak(b, undefined));
-      b.on('error', (err) => onBreak(b, err));
-    };
-    const onBreak = (b: Readable, err: Error | undefined): void => {
-      if (done || b !== body) return;
-      if (opts.signal?.aborted) return fail(aborted());
-      void resume(err);
-    };
-    const resume = async (cause: unknown): Promise<void> => {
-      for (;;) {
-        if (pos > lastBreakAt) stalled = 0; // new bytes since the last break
-        lastBreakAt = pos;
-        stalled++;
-        breaks++;
-        const why = cause instanceof Error ? cause.message : cause === undefined ? 'ended early' : String(cause);
-        if (stalled > this.resumeAttempts || breaks > this.resumeAttempts * 10) {
-          return fail(new TbdavError('TBDAV_RETRYABLE', `openRead ${path}: download broke at byte ${pos} (${why}); gave up after ${breaks} resumes`, { cause }));
-        }
-        this.logger.info(`openRead ${path}: upstream broke at byte ${pos} of ${start}-${end} (${why}), resuming (attempt ${breaks})`, {
-          requestId: opts.requestId,
-        });
-        const delay = Math.min(this.resumeMaxMs, this.resumeBaseMs * 2 ** (stalled - 1));
-        try {
-          await sleep(Math.round(delay * (0.5 + Math.random() / 2)), undefined, { signal });
-        } catch {
-          // stopped while waiting: by destroy (nothing to report) or by the caller's signal
-          if (!done) fail(aborted());
-          return;
-        }
-        if (done) return;
-        let next: Opened;
-        try {
-          next = await this.openAt(path, fsId, pos, end, { signal, requestId: opts.requestId }, expect);
-        } catch (err) {
-          if (done) return;
-          if (opts.signal?.aborted) return fail(aborted());
-          const again = isTbdavError(err, 'TBDAV_RETRYABLE') || (isTeraboxApiError(err) && err.code === 'TBDAV_RETRYABLE');
-          if (!again) return fail(err);
-          cause = err;
-          continue;
-        }
-        if (done) {
-          next.body.destroy();
-          return;
-        }
-        body = next.body;
-        toSkip = next.skip;
-        attach(body);
-        return;
-      }
-    };
-    attach(body);
-    return out;
-  }
-
-  private async dlinkFor(fsId: string, path: string, opts: CallOptions): Promise<string> {
-    const cached = this.dlinks.get(fsId);
-    if (cached) return cached;
-    let fetch = this.dlinkFetches.get(fsId);
-    if (!fetch) {
-      // shared by every reader of this file: not tied to the first caller's signal
-      fetch = this.fetchDlink(fsId, path, { requestId: opts.requestId }).finally(() => this.dlinkFetches.delete(fsId));
-      this.dlinkFetches.set(fsId, fetch);
-    }
-    if (!opts.signal) return fetch;
-    const signal = opts.signal;
-    if (signal.aborted) throw abortError(`openRead ${path}`, signal);
-    return new Promise<string>((resolve, reject) => {
-      const onAbort = () => reject(abortError(`openRead ${path}`, signal));
-      signal.addEventListener('abort', onAbort, { once: true });
-      fetch.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-    });
-  }
-
-  private async fetchDlink(fsId: string, path: string, opts: CallOptions): Promise<string> {
-    let links;
-    try {
-      links = await this.client.download([fsId], opts);
-    } catch (err) {
-      throw relabel('openRead', path, err);
-    }
-    const link = links.find((l) => l.fs_id === fsId) ?? links[0];
-    if (!link?.dlink) throw new TbdavError('TBDAV_NOT_FOUND', `openRead ${path}: no download link`);
-    this.dlinks.set(fsId, link.dlink);
-    return link.dlink;
+    return this.reader.open(path, entry, range, opts);
   }
 
   // ---------------------------------------------------------------- writes
@@ -463,7 +194,7 @@ export class TeraboxRemote implements Remote {
       return await this.upload(path, file, blockMd5s, opts, existing !== undefined);
     } catch (err) {
       if (opts.signal?.aborted) throw abortError(`write ${path}`, opts.signal);
-      throw relabel('write', path, err);
+      throw relabelError('write', path, err);
     }
   }
 
@@ -651,7 +382,7 @@ export class TeraboxRemote implements Remote {
       if (c.foundAfterRetry) e.maybeNotEmpty = true;
       return e;
     } catch (err) {
-      throw relabel('mkdir', path, err);
+      throw relabelError('mkdir', path, err);
     }
   }
 
@@ -660,7 +391,7 @@ export class TeraboxRemote implements Remote {
     try {
       await this.client.filemanager('delete', [this.full(path)], opts);
     } catch (err) {
-      throw relabel('remove', path, err);
+      throw relabelError('remove', path, err);
     }
   }
 
@@ -688,7 +419,7 @@ export class TeraboxRemote implements Remote {
       if (isTeraboxApiError(err) && err.errno === ERRNO.FILE_EXISTS) {
         throw new TbdavError('TBDAV_EXISTS', `${op} ${from} -> ${to}: destination exists`, { cause: err });
       }
-      throw relabel(op, from, err);
+      throw relabelError(op, from, err);
     }
   }
 
@@ -705,7 +436,7 @@ export class TeraboxRemote implements Remote {
       const q = await this.client.quota(opts);
       return { total: Number(q.total), used: Number(q.used) };
     } catch (err) {
-      throw relabel('quota', '/', err);
+      throw relabelError('quota', '/', err);
     }
   }
 }
