@@ -36,6 +36,8 @@ export interface ResolvedOptions {
   minShardBytes: number;
   maxShardBytes: number;
   quotaTotalBytes: number;
+  /** Delay before an asynchronous share/transfer lands (shares.ts). */
+  shareTransferAsyncMs: number;
 }
 
 export interface Counters {
@@ -86,6 +88,10 @@ export interface ApiRequest {
   url: URL;
   /** Body fields (POST forms) first, then the query string. */
   param(name: string): string | undefined;
+  /** A query-string parameter only (where the spec's table puts a parameter in the query). */
+  query(name: string): string | undefined;
+  /** A body (form) field only (the spec's "body Parameters" tables). */
+  body(name: string): string | undefined;
   /** The access token given in the query (`access_tokens` or `access_token`). */
   token?: string;
 }

@@ -21,7 +21,8 @@ import { handleContent, handleDlink } from './routes-download.js';
 import { type Handler, fileRoutes } from './routes-files.js';
 import { oauthRoutes } from './routes-oauth.js';
 import { superfile2Route, uploadApiRoutes } from './routes-upload.js';
-import { type CreatedShare, ShareState, createShare, shareRoutes } from './shares.js';
+import { type CreatedShare, ShareState, createShare, removeShare, setSharePwd, shareRoutes } from './shares.js';
+import { streamingRoutes } from './streaming.js';
 import { EmulatorErrno, Store } from './store.js';
 import { createPrng, requestId, sleep } from './util.js';
 
@@ -65,6 +66,8 @@ export interface EmulatorOptions {
   maxShardBytes?: number;
   /** Drive size reported by quota (default 1 TiB). Addition to the brief. */
   quotaTotalBytes?: number;
+  /** Delay before an asynchronous share/transfer lands (default 300 ms; shares.ts). */
+  shareTransferAsyncMs?: number;
   logger?: Logger;
 }
 
@@ -89,10 +92,14 @@ export interface EmulatorHandle {
   issueTokens(): { access_token: string; refresh_token: string; expires_in: number };
   expireAccessTokens(): void;
   setOptions(
-    patch: Partial<Pick<EmulatorOptions, 'latencyMs' | 'throughputBytesPerSec' | 'faults' | 'refuseZeroByte' | 'accessTokenTtlSec' | 'dlinkTtlSec' | 'autoApproveAfterPolls'>>,
+    patch: Partial<Pick<EmulatorOptions, 'latencyMs' | 'throughputBytesPerSec' | 'faults' | 'refuseZeroByte' | 'accessTokenTtlSec' | 'dlinkTtlSec' | 'autoApproveAfterPolls' | 'shareTransferAsyncMs'>>,
   ): void;
   /** Test helper: share these drive paths (absolute, inside the app folder) with a 4-char pwd ('' = none). */
   createShare(paths: string[], pwd: string): CreatedShare;
+  /** Test helper: the share's link stops working (105), as an expired or cancelled share. */
+  removeShare(shareid: number): void;
+  /** Test helper: the sharer sets another extraction code ('' = none); issued sekeys stop working (-9). */
+  setSharePwd(shareid: number, pwd: string): void;
   close(): Promise<void>;
 }
 
@@ -192,6 +199,7 @@ export async function startEmulator(opts: EmulatorOptions): Promise<EmulatorHand
     minShardBytes: opts.minShardBytes ?? SHARD_MIN_BYTES,
     maxShardBytes: opts.maxShardBytes ?? 128 * 1024 * 1024,
     quotaTotalBytes: opts.quotaTotalBytes ?? 1024 ** 4,
+    shareTransferAsyncMs: opts.shareTransferAsyncMs ?? 300,
   };
   const store = new Store(opts.dataDir, logger);
   const uk = 4400000000000 + (credentials.clientId.length % 1000);
@@ -239,7 +247,7 @@ export async function startEmulator(opts: EmulatorOptions): Promise<EmulatorHand
   for (const [p, r] of Object.entries(oauthRoutes)) authRoutes.set(p, { ...r, kind: 'oauth' });
   const apiRoutes = new Map<string, Route>();
   for (const table of [fileRoutes, uploadApiRoutes]) for (const [p, r] of Object.entries(table)) apiRoutes.set(p, { ...r, kind: 'api' });
-  for (const [p, r] of Object.entries(shareRoutes)) apiRoutes.set(p, { ...r, kind: 'api' });
+  for (const table of [shareRoutes, streamingRoutes]) for (const [p, r] of Object.entries(table)) apiRoutes.set(p, { ...r, kind: 'api' });
   const uploadRoutes = new Map<string, Route>([['/rest/2.0/pcs/superfile2', { ...superfile2Route, kind: 'upload' }]]);
 
   const count = (key: string): void => {
@@ -311,6 +319,8 @@ export async function startEmulator(opts: EmulatorOptions): Promise<EmulatorHand
       res,
       url,
       param: (name) => form?.get(name) ?? url.searchParams.get(name) ?? undefined,
+      query: (name) => url.searchParams.get(name) ?? undefined,
+      body: (name) => form?.get(name),
       ...(token !== undefined ? { token } : {}),
     };
     const base = (): Record<string, unknown> =>
@@ -436,9 +446,12 @@ export async function startEmulator(opts: EmulatorOptions): Promise<EmulatorHand
       }
     },
     createShare: (paths, pwd) => createShare(ctx, paths, pwd),
+    removeShare: (shareid) => removeShare(ctx, shareid),
+    setSharePwd: (shareid, pwd) => setSharePwd(ctx, shareid, pwd),
     close: async () => {
       if (closed) return;
       closed = true;
+      shares.stop();
       await Promise.all(
         Object.values(servers).map(
           (s) =>

@@ -1,9 +1,9 @@
 /**
  * api_domain routes for user info, quota and files: uinfo, active, quota, list, filemetas, search,
- * download (dlinks), streaming (m3u8) and filemanager (copy/move/rename/delete).
+ * download (dlinks) and filemanager (copy/move/rename/delete). Streaming: streaming.ts.
  */
 import { MAX_SHARDS } from '../terabox/api/types.js';
-import type { FileInfo, FileMeta, StreamType } from '../terabox/api/types.js';
+import type { FileInfo, FileMeta } from '../terabox/api/types.js';
 import {
   type ApiRequest,
   type Ctx,
@@ -11,23 +11,17 @@ import {
   fileInfo,
   intParam,
   jsonParam,
-  makeContentUrl,
   makeDlink,
   requireParam,
 } from './context.js';
-import { sendText } from './http-io.js';
 import { EmulatorErrno, type Node, basenameOf, dirnameOf, joinPath } from './store.js';
-import { categoryOf, isValidName, randomDigits, requestId } from './util.js';
+import { isValidName, randomDigits, requestId } from './util.js';
 
 export type Answer = Record<string, unknown> | undefined;
 export type Handler = (ctx: Ctx, r: ApiRequest) => Answer | Promise<Answer>;
 
-/** errno for streaming / mediameta of a file that is not audio or video (unverified choice). */
-export const ERRNO_NOT_MEDIA = 31339;
 /** errno of a batch (filemanager, share/transfer) where at least one item failed (xpan). */
 export const ERRNO_BATCH_PARTIAL = 12;
-
-const STREAM_TYPES: StreamType[] = ['M3U8_AUTO_480', 'M3U8_AUTO_720', 'M3U8_AUTO_1080', 'M3U8_MP3_128'];
 
 export type SortKey = 'name' | 'time' | 'size';
 
@@ -171,38 +165,6 @@ const download: Handler = (ctx, r) => {
   return { dlink };
 };
 
-/** An HLS playlist whose segments are slices of the file on the download host. */
-export function m3u8For(ctx: Ctx, n: Node): string {
-  const segBytes = Math.max(64 * 1024, Math.ceil(n.size / 10));
-  const lines = ['#EXTM3U', '#EXT-X-VERSION:3', '#EXT-X-TARGETDURATION:10', '#EXT-X-MEDIA-SEQUENCE:0', '#EXT-X-DISCONTINUITY'];
-  for (let start = 0; start < n.size; start += segBytes) {
-    const end = Math.min(n.size, start + segBytes) - 1;
-    lines.push('#EXTINF:10,', makeContentUrl(ctx, n, { start, end }));
-  }
-  lines.push('#EXT-X-ENDLIST', '');
-  return lines.join('\n');
-}
-
-export function checkStreamType(r: ApiRequest): void {
-  const type = requireParam(r, 'type');
-  if (!STREAM_TYPES.includes(type as StreamType)) throw new EmulatorErrno(2, 'unknown stream type');
-}
-
-export function checkMedia(n: Node | undefined): Node {
-  if (!n || n.isdir) throw new EmulatorErrno(-9, 'no such file');
-  const cat = categoryOf(basenameOf(n.path));
-  if ((cat !== 1 && cat !== 2) || n.size === 0) throw new EmulatorErrno(ERRNO_NOT_MEDIA, 'not an audio or video file');
-  return n;
-}
-
-const streaming: Handler = (ctx, r) => {
-  const path = checkPath(ctx, requireParam(r, 'path'));
-  checkStreamType(r);
-  const n = checkMedia(ctx.store.get(path));
-  sendText(r.res, 200, m3u8For(ctx, n), 'application/vnd.apple.mpegurl');
-  return undefined;
-};
-
 // ---------------------------------------------------------------- filemanager
 
 type Ondup = 'fail' | 'newcopy' | 'overwrite' | 'skip';
@@ -306,6 +268,5 @@ export const fileRoutes: Record<string, { method: 'GET' | 'POST'; handler: Handl
   '/openapi/api/filemetas': { method: 'GET', handler: filemetas },
   '/openapi/api/search': { method: 'GET', handler: search },
   '/openapi/api/download': { method: 'GET', handler: download },
-  '/openapi/api/streaming': { method: 'GET', handler: streaming },
   '/openapi/api/filemanager': { method: 'POST', handler: filemanager },
 };

@@ -148,3 +148,13 @@ export function randomBuffer(n: number, seed = 1): Buffer {
   }
   return b;
 }
+
+/** share/verify (query surl, body pwd); `sekey` is the BOXCLND cookie value ('' when refused). */
+export async function verifyShare(e: Emu, surl: string, pwd: string): Promise<{ body: Json; sekey: string }> {
+  const r = await getJson(`http://${e.emu.apiDomain}/openapi/share/verify?${new URLSearchParams({ surl, access_tokens: e.token })}`, {
+    method: 'POST',
+    body: new URLSearchParams({ pwd }),
+  });
+  const sekey = decodeURIComponent(/BOXCLND=([^;]+)/.exec(r.headers.get('set-cookie') ?? '')?.[1] ?? '');
+  return { body: r.body, sekey };
+}

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Emu, api, dlinkOf, fetchDlink, md5, oauth, randomBuffer, startEmu, upload } from './emu-helpers.js';
+import { type Emu, api, dlinkOf, fetchDlink, md5, oauth, randomBuffer, startEmu, upload, verifyShare } from './emu-helpers.js';
 import type { FaultOptions } from '../../src/emulator/index.js';
 
 test('a restarted emulator keeps the drive, the tokens and the shares', async () => {
@@ -14,6 +14,7 @@ test('a restarted emulator keeps the drive, the tokens and the shares', async ()
     const f = await upload(a, `${a.root}/keep/data.bin`, data);
     assert.equal(f.errno, 0);
     const share = a.emu.createShare([`${a.root}/keep`], '');
+    const { sekey: spd } = await verifyShare(a, share.surl, '');
     const token = a.token;
     await a.stop();
     const names = await readdir(dir);
@@ -29,7 +30,7 @@ test('a restarted emulator keeps the drive, the tokens and the shares', async ()
       assert.equal(l.body.list[0].md5, f.md5);
       const res = await fetchDlink(b, await dlinkOf(b, f.fs_id));
       assert.equal(md5(Buffer.from(await res.arrayBuffer())), md5(data));
-      assert.equal((await api(b, '/openapi/api/shorturlinfo', { query: { shorturl: share.shorturl, root: '1' } })).body.errno, 0);
+      assert.equal((await api(b, '/openapi/api/shorturlinfo', { query: { shorturl: share.shorturl, root: '1', spd } })).body.errno, 0, 'the share and its sekey survive');
       const g = await upload(b, `${b.root}/keep/new.txt`, Buffer.from('new'));
       assert.ok(g.fs_id > f.fs_id);
       // rapid upload still knows the content
