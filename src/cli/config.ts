@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { TrustedProxies } from '../dav/client-info.js';
 import { ConfigError } from '../shared/errors.js';
 import type { LogLevel } from '../shared/logger.js';
 import { parsePasswordHash, isPasswordHash } from '../shared/password.js';
@@ -17,6 +18,10 @@ export interface UserConfig {
   username: string;
   /** Plain text or an scrypt hash (`scrypt$...`, from `terabox-dav hash-password`). */
   password: string;
+  /** Writes (PUT, DELETE, MKCOL, COPY, MOVE, PROPPATCH, LOCK) answer 403. */
+  readOnly?: boolean;
+  /** A folder under terabox.root that this user sees as `/` (default `/`: all of it). */
+  root?: string;
 }
 
 export interface Config {
@@ -26,6 +31,7 @@ export interface Config {
     users: UserConfig[];
     realm: string;
     tls?: { cert: string; key: string };
+    trustedProxies: string[];
   };
   terabox: {
     authUrl: string;
@@ -78,11 +84,17 @@ export const CONFIG_KEYS: readonly KeyDef[] = [
     kind: 'users',
     default: [],
     secret: true,
-    doc: 'WebDAV users: a list of {"username","password"}; password in plain text or an scrypt hash from `terabox-dav hash-password`. Empty list: no authentication. Env/flag form: JSON, or `name:password,name2:password2`.',
+    doc: 'WebDAV users: a list of {"username","password"}; password in plain text or an scrypt hash from `terabox-dav hash-password`; optional "readOnly": true (writes answer 403) and "root": "/sub/folder" (a folder under terabox.root this user sees as /, created when missing). Empty list: no authentication. Env/flag form: JSON, or `name:password,name2:password2`.',
   },
   { key: 'server.realm', kind: 'string', default: 'terabox-dav', doc: 'Realm of the Basic authentication challenge.' },
   { key: 'server.tls.cert', kind: 'path', doc: 'PEM certificate file: serve HTTPS (needs server.tls.key too).' },
   { key: 'server.tls.key', kind: 'path', secret: false, doc: 'PEM private key file for server.tls.cert.' },
+  {
+    key: 'server.trustedProxies',
+    kind: 'list',
+    default: [],
+    doc: 'Reverse proxies (IP addresses or CIDR ranges, e.g. 127.0.0.1 or 10.0.0.0/8) whose Forwarded / X-Forwarded-For, -Proto and -Host headers are believed for the client address (log, login throttle) and the URLs the server writes. Env/flag form: JSON or comma list.',
+  },
   { key: 'terabox.authUrl', kind: 'url', default: 'https://www.terabox.com', doc: 'Authorization service of TeraBox; api_domain and upload_domain are used with the same scheme.' },
   { key: 'terabox.clientId', kind: 'string', doc: 'Client id (AppKey) from the TeraBox Open Platform. Without the three credentials, `serve` runs on the embedded emulator.' },
   { key: 'terabox.clientSecret', kind: 'string', secret: true, doc: 'Client secret (SecretKey) from the TeraBox Open Platform.' },
@@ -304,7 +316,7 @@ function coerce(def: KeyDef, raw: unknown, src: Source, home: string): unknown {
         const at = `${def.key}[${i}]`;
         if (!isPlainObject(u)) throw new ConfigError(at, 'must be an object {"username": ..., "password": ...}' + where);
         for (const k of Object.keys(u)) {
-          if (k !== 'username' && k !== 'password') throw new ConfigError(`${at}.${k}`, 'unknown key' + where);
+          if (!['username', 'password', 'readOnly', 'root'].includes(k)) throw new ConfigError(`${at}.${k}`, 'unknown key' + where);
         }
         if (typeof u.username !== 'string' || u.username === '' || u.username.includes(':')) {
           throw new ConfigError(`${at}.username`, 'must be a non-empty string without ":"' + where);
@@ -315,7 +327,18 @@ function coerce(def: KeyDef, raw: unknown, src: Source, home: string): unknown {
         }
         if (seen.has(u.username)) throw new ConfigError(`${at}.username`, `duplicate user ${u.username}` + where);
         seen.add(u.username);
-        return { username: u.username, password: u.password };
+        const user: UserConfig = { username: u.username, password: u.password };
+        if (u.readOnly !== undefined) {
+          if (typeof u.readOnly !== 'boolean') throw new ConfigError(`${at}.readOnly`, 'must be true or false' + where);
+          user.readOnly = u.readOnly;
+        }
+        if (u.root !== undefined) {
+          if (typeof u.root !== 'string' || !u.root.startsWith('/')) throw new ConfigError(`${at}.root`, 'must be a path starting with / (a folder under terabox.root)' + where);
+          if (u.root.split('/').some((seg) => seg === '.' || seg === '..')) throw new ConfigError(`${at}.root`, 'must not contain . or .. segments' + where);
+          const segs = u.root.split('/').filter(Boolean).map((x) => x.normalize('NFC'));
+          user.root = '/' + segs.join('/');
+        }
+        return user;
       });
     }
   }
@@ -410,6 +433,8 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
       `required when terabox.${given[0]} is set (give clientId, clientSecret and privateSecret, or none of them to use the embedded emulator)`,
     );
   }
+  // Addresses and ranges are checked here, so that a typo stops the start (ConfigError naming the key).
+  new TrustedProxies(cfg.server.trustedProxies);
   if (!isAbsolute(cfg.stateDir) || !isAbsolute(cfg.cacheDir)) throw new ConfigError('stateDir', 'must be an absolute path');
   return cfg;
 }
@@ -427,7 +452,7 @@ export function redactConfig(config: Config): Record<string, unknown> {
     const v = getPath(copy, def.key);
     if (v === undefined) continue;
     if (def.kind === 'users') {
-      setPath(copy, def.key, (v as UserConfig[]).map((u) => ({ username: u.username, password: '[REDACTED]' })));
+      setPath(copy, def.key, (v as UserConfig[]).map((u) => ({ ...u, password: '[REDACTED]' })));
     } else setPath(copy, def.key, '[REDACTED]');
   }
   return copy;

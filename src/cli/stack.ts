@@ -196,6 +196,7 @@ export async function startStack(config: Config, opts: StackOptions = {}): Promi
       port: config.server.port,
       users: config.server.users,
       realm: config.server.realm,
+      trustedProxies: config.server.trustedProxies,
       // WebDAV locks survive a restart (Finder and Explorer hold them across a long copy).
       lockStateFile: join(vfsStateDir, 'locks.json'),
       logger,

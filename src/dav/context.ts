@@ -30,9 +30,12 @@ export interface DavRequest {
 }
 
 export interface DavDeps {
+  /** The share as the requesting user sees it (src/dav/user-scope.ts). */
   readonly fs: FileSystem;
   readonly locks: LockGate;
   readonly logger: Logger;
+  /** The requesting user may only read (OPTIONS then announces class 1 and read methods). */
+  readonly readOnly?: boolean;
 }
 
 export type DavHandler = (r: DavRequest, deps: DavDeps) => Promise<void>;

@@ -9,8 +9,10 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { TbdavError } from '../shared/errors.js';
+import { clientInfo } from './client-info.js';
 import { evaluateIf, parseIf, submittedTokens, type IfResource } from './if-eval.js';
 import { decodePath, hrefFor, isSameOrInside, parentPath, pathOfTarget } from './paths.js';
+import type { PathScope } from './user-scope.js';
 import type { PersistedLock } from './locks-persist.js';
 import { escapeText } from './xml.js';
 
@@ -33,8 +35,18 @@ export interface LockTarget {
   membership?: boolean;
 }
 
-/** What the dav methods need from the lock machinery. */
+/** What the dav methods need from the lock machinery (paths in the requesting user's view). */
 export interface LockGate {
+  /** Whether a new lock of this scope and depth on `path` conflicts with existing ones. */
+  conflicts(path: string, scope: LockScope, depth: 0 | 'infinity'): boolean;
+  /** Take a lock (the caller checked conflicts). */
+  add(path: string, opts: { scope: LockScope; depth: 0 | 'infinity'; ownerXml: string; timeoutSec: number; isDir: boolean }): ActiveLock;
+  /** Remove the lock `token` if it covers `path`; false when no such lock. */
+  remove(path: string, token: string): boolean;
+  /** Refresh the lock `token` if it covers `path` (any covered URL will do). */
+  refresh(path: string, token: string, timeoutSec: number): ActiveLock | undefined;
+  /** Inner XML of DAV:activelock elements. */
+  renderLocks(locks: ActiveLock[]): string;
   /** Throw TBDAV_PRECONDITION (412) when the If header fails, TBDAV_LOCKED (423) when a covering lock's token is missing. */
   checkWrite(req: IncomingMessage, targets: LockTarget[]): Promise<void>;
   /** Evaluate an If header on a read (412 when it fails). */
@@ -182,20 +194,24 @@ export class LockTable implements LockGate {
     return { etag: await this.etagOf(path), lockTokens: new Set(this.covering(path).map((l) => l.token)) };
   }
 
-  /** Evaluate the If header (400 malformed, 412 when no list holds); returns the submitted tokens. */
-  private async evaluate(req: IncomingMessage, path?: string): Promise<Set<string>> {
+  /**
+   * Evaluate the If header (400 malformed, 412 when no list holds); returns the submitted tokens.
+   * Paths in the header and `path` are in the user's view; `scope` maps them to the share.
+   */
+  async evaluateIn(req: IncomingMessage, path: string | undefined, scope?: PathScope): Promise<Set<string>> {
     const raw = req.headers['if'];
     if (raw === undefined) return new Set();
     const lists = parseIf(Array.isArray(raw) ? raw.join(' ') : raw);
     const requestPath = path ?? decodePath(pathOfTarget(req.url ?? '/')).path;
-    if (!(await evaluateIf(lists, requestPath, req.headers.host, (p) => this.ifResource(p)))) {
+    const get = (p: string): Promise<IfResource> => this.ifResource(scope ? scope.toShare(p) : p);
+    if (!(await evaluateIf(lists, requestPath, clientInfo(req).host, get))) {
       throw new TbdavError('TBDAV_PRECONDITION', `${req.method ?? ''} ${requestPath}: If header condition failed`);
     }
     return submittedTokens(lists);
   }
 
-  async checkWrite(req: IncomingMessage, targets: LockTarget[]): Promise<void> {
-    const tokens = await this.evaluate(req);
+  /** The lock part of checkWrite, on share paths; `shown` maps a lock root for the message. */
+  checkTokens(tokens: Set<string>, targets: LockTarget[], shown: (root: string) => string = (r) => r): void {
     if (this.byPath.size === 0) return;
     // Each resource the request touches that is covered by locks needs the token of one of them
     // (several shared locks: any one will do; an exclusive lock is alone anyway).
@@ -209,13 +225,22 @@ export class LockTable implements LockGate {
     }
     for (const group of groups) {
       if (group.length > 0 && !group.some((l) => tokens.has(l.token))) {
-        throw new TbdavError('TBDAV_LOCKED', `${group[0]!.root}: locked (submit the lock token in an If header)`);
+        throw new TbdavError('TBDAV_LOCKED', `${shown(group[0]!.root)}: locked (submit the lock token in an If header)`);
       }
     }
   }
 
+  async checkWrite(req: IncomingMessage, targets: LockTarget[]): Promise<void> {
+    this.checkTokens(await this.evaluateIn(req, undefined), targets);
+  }
+
   async checkConditions(req: IncomingMessage, path: string): Promise<void> {
-    await this.evaluate(req, path);
+    await this.evaluateIn(req, path);
+  }
+
+  /** The table as a user whose folder is `scope.root` sees it (the table itself for the whole share). */
+  scoped(scope: PathScope): LockGate {
+    return scope.isWhole ? this : new ScopedLocks(this, scope);
   }
 
   /** Inner XML of DAV:activelock elements. */
@@ -250,5 +275,67 @@ export class LockTable implements LockGate {
       }
     }
     if (any) this.changed();
+  }
+}
+
+/** A LockTable seen from a user's folder: paths mapped in, lock roots mapped out. */
+class ScopedLocks implements LockGate {
+  constructor(
+    private readonly table: LockTable,
+    private readonly scope: PathScope,
+  ) {}
+
+  private out(l: ActiveLock): ActiveLock {
+    const root = this.scope.toUser(l.root);
+    // A lock taken above the user's folder (by a user who sees more) shows as the folder's own.
+    return root === undefined ? { ...l, root: '/', rootIsDir: true } : { ...l, root };
+  }
+
+  private shown = (root: string): string => this.scope.toUser(root) ?? '/';
+
+  conflicts(path: string, scope: LockScope, depth: 0 | 'infinity'): boolean {
+    return this.table.conflicts(this.scope.toShare(path), scope, depth);
+  }
+
+  add(path: string, opts: { scope: LockScope; depth: 0 | 'infinity'; ownerXml: string; timeoutSec: number; isDir: boolean }): ActiveLock {
+    return this.out(this.table.add(this.scope.toShare(path), opts));
+  }
+
+  remove(path: string, token: string): boolean {
+    return this.table.remove(this.scope.toShare(path), token);
+  }
+
+  refresh(path: string, token: string, timeoutSec: number): ActiveLock | undefined {
+    const l = this.table.refresh(this.scope.toShare(path), token, timeoutSec);
+    return l && this.out(l);
+  }
+
+  renderLocks(locks: ActiveLock[]): string {
+    return this.table.renderLocks(locks);
+  }
+
+  async checkWrite(req: IncomingMessage, targets: LockTarget[]): Promise<void> {
+    const tokens = await this.table.evaluateIn(req, undefined, this.scope);
+    this.table.checkTokens(
+      tokens,
+      targets.map((t) => ({ ...t, path: this.scope.toShare(t.path) })),
+      this.shown,
+    );
+  }
+
+  async checkConditions(req: IncomingMessage, path: string): Promise<void> {
+    await this.table.evaluateIn(req, path, this.scope);
+  }
+
+  forgetTree(path: string): void {
+    this.table.forgetTree(this.scope.toShare(path));
+  }
+
+  lockDiscoveryXml(path: string): string {
+    return this.table.renderLocks(this.table.locksFor(this.scope.toShare(path)).map((l) => this.out(l)));
+  }
+
+  get supportedLockXml(): string {
+    return this.table.supportedLockXml;
   }
 }

@@ -26,7 +26,8 @@ import { ConfigError, isTbdavError } from '../shared/errors.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
 import { redact } from '../shared/redact.js';
 import type { FileSystem } from '../vfs/types.js';
-import { BasicAuthenticator, LoginThrottle, type BridgeUser } from './auth.js';
+import { BasicAuthenticator, LoginThrottle, parseBasic, type BridgeUser, type LoginThrottleOptions } from './auth.js';
+import { computeClientInfo, setClientInfo, TrustedProxies } from './client-info.js';
 import type { DavDeps, DavHandler, DavRequest } from './context.js';
 import { etagOf } from './conditional.js';
 import { httpErrorFor, sendError } from './errors.js';
@@ -35,12 +36,13 @@ import { LockFile } from './locks-persist.js';
 import { handleCopyMove } from './methods/copy-move.js';
 import { handleGet } from './methods/get.js';
 import { makeLockHandlers } from './methods/lock.js';
-import { ALLOWED_METHODS, handleOptions } from './methods/options.js';
+import { ALLOWED_METHODS, handleOptions, READ_ONLY_METHODS } from './methods/options.js';
 import { handlePropfind } from './methods/propfind.js';
 import { handleProppatch } from './methods/proppatch.js';
 import { handleDelete, handleMkcol, handlePut } from './methods/write.js';
 import { createDavHost } from './host.js';
 import { decodePath, hrefFor, pathOfTarget, type DecodedPath } from './paths.js';
+import { PathScope, readOnlyError, scopeFileSystem, WRITE_METHODS } from './user-scope.js';
 
 export type { BridgeUser } from './auth.js';
 
@@ -61,6 +63,13 @@ export interface BridgeOptions {
   requestTimeoutMs?: number;
   /** JSON file keeping WebDAV locks across restarts (e.g. `<stateDir>/locks.json`); none: locks in memory only. */
   lockStateFile?: string;
+  /**
+   * Reverse proxies (addresses or CIDR ranges) whose Forwarded / X-Forwarded-For / -Proto / -Host
+   * headers are believed for the client's address, scheme and host (server.trustedProxies).
+   */
+  trustedProxies?: string[];
+  /** Tuning of the failed-login throttle (tests; defaults in LoginThrottle). */
+  loginThrottle?: LoginThrottleOptions;
 }
 
 export interface BridgeCloseOptions {
@@ -94,6 +103,16 @@ const HANDLERS: Record<string, DavHandler> = {
 export function isLoopback(host: string): boolean {
   const h = host.replace(/^\[|\]$/g, '').toLowerCase();
   return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h) || /^::ffff:127\.\d+\.\d+\.\d+$/.test(h);
+}
+
+/** A user's folder as a normalised share path; ConfigError for '.', '..' or a relative path. */
+function userRoot(u: BridgeUser): string {
+  const raw = u.root ?? '/';
+  const segs = raw.split('/').filter(Boolean);
+  if (!raw.startsWith('/') || segs.some((s) => s === '.' || s === '..')) {
+    throw new ConfigError('server.users', `root of user ${u.username} must be an absolute folder path without . or ..`);
+  }
+  return '/' + segs.map((s) => s.normalize('NFC')).join('/');
 }
 
 async function pem(value: string, key: string): Promise<string> {
@@ -133,7 +152,8 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
     throw new ConfigError('server.host', `refusing to serve ${host} without users: configure server.users or bind to 127.0.0.1`);
   }
   const auth = users.length ? new BasicAuthenticator(users) : undefined;
-  const throttle = new LoginThrottle();
+  const throttle = new LoginThrottle(opts.loginThrottle);
+  const trusted = new TrustedProxies(opts.trustedProxies ?? []);
   const realm = (opts.realm ?? 'terabox-dav').replace(/["\\]/g, '');
   const logger = opts.logger ?? silentLogger();
   const lockFile = opts.lockStateFile ? new LockFile({ file: opts.lockStateFile, logger }) : undefined;
@@ -150,14 +170,35 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
     lockFile,
   );
   if (lockFile) locks.restore(await lockFile.load());
-  const { handleLock, handleUnlock } = makeLockHandlers(locks);
+  const { handleLock, handleUnlock } = makeLockHandlers();
   const handlers: Record<string, DavHandler> = { ...HANDLERS, LOCK: handleLock, UNLOCK: handleUnlock };
   const deps: DavDeps = { fs: opts.fs, locks, logger };
+  // Each user's view of the share: its folder (root) and whether it may write (issue 11).
+  const depsByUser = new Map<string, DavDeps>();
+  for (const u of users) {
+    const scope = new PathScope(userRoot(u));
+    const readOnly = u.readOnly === true;
+    depsByUser.set(u.username, { fs: scopeFileSystem(opts.fs, scope, readOnly), locks: locks.scoped(scope), logger, readOnly });
+  }
   // webdav-server dispatches every request (./host.ts) to these handlers.
   const davHost = createDavHost(Object.keys(handlers), logger);
 
   // In-flight answers (for a draining close). Event loop only.
   const inFlight = new Set<ServerResponse>();
+  // Failed logins whose 401 is being held by the throttle: released at once by close(). Event loop only.
+  const held = new Set<() => void>();
+  const hold = (ms: number, res: ServerResponse): Promise<void> =>
+    new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        held.delete(done);
+        res.off('close', done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      held.add(done);
+      res.once('close', done);
+    });
   let closing = false;
   let drained: (() => void) | undefined;
 
@@ -189,6 +230,8 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
     };
     const started = process.hrtime.bigint();
     const requestId = requestIdOf(req);
+    const client = computeClientInfo(req, trusted);
+    setClientInfo(req, client);
     const method = (req.method ?? 'GET').toUpperCase();
     const socket = req.socket;
     // Byte counts per request on a keep-alive socket: from the end of the previous request's log.
@@ -208,6 +251,7 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
         bytesIn: socket.bytesRead - base.read,
         ms: Math.round(ms * 10) / 10,
         user: userName,
+        client: client.address,
       });
     };
     res.on('close', logLine);
@@ -226,17 +270,33 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
 
     const admit = async (): Promise<boolean> => {
       if (auth) {
-        const address = req.socket.remoteAddress ?? 'unknown';
-        const wait = throttle.retryAfter(address);
-        if (wait > 0) {
-          logger.warn(`auth: too many failed logins from ${address}, refused for ${wait} s`, { requestId });
+        const address = client.address;
+        const cred = parseBasic(req.headers.authorization);
+        const tooMany = (retryAfterSec: number): false => {
+          logger.warn(`auth: too many failed logins for ${cred?.username ?? '?'} from ${address} in progress, refused for ${retryAfterSec} s`, { requestId });
           closeIfBodyUnread(req, res);
-          sendError(res, { status: 429, message: 'too many failed logins, try again later', headers: { 'Retry-After': String(wait) } }, requestId);
+          sendError(res, { status: 429, message: 'too many failed logins, try again later', headers: { 'Retry-After': String(retryAfterSec) } }, requestId);
           return false;
+        };
+        if (cred) {
+          const gate = throttle.gate(address, cred.username);
+          if (!gate.check) return tooMany(gate.retryAfterSec);
         }
         userName = await auth.check(req.headers.authorization);
-        if (userName) throttle.succeeded(address);
-        else if (req.headers.authorization) throttle.failed(address);
+        if (!userName && cred) {
+          // Slow the guesser, not the owner: only failed answers wait (issue 11).
+          const f = throttle.failed(address, cred.username);
+          if (f.refuse) return tooMany(f.retryAfterSec);
+          if (f.delayMs > 0) {
+            logger.debug(`auth: failed login for ${cred.username} from ${address}, answer held ${f.delayMs} ms`, { requestId });
+            try {
+              await hold(f.delayMs, res);
+            } finally {
+              f.release();
+            }
+            if (res.destroyed) return false;
+          }
+        }
         if (!userName) {
           res.setHeader('WWW-Authenticate', `Basic realm="${realm}", charset="UTF-8"`);
           closeIfBodyUnread(req, res);
@@ -254,10 +314,17 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
 
     const run = async (name: string | undefined): Promise<void> => {
       const handler = name === undefined ? undefined : handlers[name];
+      const userDeps = (userName !== undefined ? depsByUser.get(userName) : undefined) ?? deps;
+      if (userDeps.readOnly) res.setHeader('DAV', '1');
       if (!handler || !decoded) {
-        res.setHeader('Allow', ALLOWED_METHODS);
+        res.setHeader('Allow', userDeps.readOnly ? READ_ONLY_METHODS : ALLOWED_METHODS);
         closeIfBodyUnread(req, res);
         sendError(res, { status: 405, message: `method ${method} not supported`, headers: {} }, requestId);
+        return;
+      }
+      if (userDeps.readOnly && WRITE_METHODS.has(method)) {
+        closeIfBodyUnread(req, res);
+        sendError(res, httpErrorFor(readOnlyError(`${method} ${decoded.path}`), method), requestId);
         return;
       }
       const ac = new AbortController();
@@ -277,7 +344,7 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
         continue: sendContinue,
       };
       try {
-        await handler(r, deps);
+        await handler(r, userDeps);
       } catch (err) {
         if (ac.signal.aborted) {
           logger.debug(`${method} ${decoded.path}: client went away: ${redact(String((err as Error)?.message ?? err))}`, { requestId });
@@ -371,6 +438,7 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
       if (closed) return;
       closed = true;
       closing = true;
+      for (const release of [...held]) release();
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       for (const res of inFlight) if (!res.headersSent) res.setHeader('Connection', 'close');

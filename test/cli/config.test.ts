@@ -182,3 +182,43 @@ test('the README configuration table lists every key with its environment variab
     assert.ok(readme.includes(`| \`${def.key}\` | \`${envName(def.key)}\` |`), `README lacks a row for ${def.key}`);
   }
 });
+
+test('server.users: readOnly and root per user (issue 11); server.trustedProxies: addresses and CIDR ranges', () =>
+  withTmp(async (dir) => {
+    const file = join(dir, 'c.json');
+    await writeFile(
+      file,
+      JSON.stringify({
+        server: {
+          users: [
+            { username: 'a', password: 'p' },
+            { username: 'tv', password: 'q', readOnly: true, root: '/Videos//Films/' },
+          ],
+          trustedProxies: ['127.0.0.1', '10.0.0.0/8', '::1', 'fd00::/8'],
+        },
+      }),
+    );
+    const c = loadConfig({ env: {}, configFile: file, home: '/h' });
+    assert.deepEqual(c.server.users, [
+      { username: 'a', password: 'p' },
+      { username: 'tv', password: 'q', readOnly: true, root: '/Videos/Films' },
+    ]);
+    assert.deepEqual(c.server.trustedProxies, ['127.0.0.1', '10.0.0.0/8', '::1', 'fd00::/8']);
+    assert.deepEqual(loadConfig({ env: {}, home: '/h' }).server.trustedProxies, []);
+    assert.deepEqual(loadConfig({ env: { TERABOX_DAV_SERVER_TRUSTED_PROXIES: '127.0.0.1, 192.168.0.0/16' }, home: '/h' }).server.trustedProxies, ['127.0.0.1', '192.168.0.0/16']);
+    const bad = async (server: unknown): Promise<string> => {
+      await writeFile(file, JSON.stringify({ server }));
+      return configError(() => loadConfig({ env: {}, configFile: file })).key;
+    };
+    assert.equal(await bad({ users: [{ username: 'a', password: 'p', readOnly: 'yes' }] }), 'server.users[0].readOnly');
+    assert.equal(await bad({ users: [{ username: 'a', password: 'p', root: 'Videos' }] }), 'server.users[0].root');
+    assert.equal(await bad({ users: [{ username: 'a', password: 'p', root: '/a/../b' }] }), 'server.users[0].root');
+    assert.equal(await bad({ users: [{ username: 'a', password: 'p', admin: true }] }), 'server.users[0].admin');
+    assert.equal(await bad({ trustedProxies: ['nginx.local'] }), 'server.trustedProxies');
+    assert.equal(await bad({ trustedProxies: ['10.0.0.0/33'] }), 'server.trustedProxies');
+    // redacted dump keeps the options, hides the password
+    const { redactConfig } = await import('../../src/cli/config.js');
+    await writeFile(file, JSON.stringify({ server: { users: [{ username: 'tv', password: 'secret-pw', readOnly: true, root: '/V' }] } }));
+    const dump = JSON.stringify(redactConfig(loadConfig({ env: {}, configFile: file })));
+    assert.ok(!dump.includes('secret-pw') && dump.includes('"readOnly":true') && dump.includes('"root":"/V"'), dump);
+  }));

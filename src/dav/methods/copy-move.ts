@@ -1,6 +1,7 @@
 /** COPY and MOVE (RFC 4918 §9.8, §9.9). */
 import { TbdavError } from '../../shared/errors.js';
 import { DavStatusError } from '../errors.js';
+import { clientInfo } from '../client-info.js';
 import { endEmpty, header, type DavDeps, type DavRequest } from '../context.js';
 import type { LockTarget } from '../lock-gate.js';
 import { decodePath, isSameOrInside, pathOfTarget } from '../paths.js';
@@ -15,7 +16,8 @@ export function destinationPath(r: DavRequest): string {
     let own: URL;
     try {
       url = new URL(dest);
-      own = new URL(`${url.protocol}//${header(r, 'host') ?? ''}/`);
+      // Behind a trusted proxy, the host the client used (X-Forwarded-Host / Forwarded host=).
+      own = new URL(`${url.protocol}//${clientInfo(r.req).host ?? ''}/`);
     } catch {
       throw new TbdavError('TBDAV_BAD_REQUEST', `${r.method} ${r.path}: malformed Destination`);
     }

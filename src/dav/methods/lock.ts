@@ -6,7 +6,7 @@
 import { Readable } from 'node:stream';
 import { TbdavError } from '../../shared/errors.js';
 import { header, readSmallBody, hasBody, type DavDeps, type DavRequest } from '../context.js';
-import type { LockScope, LockTable } from '../lock-gate.js';
+import type { LockScope } from '../lock-gate.js';
 import { tokensInIfHeader } from '../lock-gate.js';
 import { parseXml, serializeContent } from '../xml.js';
 import { requireParentFolder, statOrUndefined } from './write.js';
@@ -35,8 +35,9 @@ function answer(r: DavRequest, status: number, inner: string, token?: string): v
   r.res.end(body);
 }
 
-export function makeLockHandlers(locks: LockTable) {
+export function makeLockHandlers() {
   async function refresh(r: DavRequest, deps: DavDeps): Promise<void> {
+    const locks = deps.locks;
     const tokens = [...tokensInIfHeader(header(r, 'if'))];
     if (tokens.length === 0) throw new TbdavError('TBDAV_BAD_REQUEST', `LOCK ${r.path}: refresh without a lock token in If`);
     await deps.fs.stat(r.path, r.call);
@@ -49,6 +50,7 @@ export function makeLockHandlers(locks: LockTable) {
   }
 
   async function handleLock(r: DavRequest, deps: DavDeps): Promise<void> {
+    const locks = deps.locks;
     if (!hasBody(r)) return refresh(r, deps);
     const body = await readSmallBody(r);
     if (body.trim() === '') return refresh(r, deps);
@@ -90,7 +92,7 @@ export function makeLockHandlers(locks: LockTable) {
     const token = raw?.replace(/^<|>$/g, '').trim();
     if (!token) throw new TbdavError('TBDAV_BAD_REQUEST', `UNLOCK ${r.path}: Lock-Token header missing`);
     await deps.fs.stat(r.path, r.call);
-    if (!locks.remove(r.path, token)) {
+    if (!deps.locks.remove(r.path, token)) {
       throw new TbdavError('TBDAV_CONFLICT', `UNLOCK ${r.path}: no lock with this token covers the resource`);
     }
     r.res.statusCode = 204;
