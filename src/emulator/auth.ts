@@ -3,6 +3,9 @@
  * Rules (spec 1.4.2, 2.2.1): refresh tokens are single-use; after a refresh the old access token
  * lives `refreshGraceSec` more; the new refresh token keeps the old one's expiry; authorization
  * codes are single-use and live 5 minutes; device codes live `deviceCodeTtlSec`.
+ * Every token belongs to a family (one login: a code or device-code exchange, and every refresh
+ * descending from it); with refreshReuse 'revoke' a spent refresh token presented again kills its
+ * whole family (RFC 6819 5.2.2.3).
  *
  * Concurrency: maps are mutated synchronously on the event loop only.
  */
@@ -15,6 +18,7 @@ export interface AuthTimes {
   refreshGraceSec: number;
   deviceCodeTtlSec: number;
   autoApproveAfterPolls: number;
+  variant: { refreshReuse: 'refuse' | 'revoke' };
 }
 
 interface DeviceCode {
@@ -26,11 +30,14 @@ interface DeviceCode {
 interface AccessToken {
   expiresAt: number;
   createdAt: number;
+  /** Login family (absent in data written before families existed: a family of its own). */
+  family?: string;
 }
 interface RefreshToken {
   expiresAt: number;
   used: boolean;
   access: string;
+  family?: string;
 }
 
 export type TokenCheck = { ok: true; token: AccessToken } | { ok: false; reason: 'invalid' | 'expired' };
@@ -104,13 +111,14 @@ export class AuthState implements PersistSection {
     return this.issuePair();
   }
 
-  issuePair(refreshExpiresAt?: number): TokenPair {
+  /** A new token pair: of a new login family, or (refresh) of `family` keeping `refreshExpiresAt`. */
+  issuePair(refreshExpiresAt?: number, family: string = randomToken(9)): TokenPair {
     const t = this.times();
     const access = randomToken(48);
     const refresh = randomToken(48);
     const now = nowSec();
-    this.access.set(access, { createdAt: now, expiresAt: now + t.accessTokenTtlSec });
-    this.refresh.set(refresh, { expiresAt: refreshExpiresAt ?? now + t.refreshTokenTtlSec, used: false, access });
+    this.access.set(access, { createdAt: now, expiresAt: now + t.accessTokenTtlSec, family });
+    this.refresh.set(refresh, { expiresAt: refreshExpiresAt ?? now + t.refreshTokenTtlSec, used: false, access, family });
     return { access_token: access, refresh_token: refresh, expires_in: t.accessTokenTtlSec };
   }
 
@@ -122,16 +130,37 @@ export class AuthState implements PersistSection {
     return { ok: true, token: a };
   }
 
-  /** 'invalid' (unknown or already used -> 200004), 'expired' (200005) or the new pair. */
-  refreshPair(token: string): TokenPair | 'invalid' | 'expired' {
+  /**
+   * 'invalid' (unknown -> 200004), 'reused' (spent already -> 200004; with refreshReuse 'revoke'
+   * its whole family is revoked first), 'expired' (200005) or the new pair.
+   */
+  refreshPair(token: string): TokenPair | 'invalid' | 'reused' | 'expired' {
     const r = this.refresh.get(token);
-    if (!r || r.used) return 'invalid';
+    if (!r) return 'invalid';
+    if (r.used) {
+      if (this.times().variant.refreshReuse === 'revoke') this.revokeFamily(r.family ?? token);
+      return 'reused';
+    }
     if (r.expiresAt <= nowSec()) return 'expired';
     r.used = true;
     const old = this.access.get(r.access);
     const graceEnd = Date.now() / 1000 + this.times().refreshGraceSec;
     if (old && old.expiresAt > graceEnd) old.expiresAt = graceEnd;
-    return this.issuePair(r.expiresAt);
+    return this.issuePair(r.expiresAt, r.family ?? randomToken(9));
+  }
+
+  /**
+   * Forget every access and refresh token of a login family (they answer as unknown tokens after).
+   * Spent refresh tokens of the family stay known as spent, so that presenting one again still
+   * counts as reuse.
+   */
+  revokeFamily(family: string): void {
+    for (const [k, a] of this.access) if ((a.family ?? k) === family) this.access.delete(k);
+    for (const [k, r] of this.refresh) {
+      if ((r.family ?? k) !== family) continue;
+      if (r.used) r.access = '';
+      else this.refresh.delete(k);
+    }
   }
 
   expireAccessTokens(): void {

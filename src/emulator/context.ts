@@ -11,14 +11,22 @@ import type { AuthState } from './auth.js';
 import { EmulatorErrno, type Node, type Store, basenameOf } from './store.js';
 import { isValidName, categoryOf } from './util.js';
 import type { ShareState } from './shares.js';
+import { type Md5Place, type ServiceVariant, md5ForWire } from './variants.js';
 
 /**
  * http5xx: 503; errno31034: errno 31034 (rate limit) for the whole call; reset: the socket is cut;
  * itemErrno: errno 0 for the call but errno 31034 for each item of an answer with a per-item
  * list (filemetas/filemanager `info`; elsewhere it acts as errno31034): the item's fate is unknown,
  * not "absent".
+ * Download host only (strike only where bytes are served: /content, or /file when dlinkHops is 0;
+ * never drawn elsewhere): badLength: 200 whose Content-Length is not the size of what was asked,
+ * and the body cut short; badRange: 206 whose Content-Range is not the range asked, body cut short.
+ * Neither is in the default set.
  */
-export type FaultKind = 'http5xx' | 'errno31034' | 'reset' | 'itemErrno';
+export type FaultKind = 'http5xx' | 'errno31034' | 'reset' | 'itemErrno' | 'badLength' | 'badRange';
+
+/** Fault kinds that only make sense where bytes are served. */
+export const BYTE_FAULTS: ReadonlySet<FaultKind> = new Set<FaultKind>(['badLength', 'badRange']);
 
 export interface ResolvedOptions {
   accessTokenTtlSec: number;
@@ -38,6 +46,10 @@ export interface ResolvedOptions {
   quotaTotalBytes: number;
   /** Delay before an asynchronous share/transfer lands (shares.ts). */
   shareTransferAsyncMs: number;
+  /** The service variant in force (setOptions({variant}) merges into it). */
+  variant: ServiceVariant;
+  /** API calls (api_domain + superfile2) accepted per sliding second; beyond it errno 31034. undefined = no limit. */
+  rateLimit: { callsPerSecond: number } | undefined;
 }
 
 export interface Counters {
@@ -45,6 +57,10 @@ export interface Counters {
   bytesServed: number;
   bytesUploaded: number;
   faultsInjected: number;
+  /** Refresh tokens presented again after they were spent (either refreshReuse variant). */
+  refreshTokenReuse: number;
+  /** API calls refused with errno 31034 by the rateLimit knob. */
+  rateLimited: number;
   reset(): void;
 }
 
@@ -144,7 +160,11 @@ export function checkPath(ctx: Ctx, raw: string, allowRoot = false): string {
   return p;
 }
 
-export function fileInfo(n: Node): FileInfo {
+/**
+ * The answer fields of a node. `wire` = where the answer goes: its md5 then takes the form the
+ * variant sends there (md5Form); without it the md5 is the plain one.
+ */
+export function fileInfo(n: Node, wire?: { ctx: Ctx; place: Md5Place }): FileInfo {
   const name = basenameOf(n.path);
   const fi: FileInfo = {
     fs_id: n.fs_id,
@@ -158,7 +178,7 @@ export function fileInfo(n: Node): FileInfo {
     local_ctime: n.lctime,
     local_mtime: n.lmtime,
   };
-  if (!n.isdir && n.md5) fi.md5 = n.md5;
+  if (!n.isdir && n.md5) fi.md5 = wire ? md5ForWire(wire.ctx.opts.variant, n.md5, wire.place) : n.md5;
   return fi;
 }
 

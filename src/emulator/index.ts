@@ -15,9 +15,10 @@ import type { Logger } from '../shared/logger.js';
 import { silentLogger } from '../shared/logger.js';
 import { redactUrl } from '../shared/redact.js';
 import { AuthState } from './auth.js';
-import { type ApiRequest, type Counters, type Ctx, type FaultKind, type Hosts, type ResolvedOptions, type UploadSession } from './context.js';
+import { rm } from 'node:fs/promises';
+import { type ApiRequest, BYTE_FAULTS, type Counters, type Ctx, type FaultKind, type Hosts, type ResolvedOptions, type UploadSession } from './context.js';
 import { readForm, sendJson, sendText } from './http-io.js';
-import { handleContent, handleDlink } from './routes-download.js';
+import { handleContent, handleDlink, handleHop, servesBytes } from './routes-download.js';
 import { type Handler, fileRoutes } from './routes-files.js';
 import { oauthRoutes } from './routes-oauth.js';
 import { superfile2Route, uploadApiRoutes } from './routes-upload.js';
@@ -25,6 +26,9 @@ import { type CreatedShare, ShareState, createShare, removeShare, setSharePwd, s
 import { streamingRoutes } from './streaming.js';
 import { EmulatorErrno, Store } from './store.js';
 import { createPrng, requestId, sleep } from './util.js';
+import { type ServiceVariant, resolveVariant } from './variants.js';
+
+export { DEFAULT_VARIANT, VARIANT_PRESETS, type ServiceVariant, type VariantPresetName, isVariantPresetName, resolveVariant } from './variants.js';
 
 export interface FaultOptions {
   rate: number;
@@ -68,6 +72,14 @@ export interface EmulatorOptions {
   quotaTotalBytes?: number;
   /** Delay before an asynchronous share/transfer lands (default 300 ms; shares.ts). */
   shareTransferAsyncMs?: number;
+  /** Service variant (see variants.ts); fields left out take DEFAULT_VARIANT's value. */
+  variant?: Partial<ServiceVariant>;
+  /**
+   * Frequency limit: at most `callsPerSecond` API calls (api_domain endpoints and superfile2, not
+   * OAuth, not the download host) are accepted in any sliding window of 1000 ms; a call beyond it
+   * answers errno 31034 (HTTP 200) and does not count. Default: no limit.
+   */
+  rateLimit?: { callsPerSecond: number };
   logger?: Logger;
 }
 
@@ -76,6 +88,10 @@ export interface EmulatorCounters {
   bytesServed: number;
   bytesUploaded: number;
   faultsInjected: number;
+  /** Refresh tokens presented again after they were spent (whatever refreshReuse does then). */
+  refreshTokenReuse: number;
+  /** API calls refused with errno 31034 by `rateLimit`. */
+  rateLimited: number;
   reset(): void;
 }
 
@@ -91,8 +107,21 @@ export interface EmulatorHandle {
   issueAuthorizationCode(): string;
   issueTokens(): { access_token: string; refresh_token: string; expires_in: number };
   expireAccessTokens(): void;
+  /** Forget every open upload session (uploadid): their superfile2/create then answer the variant's sessionGoneErrno. */
+  expireUploadSessions(): void;
+  /** The service variant in force (read-only copy). */
+  readonly variant: ServiceVariant;
+  /**
+   * Change knobs at run time. `variant` is merged into the variant in force (fields left out keep
+   * their value); `rateLimit: undefined` removes the limit.
+   */
   setOptions(
-    patch: Partial<Pick<EmulatorOptions, 'latencyMs' | 'throughputBytesPerSec' | 'faults' | 'refuseZeroByte' | 'accessTokenTtlSec' | 'dlinkTtlSec' | 'autoApproveAfterPolls' | 'shareTransferAsyncMs'>>,
+    patch: Partial<
+      Pick<
+        EmulatorOptions,
+        'latencyMs' | 'throughputBytesPerSec' | 'faults' | 'refuseZeroByte' | 'accessTokenTtlSec' | 'dlinkTtlSec' | 'autoApproveAfterPolls' | 'shareTransferAsyncMs' | 'variant' | 'rateLimit'
+      >
+    >,
   ): void;
   /** Test helper: share these drive paths (absolute, inside the app folder) with a 4-char pwd ('' = none). */
   createShare(paths: string[], pwd: string): CreatedShare;
@@ -123,11 +152,15 @@ function makeCounters(): Counters {
     bytesServed: 0,
     bytesUploaded: 0,
     faultsInjected: 0,
+    refreshTokenReuse: 0,
+    rateLimited: 0,
     reset() {
       c.requests = {};
       c.bytesServed = 0;
       c.bytesUploaded = 0;
       c.faultsInjected = 0;
+      c.refreshTokenReuse = 0;
+      c.rateLimited = 0;
     },
   };
   return c;
@@ -148,15 +181,37 @@ class FaultPlan {
     if (phase === 'mixed') return this.rng() < 0.5;
     return phase === 'after';
   }
-  /** The fault for one request to `endpoint`, or undefined. Draws only for eligible endpoints. */
-  draw(endpoint: string): FaultKind | undefined {
+  /**
+   * The fault for one request to `endpoint`, or undefined. Draws only for eligible endpoints, and
+   * only among the kinds that make sense there (badLength/badRange only where bytes are served).
+   */
+  draw(endpoint: string, servesBytes = false): FaultKind | undefined {
     const f = this.opts();
     if (!f || !(f.rate > 0)) return undefined;
     const eligible = f.endpoints ? f.endpoints.includes(endpoint) : !endpoint.startsWith('/oauth/');
     if (!eligible) return undefined;
+    const all: FaultKind[] = f.kinds && f.kinds.length ? f.kinds : ['http5xx', 'errno31034', 'reset'];
+    const kinds = servesBytes ? all : all.filter((k) => !BYTE_FAULTS.has(k));
+    if (kinds.length === 0) return undefined;
     if (this.rng() >= f.rate) return undefined;
-    const kinds: FaultKind[] = f.kinds && f.kinds.length ? f.kinds : ['http5xx', 'errno31034', 'reset'];
     return kinds[Math.min(kinds.length - 1, Math.floor(this.rng() * kinds.length))];
+  }
+}
+
+/**
+ * The rateLimit knob: a sliding window of the start times of the API calls accepted in the last
+ * 1000 ms. A call is accepted when fewer than callsPerSecond were accepted in the window; a refused
+ * call is not recorded (a client that keeps knocking still gets through once the window moves).
+ */
+class RateWindow {
+  private readonly times: number[] = [];
+  tryTake(limit: { callsPerSecond: number } | undefined): boolean {
+    if (!limit || !(limit.callsPerSecond > 0)) return true;
+    const now = performance.now();
+    while (this.times.length > 0 && now - this.times[0]! >= 1000) this.times.shift();
+    if (this.times.length >= limit.callsPerSecond) return false;
+    this.times.push(now);
+    return true;
   }
 }
 
@@ -200,6 +255,8 @@ export async function startEmulator(opts: EmulatorOptions): Promise<EmulatorHand
     maxShardBytes: opts.maxShardBytes ?? 128 * 1024 * 1024,
     quotaTotalBytes: opts.quotaTotalBytes ?? 1024 ** 4,
     shareTransferAsyncMs: opts.shareTransferAsyncMs ?? 300,
+    variant: resolveVariant(opts.variant),
+    rateLimit: opts.rateLimit ? { ...opts.rateLimit } : undefined,
   };
   const store = new Store(opts.dataDir, logger);
   const uk = 4400000000000 + (credentials.clientId.length % 1000);
@@ -242,6 +299,7 @@ export async function startEmulator(opts: EmulatorOptions): Promise<EmulatorHand
   const hosts: Hosts = { auth: hostPort(ports.auth), api: hostPort(ports.api), upload: hostPort(ports.upload), download: hostPort(ports.download) };
   const ctx: Ctx = { opts: o, store, auth, shares, logger, counters, appRoot, hosts, uploads, uk, credentials, signKey: signKeyHolder.key };
   const faults = new FaultPlan(() => o.faults);
+  const rateWindow = new RateWindow();
 
   const authRoutes = new Map<string, Route>();
   for (const [p, r] of Object.entries(oauthRoutes)) authRoutes.set(p, { ...r, kind: 'oauth' });
@@ -249,6 +307,8 @@ export async function startEmulator(opts: EmulatorOptions): Promise<EmulatorHand
   for (const table of [fileRoutes, uploadApiRoutes]) for (const [p, r] of Object.entries(table)) apiRoutes.set(p, { ...r, kind: 'api' });
   for (const table of [shareRoutes, streamingRoutes]) for (const [p, r] of Object.entries(table)) apiRoutes.set(p, { ...r, kind: 'api' });
   const uploadRoutes = new Map<string, Route>([['/rest/2.0/pcs/superfile2', { ...superfile2Route, kind: 'upload' }]]);
+  /** api_domain serves superfile2 too when tokeninfo names no upload_domain (variant uploadDomain 'absent'). */
+  const apiRoute = (path: string): Route | undefined => apiRoutes.get(path) ?? (o.variant.uploadDomain === 'absent' ? uploadRoutes.get(path) : undefined);
 
   const count = (key: string): void => {
     counters.requests[key] = (counters.requests[key] ?? 0) + 1;
@@ -279,9 +339,9 @@ export async function startEmulator(opts: EmulatorOptions): Promise<EmulatorHand
     sendJson(res, 200, body);
   };
 
-  const handleApi = async (routes: Map<string, Route>, req: IncomingMessage, res: ServerResponse): Promise<void> => {
+  const handleApi = async (routes: (path: string) => Route | undefined, req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://emulator.invalid');
-    const route = routes.get(url.pathname);
+    const route = routes(url.pathname);
     if (!route) {
       count(`404 ${url.pathname.slice(0, 200)}`);
       logDone(req, 404, undefined);
@@ -290,6 +350,14 @@ export async function startEmulator(opts: EmulatorOptions): Promise<EmulatorHand
     }
     count(url.pathname);
     if (o.latencyMs > 0) await sleep(o.latencyMs);
+    if (route.kind !== 'oauth' && !rateWindow.tryTake(o.rateLimit)) {
+      counters.rateLimited++;
+      logDone(req, 200, 31034);
+      if (!req.readableEnded) req.resume();
+      const body = { errno: 31034, request_id: requestId(), errmsg: 'hit frequency limit' };
+      sendJson(res, 200, route.kind === 'upload' ? { ...body, error_code: 31034, error_msg: 'hit frequency limit' } : body);
+      return;
+    }
     const fault = faults.draw(url.pathname);
     const faultAfter = fault !== undefined && faults.drawAfter();
     if (fault && !faultAfter) {
@@ -374,7 +442,7 @@ export async function startEmulator(opts: EmulatorOptions): Promise<EmulatorHand
 
   const handleDownloadHost = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://emulator.invalid');
-    const key = url.pathname.startsWith('/file/') ? '/file' : url.pathname.startsWith('/content/') ? '/content' : undefined;
+    const key = url.pathname.startsWith('/file/') ? '/file' : url.pathname.startsWith('/content/') ? '/content' : url.pathname.startsWith('/hop/') ? '/hop' : undefined;
     if (!key || (req.method !== 'GET' && req.method !== 'HEAD')) {
       count(key ?? `404 ${url.pathname.slice(0, 200)}`);
       sendText(res, key ? 405 : 404, key ? 'Method Not Allowed' : 'Not Found');
@@ -382,8 +450,11 @@ export async function startEmulator(opts: EmulatorOptions): Promise<EmulatorHand
     }
     count(key);
     if (o.latencyMs > 0) await sleep(o.latencyMs);
-    const fault = faults.draw(key);
-    if (fault && !(key === '/content' && fault === 'reset')) {
+    const bytes = servesBytes(ctx, key);
+    const fault = faults.draw(key, bytes);
+    // where bytes are served, reset/badLength/badRange strike inside the answer (after the checks)
+    const inAnswer = fault !== undefined && bytes && (fault === 'reset' || BYTE_FAULTS.has(fault));
+    if (fault && !inAnswer) {
       counters.faultsInjected++;
       if (fault === 'reset') req.socket.destroy();
       else if (fault === 'http5xx') sendText(res, 503, 'Service Unavailable');
@@ -391,7 +462,8 @@ export async function startEmulator(opts: EmulatorOptions): Promise<EmulatorHand
       return;
     }
     if (fault) counters.faultsInjected++;
-    if (key === '/file') handleDlink(ctx, res, url);
+    if (key === '/file') await handleDlink(ctx, req, res, url, fault);
+    else if (key === '/hop') handleHop(ctx, res, url);
     else await handleContent(ctx, req, res, url, fault);
     logDone(req, res.statusCode, undefined);
   };
@@ -412,9 +484,9 @@ export async function startEmulator(opts: EmulatorOptions): Promise<EmulatorHand
       else socket.destroy();
     });
   };
-  wire(servers.auth, (req, res) => handleApi(authRoutes, req, res));
-  wire(servers.api, (req, res) => handleApi(apiRoutes, req, res));
-  wire(servers.upload, (req, res) => handleApi(uploadRoutes, req, res));
+  wire(servers.auth, (req, res) => handleApi((p) => authRoutes.get(p), req, res));
+  wire(servers.api, (req, res) => handleApi(apiRoute, req, res));
+  wire(servers.upload, (req, res) => handleApi((p) => uploadRoutes.get(p), req, res));
   wire(servers.download, handleDownloadHost);
 
   let closed = false;
@@ -437,13 +509,25 @@ export async function startEmulator(opts: EmulatorOptions): Promise<EmulatorHand
       auth.expireAccessTokens();
       store.markDirty();
     },
+    expireUploadSessions: () => {
+      for (const [id, s] of uploads) {
+        if (s.committing) continue; // a create already assembling finishes
+        uploads.delete(id);
+        rm(s.dir, { recursive: true, force: true }).catch((err: unknown) => logger.debug('emulator: removing an expired upload failed', { err }));
+      }
+    },
+    get variant(): ServiceVariant {
+      return { ...o.variant };
+    },
     setOptions: (patch) => {
-      const { faults: f, ...rest } = patch;
+      const { faults: f, variant: v, rateLimit: rl, ...rest } = patch;
       Object.assign(o, rest);
       if ('faults' in patch) {
         o.faults = f;
         faults.reseed();
       }
+      if (v !== undefined) o.variant = resolveVariant(v, o.variant);
+      if ('rateLimit' in patch) o.rateLimit = rl ? { ...rl } : undefined;
     },
     createShare: (paths, pwd) => createShare(ctx, paths, pwd),
     removeShare: (shareid) => removeShare(ctx, shareid),

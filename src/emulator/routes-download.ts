@@ -1,13 +1,15 @@
 /**
- * Download host: /file/<md5> (the dlink: checks sign, expiry and the appended access token, then
- * answers 302 to /content/<fs_id>) and /content/<fs_id> (the bytes, with Range: 200/206/416).
- * Bytes stream from disk; reading stops when the client goes away.
+ * Download host: /file/<md5> (the dlink: checks sign, expiry and the appended access token), then
+ * as many redirects as the variant's dlinkHops says: 0 = the dlink answers the bytes itself;
+ * 1 (default) = 302 to /content/<fs_id>; 2 = 302 to /hop/<fs_id>, which answers 302 to /content.
+ * /content/<fs_id> answers the bytes, with Range: 200/206/416. Bytes stream from disk; reading
+ * stops when the client goes away. The badLength/badRange faults strike where bytes are served.
  */
 import { open } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Ctx, type FaultKind, hmac, makeContentUrl, safeEqual } from './context.js';
 import { RateGate, sendJson } from './http-io.js';
-import { basenameOf } from './store.js';
+import { type Node, basenameOf } from './store.js';
 import { requestId, sleep } from './util.js';
 
 export const ERRNO_DL_UNAUTHORIZED = 31326;
@@ -18,7 +20,19 @@ function dlError(res: ServerResponse, status: number, errno: number, msg: string
   sendJson(res, status, { error_code: errno, errno, error_msg: msg, request_id: requestId() });
 }
 
-export function handleDlink(ctx: Ctx, res: ServerResponse, url: URL): void {
+/** Whether this download-host endpoint ('/file', '/hop', '/content') serves bytes under the variant in force. */
+export function servesBytes(ctx: Ctx, key: string): boolean {
+  return key === '/content' || (key === '/file' && ctx.opts.variant.dlinkHops === 0);
+}
+
+/** The middle hop of dlinkHops 2: a signed URL on the download host that redirects to the content URL. */
+function makeHopUrl(ctx: Ctx, n: Node): string {
+  const expires = Math.floor(Date.now() / 1000) + Math.max(ctx.opts.dlinkTtlSec, 60);
+  const sign = hmac(ctx, `hop:${n.fs_id}:${expires}`);
+  return `http://${ctx.hosts.download}/hop/${n.fs_id}?${new URLSearchParams({ expires: String(expires), sign }).toString()}`;
+}
+
+export async function handleDlink(ctx: Ctx, req: IncomingMessage, res: ServerResponse, url: URL, fault: FaultKind | undefined): Promise<void> {
   const q = url.searchParams;
   const fid = q.get('fid') ?? '';
   const sign = q.get('sign') ?? '';
@@ -41,7 +55,34 @@ export function handleDlink(ctx: Ctx, res: ServerResponse, url: URL): void {
   const m = /^(\d+)-250528-(\d+)$/.exec(fid);
   const n = m ? ctx.store.getById(Number(m[2])) : undefined;
   const md5 = url.pathname.slice('/file/'.length);
-  if (!n || n.isdir || (n.md5 ?? '0') !== md5) {
+  if (!n || n.isdir || !n.blob || (n.md5 ?? '0') !== md5) {
+    dlError(res, 404, ERRNO_DL_NOT_FOUND, 'file does not exist');
+    return;
+  }
+  const hops = ctx.opts.variant.dlinkHops;
+  if (hops === 0) {
+    await serveBytes(ctx, req, res, n, { base: 0, total: n.size }, fault);
+    return;
+  }
+  res.writeHead(302, { Location: hops === 2 ? makeHopUrl(ctx, n) : makeContentUrl(ctx, n), 'Content-Length': '0' });
+  res.end();
+}
+
+/** /hop/<fs_id> (dlinkHops 2): check the sign and expiry, then 302 to the content URL. */
+export function handleHop(ctx: Ctx, res: ServerResponse, url: URL): void {
+  const id = Number(url.pathname.slice('/hop/'.length));
+  const expires = url.searchParams.get('expires') ?? '';
+  const sign = url.searchParams.get('sign') ?? '';
+  if (!/^\d+$/.test(expires) || !safeEqual(sign, hmac(ctx, `hop:${id}:${expires}`))) {
+    dlError(res, 403, ERRNO_DL_UNAUTHORIZED, 'user is not authorized');
+    return;
+  }
+  if (Number(expires) <= Date.now() / 1000) {
+    dlError(res, 403, ERRNO_DL_EXPIRED, 'url expired');
+    return;
+  }
+  const n = Number.isSafeInteger(id) ? ctx.store.getById(id) : undefined;
+  if (!n || n.isdir || !n.blob) {
     dlError(res, 404, ERRNO_DL_NOT_FOUND, 'file does not exist');
     return;
   }
@@ -181,6 +222,18 @@ export async function handleContent(ctx: Ctx, req: IncomingMessage, res: ServerR
     base = Number(sm[1]);
     total = Math.min(n.size, Number(sm[2]) + 1) - base;
   }
+  await serveBytes(ctx, req, res, n, { base, total }, fault);
+}
+
+/**
+ * Answer the bytes of a file (or of its slice [base, base+total)) honouring Range, with the
+ * download faults: reset (the answer starts, the connection is cut after half of the body, at
+ * most 1 MiB), badLength (200 claiming a Content-Length that is not the size, body cut at half of
+ * what it claims or holds), badRange (206 whose Content-Range is not the range asked: its start is
+ * moved by half the length, or its total is one more for a 1-byte range; body cut at half).
+ */
+async function serveBytes(ctx: Ctx, req: IncomingMessage, res: ServerResponse, n: Node, slice: { base: number; total: number }, fault: FaultKind | undefined): Promise<void> {
+  const { base, total } = slice;
   const headers: Record<string, string> = {
     'Content-Type': 'application/octet-stream',
     'Accept-Ranges': 'bytes',
@@ -188,7 +241,46 @@ export async function handleContent(ctx: Ctx, req: IncomingMessage, res: ServerR
     'Last-Modified': new Date(n.mtime * 1000).toUTCString(),
     'Content-Disposition': `attachment; filename*=UTF-8''${encodeURIComponent(basenameOf(n.path))}`,
   };
+  const send = async (start: number, end: number, cutAfter?: number): Promise<void> => {
+    try {
+      await sendBlobRange(ctx, res, n.blob!, n.parts ?? [n.size], base + start, base + end, cutAfter);
+    } catch (err) {
+      ctx.logger.debug('emulator download: transfer ended early', { fs_id: n.fs_id, err: (err as Error).message });
+      res.destroy();
+    }
+  };
+  const cutNow = (): void => {
+    res.flushHeaders();
+    setTimeout(() => {
+      res.socket?.destroy();
+      res.destroy();
+    }, 5);
+  };
   const r = parseRange(req.headers.range, total);
+  if (fault === 'badLength') {
+    // a whole-body answer whatever was asked, claiming a length that is not the file's
+    const claimed = total === 4096 ? 8192 : 4096;
+    const cut = Math.floor(Math.min(total, claimed) / 2);
+    res.writeHead(200, { ...headers, 'Content-Length': String(claimed) });
+    if (req.method === 'HEAD' || cut === 0) cutNow();
+    else await send(0, total - 1, cut);
+    return;
+  }
+  if (fault === 'badRange') {
+    const s = r.kind === 'partial' ? r.start : 0;
+    const e = r.kind === 'partial' ? r.end : total - 1;
+    if (e > s) {
+      const s2 = s + Math.floor((e - s + 1) / 2);
+      res.writeHead(206, { ...headers, 'Content-Range': `bytes ${s2}-${e}/${total}`, 'Content-Length': String(e - s2 + 1) });
+      const cut = Math.floor((e - s2 + 1) / 2);
+      if (req.method === 'HEAD' || cut === 0) cutNow();
+      else await send(s2, e, cut);
+    } else {
+      res.writeHead(206, { ...headers, 'Content-Range': `bytes ${Math.max(0, s)}-${Math.max(0, s)}/${total + 1}`, 'Content-Length': '1' });
+      cutNow();
+    }
+    return;
+  }
   if (r.kind === 'unsatisfiable') {
     res.writeHead(416, { ...headers, 'Content-Range': `bytes */${total}`, 'Content-Length': '0' });
     res.end();
@@ -209,10 +301,5 @@ export async function handleContent(ctx: Ctx, req: IncomingMessage, res: ServerR
   }
   // reset: the answer starts and the connection is cut after half of the body (at most 1 MiB)
   const cutAfter = fault === 'reset' ? Math.max(1, Math.min(Math.floor(length / 2), 1024 * 1024)) : undefined;
-  try {
-    await sendBlobRange(ctx, res, n.blob, n.parts ?? [n.size], base + start, base + end, cutAfter);
-  } catch (err) {
-    ctx.logger.debug('emulator download: transfer ended early', { fs_id: n.fs_id, err: (err as Error).message });
-    res.destroy();
-  }
+  await send(start, end, cutAfter);
 }

@@ -16,6 +16,7 @@ import {
 } from './context.js';
 import { EmulatorErrno, type Node, basenameOf, dirnameOf, joinPath } from './store.js';
 import { isValidName, randomDigits, requestId } from './util.js';
+import type { Md5Place } from './variants.js';
 
 export type Answer = Record<string, unknown> | undefined;
 export type Handler = (ctx: Ctx, r: ApiRequest) => Answer | Promise<Answer>;
@@ -52,8 +53,9 @@ function thumbs(ctx: Ctx, n: Node): FileInfo['thumbs'] {
   return { url1: `${base}&size=c140_u90`, url2: `${base}&size=c360_u270`, url3: `${base}&size=c850_u580`, icon: `${base}&size=c60_u60` };
 }
 
-export function listInfo(ctx: Ctx, n: Node, web: boolean): FileInfo {
-  const fi = fileInfo(n);
+/** A list/filemetas/share-list entry; its md5 in the form the variant sends at `place`. */
+export function listInfo(ctx: Ctx, n: Node, web: boolean, place: Md5Place = 'list'): FileInfo {
+  const fi = fileInfo(n, { ctx, place });
   if (n.isdir) fi.dir_empty = ctx.store.hasChildren(n.path) ? 0 : 1;
   else if (web && (fi.category === 1 || fi.category === 3)) fi.thumbs = thumbs(ctx, n);
   return fi;
@@ -93,8 +95,11 @@ const list: Handler = (ctx, r) => {
   if (!node || !node.isdir) throw new EmulatorErrno(-9, 'no such folder');
   const all = sortNodes(ctx.store.children(dir), by, desc);
   const web = r.param('web') === '1';
-  const slice = all.slice((page - 1) * num, page * num).map((n) => listInfo(ctx, n, web));
-  return { guid_info: '', list: slice, guid: 0 };
+  // listPageShort: the service pages by num-1 (nothing lost, but a page shorter than num is not the end)
+  const v = ctx.opts.variant;
+  const per = v.listPageShort ? Math.max(1, num - 1) : num;
+  const slice = all.slice((page - 1) * per, page * per).map((n) => listInfo(ctx, n, web));
+  return { guid_info: '', [v.listArray]: slice, guid: 0 };
 };
 
 const filemetas: Handler = (ctx, r) => {
@@ -114,7 +119,7 @@ const filemetas: Handler = (ctx, r) => {
       info.push({ errno: -9, path: t } as FileMeta);
       continue;
     }
-    const fi = listInfo(ctx, n, true);
+    const fi = listInfo(ctx, n, true, 'filemetas');
     const meta: FileMeta = { ...fi, filename: fi.server_filename, errno: 0 };
     if (withDlink && !n.isdir) meta.dlink = makeDlink(ctx, n);
     info.push(meta);
@@ -139,7 +144,7 @@ const search: Handler = (ctx, r) => {
   for (const n of source) if (basenameOf(n.path).toLowerCase().includes(key)) hits.push(n);
   sortNodes(hits, by, desc);
   const start = (page - 1) * num;
-  return { list: hits.slice(start, start + num).map((n) => fileInfo(n)), has_more: start + num < hits.length ? 1 : 0 };
+  return { list: hits.slice(start, start + num).map((n) => fileInfo(n, { ctx, place: 'search' })), has_more: start + num < hits.length ? 1 : 0 };
 };
 
 export function parseFsIds(raw: unknown): number[] | undefined {

@@ -75,10 +75,11 @@ const tokenInfo: Handler = (ctx, r) => {
     if (c.reason === 'expired') throw new EmulatorErrno(ERRNO.ACCESS_TOKEN_EXPIRED, 'access_token expired');
     throw new EmulatorErrno(ERRNO.INVALID_ACCESS_TOKEN, 'invalid access_token');
   }
+  // uploadDomain 'absent': as the spec's example (1.4.2.2), which lacks the table's upload_domain
   return {
     data: {
       api_domain: ctx.hosts.api,
-      upload_domain: ctx.hosts.upload,
+      ...(ctx.opts.variant.uploadDomain === 'present' ? { upload_domain: ctx.hosts.upload } : {}),
       client_id: ctx.credentials.clientId,
       create_time: c.token.createdAt,
       expires_in: Math.max(0, Math.floor(c.token.expiresAt - Date.now() / 1000)),
@@ -92,6 +93,12 @@ const refreshToken: Handler = (ctx, r) => {
   checkClient(ctx, clientId!, clientSecret!);
   checkSign(ctx, timestamp!, sign!);
   const res = ctx.auth.refreshPair(token!);
+  if (res === 'reused') {
+    ctx.counters.refreshTokenReuse++;
+    ctx.logger.debug(`emulator: a spent refresh token was presented again (${ctx.opts.variant.refreshReuse})`);
+    ctx.store.markDirty();
+    throw new EmulatorErrno(ERRNO.INVALID_REFRESH_TOKEN, 'invalid refresh_token');
+  }
   if (res === 'invalid') throw new EmulatorErrno(ERRNO.INVALID_REFRESH_TOKEN, 'invalid refresh_token');
   if (res === 'expired') throw new EmulatorErrno(ERRNO.REFRESH_TOKEN_EXPIRED, 'refresh_token expired');
   ctx.store.markDirty();

@@ -7,8 +7,12 @@
  *    and a shard over maxShardBytes (31364);
  *  - create checks the block_list equals precreate's (31355), every shard is there with that md5
  *    (31363), and the shard sizes add up to `size` (31355);
- *  - the reported md5 is the content md5 for one shard, md5(JSON.stringify(block_list)) otherwise.
+ *  - the reported md5 is the content md5 for one shard; for several, md5(JSON.stringify(block_list))
+ *    (md5Rule 'blocklist', default) or the content md5 (md5Rule 'content');
+ *  - an unknown, expired or committed uploadid answers the variant's sessionGoneErrno (31190).
  */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MAX_SHARDS } from '../terabox/api/types.js';
@@ -17,9 +21,11 @@ import { multipartBoundary, receiveMultipartFile } from './http-io.js';
 import type { Handler } from './routes-files.js';
 import { type BlobHandle, EmulatorErrno, type Node, blockKey, dirnameOf, joinPath } from './store.js';
 import { EMPTY_MD5, md5Hex, randomToken, requestId } from './util.js';
+import { md5ForWire } from './variants.js';
 
 /** create: block_list / size / path do not match precreate and the shards (xpan "param exception"). */
 export const ERRNO_UPLOAD_MISMATCH = 31355;
+/** Default errno of an unknown uploadid (the variant's sessionGoneErrno decides; see variants.ts). */
 export const ERRNO_UPLOADID = 31190;
 export const ERRNO_SHARD_MISSING = 31363;
 export const ERRNO_SHARD_SMALL = 31299;
@@ -28,8 +34,32 @@ export const ERRNO_PCS_PARAM = 31023;
 /** refuseZeroByte: the errno a 0-byte precreate/create gets (xpan "param error"; unverified). */
 export const ERRNO_ZERO_BYTE = 2;
 
+/** The md5 of the block-list rule: the content md5 for one shard, md5 of the JSON block list otherwise. */
 export function reportedMd5(blocks: string[]): string {
   return blocks.length === 1 ? blocks[0]! : md5Hex(JSON.stringify(blocks));
+}
+
+async function contentMd5(ctx: Ctx, blob: BlobHandle): Promise<string> {
+  const h = createHash('md5');
+  for (let i = 0; i < blob.parts.length; i++) {
+    for await (const chunk of createReadStream(ctx.store.partPath(blob.id, i))) h.update(chunk as Buffer);
+  }
+  return h.digest('hex');
+}
+
+/**
+ * The md5 a new file of this content gets (plain hex) under the md5Rule in force, and its content
+ * md5 when that was computed (kept on the blob: computed once per content).
+ */
+async function fileMd5(ctx: Ctx, blocks: string[], blob: BlobHandle): Promise<{ md5: string; cmd5?: string }> {
+  if (blocks.length === 1 || ctx.opts.variant.md5Rule === 'blocklist') return { md5: reportedMd5(blocks), ...(blob.cmd5 ? { cmd5: blob.cmd5 } : {}) };
+  const cmd5 = blob.cmd5 ?? (await contentMd5(ctx, blob));
+  ctx.store.setBlobContentMd5(blob.id, cmd5);
+  return { md5: cmd5, cmd5 };
+}
+
+function sessionGone(ctx: Ctx, msg: string): EmulatorErrno {
+  return new EmulatorErrno(ctx.opts.variant.sessionGoneErrno, msg);
 }
 
 function isMd5List(v: unknown): v is string[] {
@@ -66,11 +96,11 @@ export function resolveConflict(ctx: Ctx, path: string, rtype: number, blocks: s
   return { path: joinPath(dir, ctx.store.freeName(dir, path.slice(dir.length + 1))) };
 }
 
-function fileAnswer(n: Node): Record<string, unknown> {
+function fileAnswer(ctx: Ctx, n: Node): Record<string, unknown> {
   const fi = fileInfo(n);
   return {
     fs_id: n.fs_id,
-    md5: n.md5,
+    md5: md5ForWire(ctx.opts.variant, n.md5!, 'create'),
     server_filename: fi.server_filename,
     category: fi.category,
     path: n.path,
@@ -114,15 +144,16 @@ const precreate: Handler = async (ctx, r) => {
     let n: Node;
     try {
       checkQuota(ctx, blob.size);
+      const md5 = await fileMd5(ctx, blocks, blob);
       const place = resolveConflict(ctx, path, rtype, blocks);
-      n = 'existing' in place ? place.existing : ctx.store.addFile(place.path, { size: blob.size, md5: reportedMd5(blocks), blob: blob.id, blocks, parts: blob.parts, ...localTimes(r) });
+      n = 'existing' in place ? place.existing : ctx.store.addFile(place.path, { size: blob.size, ...md5, blob: blob.id, blocks, parts: blob.parts, ...localTimes(r) });
     } finally {
       ctx.store.releaseBlob(blob.id);
     }
     const rid = requestId();
     return {
       return_type: 2,
-      info: { size: n.size, category: fileInfo(n).category, isdir: 0, request_id: rid, path: n.path, fs_id: n.fs_id, md5: n.md5, ctime: n.ctime, mtime: n.mtime },
+      info: { size: n.size, category: fileInfo(n).category, isdir: 0, request_id: rid, path: n.path, fs_id: n.fs_id, md5: md5ForWire(ctx.opts.variant, n.md5!, 'precreate'), ctime: n.ctime, mtime: n.mtime },
       request_id: rid,
     };
   }
@@ -154,7 +185,7 @@ const superfile2: Handler = async (ctx, r) => {
   if (!/^\d{1,5}$/.test(partseqRaw)) throw pcsError(ERRNO_PCS_PARAM, 'bad partseq');
   const partseq = Number(partseqRaw);
   const s = ctx.uploads.get(uploadid);
-  if (!s || s.committing) throw pcsError(ERRNO_UPLOADID, 'unknown uploadid');
+  if (!s || s.committing) throw sessionGone(ctx, 'unknown uploadid');
   let normPath: string;
   try {
     normPath = checkPath(ctx, path);
@@ -176,6 +207,7 @@ const superfile2: Handler = async (ctx, r) => {
   } catch (err) {
     await drop();
     if (r.req.destroyed) throw err; // the client went away
+    if (ctx.uploads.get(uploadid) !== s) throw sessionGone(ctx, 'upload session expired meanwhile');
     throw pcsError(ERRNO_PCS_PARAM, `malformed multipart body: ${(err as Error).message}`);
   }
   if (!got.found) {
@@ -192,9 +224,9 @@ const superfile2: Handler = async (ctx, r) => {
     await drop();
     throw pcsError(ERRNO_SHARD_LARGE, `shard ${partseq} is larger than ${ctx.opts.maxShardBytes} bytes`);
   }
-  if (!ctx.uploads.has(uploadid)) {
+  if (ctx.uploads.get(uploadid) !== s || s.committing) {
     await drop();
-    throw pcsError(ERRNO_UPLOADID, 'upload finished meanwhile');
+    throw sessionGone(ctx, 'upload finished or expired meanwhile');
   }
   const file = join(s.dir, String(partseq));
   await rename(tmp, file);
@@ -251,7 +283,7 @@ const create: Handler = async (ctx, r) => {
   const uploadid = requireParam(r, 'uploadid');
   const blocks = blockListParam(r);
   const s = ctx.uploads.get(uploadid);
-  if (!s || s.committing) throw new EmulatorErrno(ERRNO_UPLOADID, 'unknown uploadid');
+  if (!s || s.committing) throw sessionGone(ctx, 'unknown uploadid');
   if (s.path !== path) throw new EmulatorErrno(ERRNO_UPLOAD_MISMATCH, 'path differs from precreate');
   if (blockKey(blocks) !== blockKey(s.blocks)) throw new EmulatorErrno(ERRNO_UPLOAD_MISMATCH, 'block_list differs from precreate');
   let total = 0;
@@ -279,9 +311,10 @@ const create: Handler = async (ctx, r) => {
   // the hold from assemble keeps the content alive while rtype 3 removes the old file (which may
   // share it); released at the end, it frees a new blob that no file took (a conflict refused it)
   try {
+    const md5 = await fileMd5(ctx, blocks, blob);
     const place = resolveConflict(ctx, path, rtype, blocks);
-    if ('existing' in place) return fileAnswer(place.existing);
-    return fileAnswer(ctx.store.addFile(place.path, { size, md5: reportedMd5(blocks), blob: blob.id, blocks, parts: blob.parts, ...localTimes(r) }));
+    if ('existing' in place) return fileAnswer(ctx, place.existing);
+    return fileAnswer(ctx, ctx.store.addFile(place.path, { size, ...md5, blob: blob.id, blocks, parts: blob.parts, ...localTimes(r) }));
   } finally {
     ctx.store.releaseBlob(blob.id);
   }

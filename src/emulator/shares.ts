@@ -30,6 +30,7 @@ import { ERRNO_BATCH_PARTIAL, placeNode, sortNodes } from './routes-files.js';
 import { EmulatorErrno, type Node, type PersistSection, basenameOf, joinPath } from './store.js';
 import { checkMedia, checkStreamType, mediaDurationSec, sendPlaylist } from './streaming.js';
 import { categoryOf, randomDigits, randomToken, requestId } from './util.js';
+import { md5ForWire } from './variants.js';
 
 export interface Share {
   shareid: number;
@@ -278,7 +279,7 @@ function shareFile(ctx: Ctx, s: Share, id: number): Node {
   return n;
 }
 
-function itemStrings(n: Node, dlink: string): WireShareItemStrings {
+function itemStrings(ctx: Ctx, n: Node, dlink: string): WireShareItemStrings {
   const out: WireShareItemStrings = {
     category: String(n.isdir ? 6 : categoryOf(basenameOf(n.path))),
     fs_id: String(n.fs_id),
@@ -292,11 +293,11 @@ function itemStrings(n: Node, dlink: string): WireShareItemStrings {
     size: String(n.isdir ? 0 : n.size),
     dlink,
   };
-  if (!n.isdir && n.md5) out.md5 = n.md5;
+  if (!n.isdir && n.md5) out.md5 = md5ForWire(ctx.opts.variant, n.md5, 'share');
   return out;
 }
 
-function itemNumbers(n: Node): WireShareItemNumbers {
+function itemNumbers(ctx: Ctx, n: Node): WireShareItemNumbers {
   const out: WireShareItemNumbers = {
     category: n.isdir ? 6 : categoryOf(basenameOf(n.path)),
     fs_id: n.fs_id,
@@ -310,7 +311,7 @@ function itemNumbers(n: Node): WireShareItemNumbers {
     size: n.isdir ? 0 : n.size,
     play_forbid: 0,
   };
-  if (!n.isdir && n.md5) out.md5 = n.md5;
+  if (!n.isdir && n.md5) out.md5 = md5ForWire(ctx.opts.variant, n.md5, 'share');
   return out;
 }
 
@@ -336,7 +337,7 @@ const shorturlinfo: Handler = (ctx, r) => {
   const spd = q(r, 'spd');
   const s = shareBySurl(ctx, shorturl.startsWith('1') ? shorturl.slice(1) : '\0');
   checkKey(ctx, s, spd, 'spd');
-  const list = roots(ctx, s).map((n) => itemStrings(n, ''));
+  const list = roots(ctx, s).map((n) => itemStrings(ctx, n, ''));
   return {
     shareid: s.shareid,
     uk: ctx.uk,
@@ -387,7 +388,7 @@ const shareList: Handler = (ctx, r) => {
   }
   sortNodes(nodes, by, order === 'desc');
   const slice = paged ? nodes.slice((page - 1) * num, page * num) : nodes;
-  return { cfrom_id: 0, share_id: s.shareid, uk: ctx.uk, list: slice.map(itemNumbers), newno: '', show_msg: '', server_time: Math.floor(Date.now() / 1000) };
+  return { cfrom_id: 0, share_id: s.shareid, uk: ctx.uk, list: slice.map((n) => itemNumbers(ctx, n)), newno: '', show_msg: '', server_time: Math.floor(Date.now() / 1000) };
 };
 
 /** GET /openapi/share/download (3.5.7): query shareid, fid_list, uk, sekey. */
@@ -398,7 +399,7 @@ const shareDownload: Handler = (ctx, r) => {
   const list: WireShareItemStrings[] = [];
   for (const id of ids) {
     const n = shareFile(ctx, s, id);
-    list.push(itemStrings(n, n.isdir ? '' : makeDlink(ctx, n)));
+    list.push(itemStrings(ctx, n, n.isdir ? '' : makeDlink(ctx, n)));
   }
   return { shareid: s.shareid, uk: ctx.uk, uk_str: String(ctx.uk), sign: randomToken(20), timestamp: Math.floor(Date.now() / 1000), prod_type: 'share', list };
 };

@@ -33,8 +33,13 @@ export interface Node {
   path: string;
   isdir: boolean;
   size: number;
-  /** Reported md5 (files): content md5 for one shard, md5 of the JSON shard list otherwise. */
+  /**
+   * Reported md5 (files, plain hex): content md5 for one shard; for several, md5 of the JSON shard
+   * list, or the content md5 when the file was created under md5Rule 'content'.
+   */
   md5?: string;
+  /** Content md5 of a multi-shard file, when it was computed (md5Rule 'content'). */
+  cmd5?: string;
   /** Blob id of the content (files). */
   blob?: string;
   /** Shard md5s (files). */
@@ -52,6 +57,8 @@ export interface BlobHandle {
   id: string;
   size: number;
   parts: number[];
+  /** Content md5, when known (computed for multi-shard content under md5Rule 'content'). */
+  cmd5?: string;
 }
 
 interface BlobInfo {
@@ -59,6 +66,7 @@ interface BlobInfo {
   key: string;
   refs: number;
   parts: number[];
+  cmd5?: string;
 }
 
 export interface PersistSection {
@@ -133,8 +141,10 @@ export class Store {
         if (n.blob) {
           const b = this.blobs.get(n.blob);
           const key = blockKey(n.blocks ?? []);
-          if (b) b.refs++;
-          else this.blobs.set(n.blob, { size: n.size, key, refs: 1, parts: n.parts ?? [n.size] });
+          if (b) {
+            b.refs++;
+            b.cmd5 ??= n.cmd5;
+          } else this.blobs.set(n.blob, { size: n.size, key, refs: 1, parts: n.parts ?? [n.size], ...(n.cmd5 ? { cmd5: n.cmd5 } : {}) });
           if (!this.blobByKey.has(key)) this.blobByKey.set(key, n.blob);
         }
       }
@@ -281,7 +291,13 @@ export class Store {
     const b = id ? this.blobs.get(id) : undefined;
     if (!id || !b || (size !== undefined && b.size !== size)) return undefined;
     b.refs++;
-    return { id, size: b.size, parts: b.parts };
+    return { id, size: b.size, parts: b.parts, ...(b.cmd5 ? { cmd5: b.cmd5 } : {}) };
+  }
+
+  /** Remember the content md5 of a blob (computed once, kept by every file of that content). */
+  setBlobContentMd5(id: string, cmd5: string): void {
+    const b = this.blobs.get(id);
+    if (b) b.cmd5 = cmd5;
   }
 
   /**
@@ -329,7 +345,7 @@ export class Store {
     rm(this.blobPath(id), { recursive: true, force: true }).catch((err: unknown) => this.logger.debug('emulator store: remove blob failed', { id, err }));
   }
 
-  addFile(path: string, f: { size: number; md5: string; blob: string; blocks: string[]; parts: number[]; lctime?: number; lmtime?: number }): Node {
+  addFile(path: string, f: { size: number; md5: string; cmd5?: string; blob: string; blocks: string[]; parts: number[]; lctime?: number; lmtime?: number }): Node {
     this.mkdirp(dirnameOf(path));
     const t = nowSec();
     const n: Node = {
@@ -338,6 +354,7 @@ export class Store {
       isdir: false,
       size: f.size,
       md5: f.md5,
+      ...(f.cmd5 ? { cmd5: f.cmd5 } : {}),
       blob: f.blob,
       blocks: f.blocks,
       parts: f.parts,

@@ -10,13 +10,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startEmulator, type EmulatorHandle } from '../../src/emulator/index.js';
 import { cleanEnv, runCli, startCli } from '../helpers/cli.js';
+import { withEnvVariant } from '../helpers/emulator-variant.js';
 
 let dir: string;
 let emu: EmulatorHandle;
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'tbdav-cli-login-'));
-  emu = await startEmulator({ dataDir: join(dir, 'emulator'), deviceCodeInterval: 1, autoApproveAfterPolls: 2 });
+  emu = await startEmulator(withEnvVariant({ dataDir: join(dir, 'emulator'), deviceCodeInterval: 1, autoApproveAfterPolls: 2 }));
 });
 
 after(async () => {

@@ -7,6 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type EmulatorHandle, type EmulatorOptions, startEmulator } from '../../src/emulator/index.js';
+import { withEnvVariant } from '../helpers/emulator-variant.js';
 
 export interface Emu {
   emu: EmulatorHandle;
@@ -18,7 +19,7 @@ export interface Emu {
 
 export async function startEmu(opts: Partial<EmulatorOptions> = {}, dataDir?: string): Promise<Emu> {
   const dir = dataDir ?? (await mkdtemp(join(tmpdir(), 'tbdav-emu-')));
-  const emu = await startEmulator({ dataDir: dir, ...opts });
+  const emu = await startEmulator(withEnvVariant({ dataDir: dir, ...opts }));
   const token = emu.issueTokens().access_token;
   return {
     emu,

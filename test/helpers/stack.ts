@@ -17,11 +17,12 @@ import { startStack, type Stack } from '../../src/cli/stack.js';
 import type { BridgeUser } from '../../src/dav/server.js';
 import type { EmulatorCounters, EmulatorHandle, EmulatorOptions } from '../../src/emulator/index.js';
 import { createLogger, silentLogger, type Logger, type LogLevel } from '../../src/shared/logger.js';
+import { withEnvVariant } from './emulator-variant.js';
 
 type DeepPartial<T> = { [K in keyof T]?: T[K] extends (infer U)[] ? U[] : T[K] extends object ? DeepPartial<T[K]> : T[K] };
 
 export interface TestStackOptions {
-  /** Options of the embedded emulator (faults, latency, refuseZeroByte, small shards...). */
+  /** Options of the embedded emulator (faults, latency, refuseZeroByte, small shards...); the variant of env TBDAV_EMULATOR_VARIANT applies under them. */
   emulator?: Partial<EmulatorOptions>;
   /** WebDAV users (default none: no authentication, loopback only). */
   users?: BridgeUser[];
@@ -61,7 +62,7 @@ export async function startTestStack(opts: TestStackOptions = {}): Promise<TestS
   const logger = opts.logger ?? (level ? createLogger({ level }) : silentLogger());
   let stack: Stack;
   try {
-    stack = await startStack(config, { logger, emulator: opts.emulator });
+    stack = await startStack(config, { logger, emulator: withEnvVariant(opts.emulator ?? {}) });
   } catch (err) {
     await rm(dir, { recursive: true, force: true });
     throw err;

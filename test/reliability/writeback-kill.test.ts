@@ -17,6 +17,7 @@ import { FileTokenStore } from '../../src/terabox/auth/token-store.js';
 import { TeraboxClient } from '../../src/terabox/client.js';
 import { TeraboxRemote } from '../../src/terabox/remote.js';
 import { WritebackQueue } from '../../src/vfs/writeback.js';
+import { withEnvVariant } from '../helpers/emulator-variant.js';
 
 const CHILD = fileURLToPath(new URL('./fixtures/writeback-child.ts', import.meta.url));
 
@@ -30,7 +31,7 @@ interface KillOutcome {
 
 async function killAndResume(): Promise<KillOutcome> {
   const dir = await mkdtemp(join(tmpdir(), 'tbdav-wbkill-'));
-  const emu = await startEmulator({ dataDir: join(dir, 'emu'), throughputBytesPerSec: 3 * 1024 * 1024 });
+  const emu = await startEmulator(withEnvVariant({ dataDir: join(dir, 'emu'), throughputBytesPerSec: 3 * 1024 * 1024 }));
   let child: ReturnType<typeof spawn> | undefined;
   let client: TeraboxClient | undefined;
   let q: WritebackQueue | undefined;

@@ -11,6 +11,7 @@ import { PassThrough } from 'node:stream';
 import winston from 'winston';
 import { startEmulator } from '../../src/emulator/index.js';
 import { createLogger, type Logger } from '../../src/shared/logger.js';
+import { withEnvVariant } from '../helpers/emulator-variant.js';
 import { FileTokenStore } from '../../src/terabox/auth/token-store.js';
 import { TeraboxClient, type TeraboxClientOptions } from '../../src/terabox/client.js';
 import type { SpooledFile } from '../../src/remote/types.js';
@@ -55,7 +56,7 @@ export function captureLogger(): { logger: Logger; logs: string[] } {
 
 export async function startRig(emuOptions: Record<string, unknown> = {}, clientOver: Partial<TeraboxClientOptions> = {}): Promise<Rig> {
   const dir = await mkdtemp(join(tmpdir(), 'tbdav-terabox-'));
-  const emu = await startEmulator({ dataDir: join(dir, 'emu'), ...emuOptions } as Parameters<typeof startEmulator>[0]);
+  const emu = await startEmulator(withEnvVariant({ dataDir: join(dir, 'emu'), ...emuOptions } as Parameters<typeof startEmulator>[0]));
   const { logger, logs } = captureLogger();
   const clients: TeraboxClient[] = [];
   const seenTokens = new Set<string>();
