@@ -101,7 +101,14 @@ export const CONFIG_KEYS: readonly KeyDef[] = [
   { key: 'terabox.privateSecret', kind: 'string', secret: true, doc: 'Private secret used to sign token requests (md5 of client_id_timestamp_client_secret_private_secret).' },
   { key: 'terabox.root', kind: 'root', default: DEFAULT_ROOT, doc: 'Folder of the drive the share maps to; the service confines an app to /From: Other Applications/<app name>/.', aliases: ['root'] },
   { key: 'terabox.concurrency', kind: 'int', min: 1, max: 64, default: 4, doc: 'API calls in flight at once.' },
-  { key: 'terabox.callsPerSecond', kind: 'number', min: 0.1, max: 1000, default: 5, doc: 'Pacer: API calls started per second at most.' },
+  {
+    key: 'terabox.callsPerSecond',
+    kind: 'number',
+    min: 0.1,
+    max: 1000,
+    default: 20,
+    doc: 'Pacer ceiling: API calls started per second at most. Below it the pacer goes as fast as TeraBox accepts and slows down only when TeraBox answers "too often" (errno 31034, HTTP 429, 503 with Retry-After), recovering gradually.',
+  },
   {
     key: 'stateDir',
     kind: 'path',

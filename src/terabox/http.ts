@@ -1,19 +1,20 @@
 /**
  * The ONE call path of the TeraBox client: every request (oauth, openapi, upload, dlink) goes
  * through HttpCaller.call(). It does, in this order, per attempt:
- *   pacer (p-queue: concurrency + calls per second) -> undici request on a shared Agent ->
- *   HTTP status / errno check (HTTP 200 with errno != 0 is an error, detected only here) ->
- *   the retry classifier (classifyRetry) -> backoff with full jitter, honouring Retry-After.
+ *   pacer (pacer.ts: adaptive spacing of call starts under a ceiling, concurrency bound) -> undici
+ *   request -> HTTP status / errno check (HTTP 200 with errno != 0 is an error, detected only here)
+ *   -> the pacer is told how it went ("too often" slows every call down) -> the retry classifier
+ *   (classifyRetry) -> backoff with full jitter, honouring Retry-After.
  * URLs and errors are redacted before they reach a log line or an error message.
  *
- * Concurrency: `queue` (p-queue) is the only shared mutable state; it bounds concurrent API calls
- * and their rate. Transfers (shard bodies, dlink bodies) take a rate slot from the same queue but do
- * not hold a concurrency slot while their body streams (pace: 'start'), so that a long upload
- * does not starve listings. The Agent is shared and owned by this object (close() ends it).
+ * Concurrency: `pacer` is the only shared mutable state (see its header); it bounds concurrent API
+ * calls and spaces their starts. Shard uploads are paced at their start but do not hold a
+ * concurrency slot while their body streams (pace: 'start'), so that a long upload does not starve
+ * listings; download bytes are not API calls and bypass the pacer (pace: 'none'). The Agent is
+ * shared and owned by this object (close() ends it).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Readable } from 'node:stream';
-import PQueue from 'p-queue';
 import { Agent, request, type Dispatcher } from 'undici';
 import { abortError, isTbdavError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
@@ -21,6 +22,7 @@ import { silentLogger } from '../shared/logger.js';
 import { redact, redactUrl } from '../shared/redact.js';
 import { TeraboxApiError, errnoError, httpStatusCode, isTeraboxApiError } from './errors.js';
 import { ERRNO } from './api/types.js';
+import { DEFAULT_CALLS_PER_SECOND, Pacer, type PaceOutcome, type PacerEvent, type PacerStats } from './pacer.js';
 
 /**
  * How a failed request may be retried.
@@ -51,8 +53,13 @@ export interface HttpRequest {
   /** Our request id (from the WebDAV request) for log lines. */
   requestId?: string;
   signal?: AbortSignal;
-  /** 'hold' (default): the pacer slot is held until the answer is read. 'start': only a rate slot. */
-  pace?: 'hold' | 'start';
+  /**
+   * 'hold' (default): paced, and a concurrency slot is held until the answer is read. 'start': paced,
+   * no concurrency slot (shard uploads). 'none': not an API call (dlink and CDN hops): no pacer at all.
+   */
+  pace?: 'hold' | 'start' | 'none';
+  /** Another dispatcher (e.g. the download pool) instead of the caller's shared Agent. */
+  dispatcher?: Dispatcher;
   /** Total time for one attempt (headers + body for json/text; headers only for stream). */
   timeoutMs?: number;
   /** Stream answers: statuses that are returned to the caller rather than thrown (e.g. 302, 403). */
@@ -73,7 +80,7 @@ export interface HttpCallerOptions {
   logger?: Logger;
   /** Concurrent API calls (default 4). */
   concurrency?: number;
-  /** Calls started per second (default 10). */
+  /** Ceiling of the adaptive pacer: calls started per second at most (default DEFAULT_CALLS_PER_SECOND). */
   callsPerSecond?: number;
   /** Retries after the first attempt (default 5). */
   maxRetries?: number;
@@ -84,6 +91,11 @@ export interface HttpCallerOptions {
   requestTimeoutMs?: number;
   /** For tests: the random source of the jitter. */
   random?: () => number;
+  /** For tests: clock (ms) and sleep of the pacer and of the retry backoff (a virtual clock). */
+  now?: () => number;
+  sleep?: (ms: number, signal: AbortSignal | undefined) => Promise<void>;
+  /** Told of every pacer slowdown and Retry-After pause (metrics, tests). Must not throw. */
+  onPacerEvent?: (e: PacerEvent) => void;
 }
 
 // ------------------------------------------------------------------ retry classifier
@@ -187,6 +199,26 @@ export function parseRetryAfter(value: string | string[] | undefined, now = Date
 }
 
 /**
+ * What an answer says about the frequency of calls (the pacer's input): "too often" for the
+ * rate-limit errnos (31034, 42000, 300001) and HTTP 429, and for HTTP 503 when it carries
+ * Retry-After (an overloaded service asking us to wait); anything else says nothing about it.
+ * Answers the service did not give (network errors, our timeouts, aborts) are not "ok" either.
+ */
+export function paceOutcome(err: unknown): PaceOutcome {
+  if (!isTeraboxApiError(err)) return { kind: 'other' };
+  const retryAfterMs = err.retryAfterSec !== undefined && Number.isFinite(err.retryAfterSec) ? err.retryAfterSec * 1000 : undefined;
+  const limited =
+    (err.errno !== undefined && RATE_ERRNOS.has(err.errno)) || err.httpStatus === 429 || (err.httpStatus === 503 && retryAfterMs !== undefined);
+  if (!limited) {
+    // an error the service answered for the call itself (not found, exists, auth...) is an accepted
+    // call; a 5xx or a failure without an answer says nothing about the frequency
+    if (err.errno !== undefined) return { kind: 'ok' };
+    return err.httpStatus !== undefined && err.httpStatus < 500 ? { kind: 'ok' } : { kind: 'other' };
+  }
+  return retryAfterMs !== undefined ? { kind: 'limited', retryAfterMs } : { kind: 'limited' };
+}
+
+/**
  * The service's request id. Taken from the raw text when possible: it is a 64-bit number that
  * JSON.parse would round (15001987287138667544 -> 15001987287138667000).
  */
@@ -215,26 +247,30 @@ function answerErrno(json: unknown): number {
 
 export class HttpCaller {
   readonly logger: Logger;
-  private readonly queue: PQueue;
+  private readonly pacer: Pacer;
   private readonly agent: Agent;
   private readonly maxRetries: number;
   private readonly retryBaseMs: number;
   private readonly retryMaxMs: number;
   private readonly requestTimeoutMs: number;
   private readonly random: () => number;
+  private readonly sleep: (ms: number, signal: AbortSignal | undefined) => Promise<void>;
 
   constructor(options: HttpCallerOptions = {}) {
     this.logger = options.logger ?? silentLogger();
-    const cps = options.callsPerSecond ?? 10;
-    this.queue = new PQueue({
+    this.sleep = options.sleep ?? ((ms, signal) => sleep(ms, undefined, signal ? { signal } : undefined));
+    const log = this.logger;
+    const onEvent = options.onPacerEvent;
+    this.pacer = new Pacer({
+      callsPerSecond: options.callsPerSecond ?? DEFAULT_CALLS_PER_SECOND,
       concurrency: options.concurrency ?? 4,
-      // sliding window: never more than callsPerSecond starts in any 1 s (no bursts at window edges)
-      // (below 1 per second: one call per 1/cps seconds)
-      ...(cps > 0 && Number.isFinite(cps)
-        ? cps >= 1
-          ? { intervalCap: Math.round(cps), interval: 1000, strict: true }
-          : { intervalCap: 1, interval: Math.round(1000 / cps), strict: true }
-        : {}),
+      now: options.now,
+      sleep: this.sleep,
+      onEvent: (e) => {
+        if (e.type === 'backoff') log.debug(`pacer: the service says too often, spacing calls ${Math.round(e.previousMs)} -> ${Math.round(e.intervalMs)} ms`);
+        else log.debug(`pacer: the service asks to wait ${Math.round(e.waitMs)} ms (Retry-After), every call waits`);
+        onEvent?.(e);
+      },
     });
     this.agent = new Agent({ keepAliveTimeout: 10_000, connections: 32 });
     this.maxRetries = options.maxRetries ?? 5;
@@ -248,8 +284,13 @@ export class HttpCaller {
     return this.agent;
   }
 
+  /** The pacer's counters and state (calls, rate-limited answers, backoffs, pauses, current spacing). */
+  pacerStats(): PacerStats {
+    return this.pacer.stats();
+  }
+
   async close(): Promise<void> {
-    this.queue.clear();
+    this.pacer.close();
     await this.agent.close();
   }
 
@@ -281,7 +322,7 @@ export class HttpCaller {
           error: wrapped.message,
         });
         try {
-          await sleep(decision.delayMs, undefined, req.signal ? { signal: req.signal } : undefined);
+          await this.sleep(decision.delayMs, req.signal);
         } catch (sleepErr) {
           log.debug(`${req.endpoint}: backoff interrupted`, { requestId: req.requestId, error: String(sleepErr) });
           throw abortError(req.endpoint, req.signal);
@@ -305,13 +346,19 @@ export class HttpCaller {
   }
 
   private async attempt<T>(req: HttpRequest, attempt: number): Promise<HttpResponse<T>> {
-    const run = () => this.send<T>(req, attempt);
-    if (req.pace === 'start') {
-      // take a rate slot only; the transfer itself runs outside the concurrency bound
-      await this.queue.add(async () => undefined, req.signal ? { signal: req.signal } : {});
-      return run();
+    if (req.pace === 'none') return this.send<T>(req, attempt);
+    const ticket = await this.pacer.acquire({ hold: req.pace !== 'start', signal: req.signal });
+    let outcome: PaceOutcome = { kind: 'other' };
+    try {
+      const res = await this.send<T>(req, attempt);
+      outcome = { kind: 'ok' };
+      return res;
+    } catch (err) {
+      outcome = paceOutcome(err);
+      throw err;
+    } finally {
+      ticket.done(outcome);
     }
-    return (await this.queue.add(run, req.signal ? { signal: req.signal } : {})) as HttpResponse<T>;
   }
 
   private async send<T>(req: HttpRequest, attempt: number): Promise<HttpResponse<T>> {
@@ -332,7 +379,7 @@ export class HttpCaller {
     const started = Date.now();
     try {
       const res = await request(req.url, {
-        dispatcher: this.agent,
+        dispatcher: req.dispatcher ?? this.agent,
         method: req.method,
         headers,
         body,
