@@ -148,7 +148,8 @@ export async function startStack(config: Config, opts: StackOptions = {}): Promi
         tokenStore: new FileTokenStore(session),
         logger,
         concurrency: config.terabox.concurrency,
-        callsPerSecond: Math.max(config.terabox.callsPerSecond, 50),
+        // a local service: no ceiling worth the name (the adaptive pacer still obeys its rate-limit answers)
+        callsPerSecond: Math.max(config.terabox.callsPerSecond, 1000),
       });
       cleanups.push(() => client.close());
       // The emulator listens on new ports each run: log in afresh so the domains are its current ones.

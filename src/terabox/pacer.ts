@@ -15,9 +15,11 @@
  *  - A frequency-limit answer (errno 31034 / 42000 / 300001, HTTP 429, HTTP 503 with Retry-After)
  *    doubles the interval (exponential backoff; at least MIN_BACKOFF_MS, and at least the spacing at
  *    which the service was accepting calls), capped at `maxIntervalMs`. The first refusal after a
- *    success also sets the `targetMs`: 90 % of the rate the service let through in the second before
- *    the refused call started (or of the current rate, when slower). Refusals in a row keep that
- *    target (their own second only saw the backed-off pace). A Retry-After stops every start until
+ *    success, of a call that had to wait for its turn (the pacer set the pace, so it was too fast),
+ *    also sets the `targetMs`: 90 % of the rate the service let through in the second before the
+ *    refused call started (or of the current rate, when slower). Refusals in a row keep that target
+ *    (their own second only saw the backed-off pace). A refusal while calls come slower than the
+ *    pace (sporadic) sets no target: the recent rate was the callers', not the service's limit. A Retry-After stops every start until
  *    that time. Answers to calls that started before the last slowdown do not slow down again (they
  *    were sent at the old pace: one congestion event, one step), but each counts in the stats.
  *  - A success speeds up: quickly (the rate x1.5 per success) while slower than the target, then
@@ -106,6 +108,8 @@ const WINDOW_MS = 1000;
 
 interface Waiter {
   hold: boolean;
+  /** It had to wait for the spacing (the pacer, not the caller, set its pace). */
+  waited?: boolean;
   resolve: (t: PacerTicket) => void;
   reject: (e: unknown) => void;
   signal?: AbortSignal;
@@ -225,6 +229,7 @@ export class Pacer {
         if (head.hold && this.inFlight >= this.concurrency) return; // a done() pumps again
         const wait = Math.max(this.nextStartAt, this.pausedUntil) - this.now();
         if (wait > 0) {
+          head.waited = true;
           try {
             await this.sleep(wait, this.stop.signal);
           } catch (err) {
@@ -235,14 +240,15 @@ export class Pacer {
         }
         this.waiters.shift();
         if (head.onAbort) head.signal?.removeEventListener('abort', head.onAbort);
-        head.resolve(this.grant(head.hold));
+        // saturated: this call waited for its turn, or others wait behind it
+        head.resolve(this.grant(head.hold, head.waited === true || this.waiters.length > 0));
       }
     } finally {
       this.pumping = false;
     }
   }
 
-  private grant(hold: boolean): PacerTicket {
+  private grant(hold: boolean, saturated: boolean): PacerTicket {
     const startedAt = this.now();
     const epoch = this.epoch;
     this.nextStartAt = startedAt + this.intervalMs;
@@ -255,7 +261,7 @@ export class Pacer {
         reported = true;
         if (hold) this.inFlight--;
         if (outcome.kind === 'ok') this.onSuccess(startedAt);
-        else if (outcome.kind === 'limited') this.onLimited(startedAt, epoch, outcome.retryAfterMs);
+        else if (outcome.kind === 'limited') this.onLimited(startedAt, epoch, saturated, outcome.retryAfterMs);
         if (this.waiters.length > 0) this.kick();
       },
     };
@@ -289,7 +295,7 @@ export class Pacer {
     this.setSpacing(1000 / next);
   }
 
-  private onLimited(startedAt: number, epoch: number, retryAfterMs: number | undefined): void {
+  private onLimited(startedAt: number, epoch: number, saturated: boolean, retryAfterMs: number | undefined): void {
     this.counts.rateLimited++;
     const now = this.now();
     if (retryAfterMs !== undefined && Number.isFinite(retryAfterMs) && retryAfterMs > 0) {
@@ -304,16 +310,19 @@ export class Pacer {
     if (epoch !== this.epoch) return;
     const previous = this.intervalMs;
     let acceptedSpacing: number | undefined;
-    if (this.streak === 0) {
-      // the first refusal after a success: what did the service let through in the second before?
+    if (this.streak === 0 && saturated) {
+      // the first refusal after a success, while calls were queueing: the pacer's pace was too fast.
+      // What did the service let through in the second before?
       this.prune();
       let ok = 0;
       for (const t of this.accepted) if (t >= startedAt - WINDOW_MS && t < startedAt) ok++;
       acceptedSpacing = ok > 0 ? WINDOW_MS / ok : undefined;
       this.targetMs = Math.min(this.maxIntervalMs, Math.max(previous, acceptedSpacing ?? previous, MIN_BACKOFF_MS) / TARGET_SHARE);
-    } else if (this.targetMs === undefined) {
+    } else if (this.targetMs === undefined && saturated) {
       this.targetMs = Math.min(this.maxIntervalMs, Math.max(previous, MIN_BACKOFF_MS) / TARGET_SHARE);
     }
+    // Not saturated (calls came slower than the pace): the recent rate was the callers', not a
+    // measure of the service's limit (a sporadic refusal); no target, so success recovers quickly.
     // refusals in a row keep the target of the first: their own second saw only the backed-off pace
     this.streak++;
     this.epoch++;

@@ -123,15 +123,31 @@ test('"too often" doubles the spacing per congestion event, up to the cap; succe
   const s = pacer.stats();
   assert.equal(s.rateLimited, 6);
   assert.equal(s.backoffs, 6);
-  // the target came with the first refusal (nothing accepted yet: the spacing then, 50 ms, / 0.9) and stays
-  assert.ok(Math.abs(s.targetMs! - 50 / 0.9) < 1e-9, `target ${s.targetMs}`);
-  // success: the rate x1.5 per success up to the target rate (18/s), then +0.3 % of it per success
+  // the target came with the first refusal of a call that waited for its turn (the second: the
+  // first went at once), the spacing then (100 ms) / 0.9, and stays for the refusals in a row
+  assert.ok(Math.abs(s.targetMs! - 100 / 0.9) < 1e-9, `target ${s.targetMs}`);
+  // success: the rate x1.5 per success up to the target rate (9/s), then +0.3 % of it per success
   const rates: number[] = [];
-  for (let i = 0; i < 9; i++) {
+  for (let i = 0; i < 7; i++) {
     (await turn(clock, pacer)).done(OK);
     rates.push(Math.round((1000 / pacer.stats().intervalMs) * 1000) / 1000);
   }
-  assert.deepEqual(rates, [1.5, 2.25, 3.375, 5.063, 7.594, 11.391, 17.086, 18, 18.054]);
+  assert.deepEqual(rates, [1.5, 2.25, 3.375, 5.063, 7.594, 9, 9.027]);
+});
+
+test('a sporadic refusal while calls come slower than the pace sets no target: back to the ceiling quickly', async () => {
+  const clock = new VirtualClock();
+  const pacer = new Pacer({ callsPerSecond: 10, now: clock.now, sleep: clock.sleep });
+  for (let i = 0; i < 3; i++) {
+    (await turn(clock, pacer)).done(OK);
+    clock.t += 1000; // the callers' own pace: one call a second
+  }
+  (await turn(clock, pacer)).done(LIMITED);
+  assert.equal(pacer.stats().intervalMs, 200);
+  assert.equal(pacer.stats().targetMs, undefined);
+  (await turn(clock, pacer)).done(OK);
+  (await turn(clock, pacer)).done(OK);
+  assert.equal(pacer.stats().intervalMs, 100);
 });
 
 test('fast recovery towards the target, forgetting it once well above, back to the ceiling', async () => {
