@@ -17,6 +17,7 @@ import { createReadStream } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { CallOptions } from '../remote/types.js';
+import { TbdavError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { silentLogger } from '../shared/logger.js';
 import { redactUrl, registerSecret } from '../shared/redact.js';
@@ -55,6 +56,8 @@ import {
 import { Authenticator, type DeviceLoginOptions } from './auth/authenticator.js';
 import type { StoredTokens, TokenStore } from './auth/token-store.js';
 import { ACCESS_TOKEN_ERRNOS, TeraboxApiError, isTeraboxApiError } from './errors.js';
+import { checkDrivePath } from './drive-path.js';
+import { decodeAnswerMd5s } from './md5.js';
 import { HttpCaller, type HttpCallerOptions, type HttpResponse, type RetryPolicy, type BodyFactory } from './http.js';
 
 /** The HttpCaller's options (concurrency, rate, retries, timeouts, logger) plus the client's own. */
@@ -140,6 +143,23 @@ function compact(o: Record<string, string | number | undefined> | undefined): Re
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(o ?? {})) if (v !== undefined) out[k] = String(v);
   return out;
+}
+
+/** The paths and names of a filemanager list are well formed (drive-path.ts), before any request. */
+function checkFileList(opera: FileManagerOpera, filelist: (string | FileManagerItemCopyMove | FileManagerItemRename)[]): void {
+  const what = `filemanager ${opera}`;
+  for (const item of filelist) {
+    if (typeof item === 'string') {
+      checkDrivePath(item, what);
+      continue;
+    }
+    checkDrivePath(item.path, what);
+    // the spec's copy example sends dest "" (the source's folder)
+    if ('dest' in item && item.dest !== '') checkDrivePath(item.dest, what);
+    if (typeof item.newname !== 'string' || item.newname === '' || item.newname.includes('/') || item.newname === '.' || item.newname === '..') {
+      throw new TbdavError('TBDAV_BAD_REQUEST', `${what}: malformed new name ${JSON.stringify(item.newname)}`);
+    }
+  }
 }
 
 function firstHeader(v: string | string[] | undefined): string | undefined {
@@ -237,7 +257,7 @@ export class TeraboxClient {
         const url = new URL(ENDPOINTS[name], base);
         for (const [k, v] of Object.entries(compact(spec.query))) url.searchParams.set(k, v);
         url.searchParams.set(spec.tokenParam ?? 'access_tokens', session.accessToken);
-        return await this.http.call<T>({
+        const res = await this.http.call<T>({
           endpoint: name,
           method: spec.method,
           url,
@@ -252,6 +272,10 @@ export class TeraboxClient {
           errnoFrom: spec.errnoFrom,
           onRetry: spec.onRetry,
         });
+        // the one place where md5s of answers are decoded (md5.ts): the same content gets the
+        // same md5 whichever endpoint reported it, in whichever form
+        if ((spec.expect ?? 'json') === 'json') decodeAnswerMd5s(res.data);
+        return res;
       } catch (err) {
         const tokenError =
           isTeraboxApiError(err) && ((err.errno !== undefined && ACCESS_TOKEN_ERRNOS.has(err.errno)) || (err.errno === undefined && err.httpStatus === 401));
@@ -284,6 +308,7 @@ export class TeraboxClient {
 
   /** GET /openapi/api/list: one page. */
   async list(dir: string, opts: ListOptions = {}): Promise<FileInfo[]> {
+    checkDrivePath(dir, 'list');
     const res = await this.api<ListResponse>(
       'list',
       {
@@ -315,6 +340,7 @@ export class TeraboxClient {
 
   /** GET /openapi/api/filemetas for absolute paths. */
   async filemetas(paths: string[], opts: CallOptions & { dlink?: boolean } = {}): Promise<FileMeta[]> {
+    for (const p of paths) checkDrivePath(p, 'filemetas');
     const res = await this.api<FileMetasResponse>(
       'filemetas',
       { method: 'GET', retry: 'idempotent', query: { target: JSON.stringify(paths), dlink: opts.dlink ? 1 : 0 } },
@@ -325,6 +351,7 @@ export class TeraboxClient {
 
   /** GET /openapi/api/search. */
   async search(key: string, opts: SearchOptions = {}): Promise<SearchResponse> {
+    if (opts.dir !== undefined) checkDrivePath(opts.dir, 'search');
     const res = await this.api<SearchResponse>(
       'search',
       {
@@ -357,6 +384,7 @@ export class TeraboxClient {
 
   /** GET /openapi/api/streaming: the m3u8 text. */
   async streaming(path: string, type: StreamType, opts: CallOptions = {}): Promise<string> {
+    checkDrivePath(path, 'streaming');
     const res = await this.api<string>('streaming', { method: 'GET', retry: 'idempotent', expect: 'text', query: { path, type } }, opts);
     return res.data;
   }
@@ -366,6 +394,7 @@ export class TeraboxClient {
    * another one and the first is abandoned by the service.
    */
   async precreate(path: string, blockList: string[], size?: number, opts: CallOptions & { rtype?: RType } = {}): Promise<PrecreateResponse> {
+    checkDrivePath(path, 'precreate');
     const res = await this.api<PrecreateResponse>(
       'precreate',
       {
@@ -391,6 +420,7 @@ export class TeraboxClient {
    * multipart field `file` (never buffered). Idempotent: the same partseq replaces the shard.
    */
   async superfile2(path: string, uploadid: string, partseq: number, file: FileRange, opts: CallOptions = {}): Promise<Superfile2Response> {
+    checkDrivePath(path, 'superfile2');
     const boundary = `----terabox-dav-${randomBytes(12).toString('hex')}`;
     const head = Buffer.from(
       `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="blob"\r\nContent-Type: application/octet-stream\r\n\r\n`,
@@ -435,6 +465,7 @@ export class TeraboxClient {
    * lost answer would fail with "exists", of rtype 1 would make a renamed copy).
    */
   async create(path: string, size: number, uploadid: string, blockList: string[], rtype: RType, opts: CallOptions = {}): Promise<CreateResponse> {
+    checkDrivePath(path, 'create');
     const res = await this.api<CreateResponse>(
       'create',
       {
@@ -453,6 +484,7 @@ export class TeraboxClient {
    * folder is ours: that counts as success and its metadata is fetched.
    */
   async createDir(path: string, opts: CallOptions = {}): Promise<CreateResponse & { foundAfterRetry?: boolean }> {
+    checkDrivePath(path, 'create');
     let retried = false;
     try {
       const res = await this.api<CreateResponse>(
@@ -502,6 +534,7 @@ export class TeraboxClient {
     filelist: (string | FileManagerItemCopyMove | FileManagerItemRename)[],
     opts: FileManagerOptions = {},
   ): Promise<FileManagerResponse> {
+    checkFileList(opera, filelist);
     let retried = false;
     const call = this.api<FileManagerResponse>(
       'filemanager',
@@ -511,8 +544,10 @@ export class TeraboxClient {
         onRetry: () => {
           retried = true;
         },
-        query: { opera },
-        form: { async: opts.async ?? 0, filelist: JSON.stringify(filelist), ondup: opts.ondup },
+        // spec 3.4.4: opera and async are query parameters, filelist the only body parameter
+        // (ondup, not in the spec's table, goes with them; items carry their own ondup)
+        query: { opera, async: opts.async ?? 0, ondup: opts.ondup },
+        form: { filelist: JSON.stringify(filelist) },
         errnoFrom: (json) => {
           const o = json as { errno?: number; info?: { errno?: number }[] } | undefined;
           const item = o?.info?.find((i) => Number(i.errno ?? 0) !== 0);

@@ -69,12 +69,6 @@ export const ACCESS_TOKEN_ERRNOS: ReadonlySet<number> = new Set<number>([
   ERRNO.ACCESS_TOKEN_EXPIRED,
 ]);
 
-/** errnos that mean the upload session (uploadid) is gone: restart from precreate. */
-export const UPLOAD_SESSION_ERRNOS: ReadonlySet<number> = new Set<number>([
-  ERRNO.SHARD_MISSING,
-  ERRNO.UPLOADID_INVALID,
-]);
-
 export function errnoCode(errno: number): ErrorCode {
   return ERRNO_TABLE.get(errno)?.code ?? 'TBDAV_FATAL';
 }
