@@ -19,8 +19,9 @@ import { Agent, request, type Dispatcher } from 'undici';
 import { abortError, isTbdavError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { silentLogger } from '../shared/logger.js';
+import type { Observer } from '../shared/observer.js';
 import { redact, redactUrl } from '../shared/redact.js';
-import { TeraboxApiError, errnoError, httpStatusCode, isTeraboxApiError } from './errors.js';
+import { ERRNO_TABLE, TeraboxApiError, errnoError, httpStatusCode, isTeraboxApiError } from './errors.js';
 import { ERRNO } from './api/types.js';
 import { DEFAULT_CALLS_PER_SECOND, Pacer, type PaceOutcome, type PacerEvent, type PacerStats } from './pacer.js';
 
@@ -96,6 +97,8 @@ export interface HttpCallerOptions {
   sleep?: (ms: number, signal: AbortSignal | undefined) => Promise<void>;
   /** Told of every pacer slowdown and Retry-After pause (metrics, tests). Must not throw. */
   onPacerEvent?: (e: PacerEvent) => void;
+  /** Metrics: every attempt (apiCall), every retry wait and pacer slowdown (backoff). Must not throw. */
+  observer?: Observer;
 }
 
 // ------------------------------------------------------------------ retry classifier
@@ -255,9 +258,11 @@ export class HttpCaller {
   private readonly requestTimeoutMs: number;
   private readonly random: () => number;
   private readonly sleep: (ms: number, signal: AbortSignal | undefined) => Promise<void>;
+  private readonly observer: Observer | undefined;
 
   constructor(options: HttpCallerOptions = {}) {
     this.logger = options.logger ?? silentLogger();
+    this.observer = options.observer;
     this.sleep = options.sleep ?? ((ms, signal) => sleep(ms, undefined, signal ? { signal } : undefined));
     const log = this.logger;
     const onEvent = options.onPacerEvent;
@@ -321,6 +326,7 @@ export class HttpCaller {
           requestId: req.requestId,
           error: wrapped.message,
         });
+        this.observer?.backoff?.({ endpoint: req.endpoint, delayMs: decision.delayMs, reason: decision.reason });
         try {
           await this.sleep(decision.delayMs, req.signal);
         } catch (sleepErr) {
@@ -346,19 +352,52 @@ export class HttpCaller {
   }
 
   private async attempt<T>(req: HttpRequest, attempt: number): Promise<HttpResponse<T>> {
-    if (req.pace === 'none') return this.send<T>(req, attempt);
-    const ticket = await this.pacer.acquire({ hold: req.pace !== 'start', signal: req.signal });
+    const ticket = req.pace === 'none' ? undefined : await this.pacer.acquire({ hold: req.pace !== 'start', signal: req.signal });
     let outcome: PaceOutcome = { kind: 'other' };
+    const started = performance.now();
     try {
       const res = await this.send<T>(req, attempt);
       outcome = { kind: 'ok' };
+      this.observer?.apiCall?.({ endpoint: req.endpoint, errno: 0, httpStatus: res.status, ms: performance.now() - started, requestId: req.requestId });
       return res;
     } catch (err) {
       outcome = paceOutcome(err);
+      this.reportFailure(req, err, performance.now() - started);
       throw err;
     } finally {
-      ticket.done(outcome);
+      if (ticket) {
+        const before = this.observer?.backoff ? this.pacer.stats().backoffs : 0;
+        ticket.done(outcome);
+        if (this.observer?.backoff) {
+          const after = this.pacer.stats();
+          if (after.backoffs > before) this.observer.backoff({ endpoint: req.endpoint, delayMs: after.intervalMs, reason: 'pacer: the service says too often' });
+        }
+      }
     }
+  }
+
+  /** observer.apiCall for a failed attempt (our code, the errno's meaning or the network error's code). */
+  private reportFailure(req: HttpRequest, err: unknown, ms: number): void {
+    if (!this.observer?.apiCall) return;
+    if (isTeraboxApiError(err)) {
+      const meaning = err.errno !== undefined ? ERRNO_TABLE.get(err.errno)?.meaning : err.httpStatus !== undefined ? `HTTP ${err.httpStatus}` : undefined;
+      this.observer.apiCall({ endpoint: req.endpoint, errno: err.errno, httpStatus: err.httpStatus, code: err.code, meaning, ms, requestId: req.requestId });
+      return;
+    }
+    if (req.signal?.aborted) {
+      this.observer.apiCall({ endpoint: req.endpoint, errno: undefined, httpStatus: undefined, code: 'TBDAV_ABORTED', meaning: 'aborted', ms, requestId: req.requestId });
+      return;
+    }
+    const code = errCode(err);
+    this.observer.apiCall({
+      endpoint: req.endpoint,
+      errno: undefined,
+      httpStatus: undefined,
+      code: isTbdavError(err) ? err.code : code ? 'TBDAV_RETRYABLE' : 'TBDAV_FATAL',
+      meaning: code ?? 'request failed',
+      ms,
+      requestId: req.requestId,
+    });
   }
 
   private async send<T>(req: HttpRequest, attempt: number): Promise<HttpResponse<T>> {

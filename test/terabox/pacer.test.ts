@@ -311,7 +311,8 @@ function handler(req: IncomingMessage, res: ServerResponse): void {
     res.writeHead(status, { 'content-type': 'application/json', ...headers });
     res.end(JSON.stringify(body));
   };
-  switch (path) {
+  // '/errno-31034/<anything>': the same answers, counted apart (each test its own path)
+  switch (path.startsWith('/errno-31034') ? '/errno-31034' : path) {
     case '/errno-31034': // the first n answers: HTTP 200 errno 31034
       if (n <= limitFirst) return json(200, { errno: 31034, request_id: 1 });
       return json(200, { errno: 0, ok: true });
@@ -389,6 +390,31 @@ test('errno 31034 slows the pacer and is retried with exponential delays', async
     assert.deepEqual(sleeps, [500, 1000]);
     // after the success the spacing recovers (the rate x1.5 per success below the target)
     assert.equal(s.intervalMs, 1000 / 3.75);
+  } finally {
+    await h.close();
+  }
+});
+
+test('the observer hears every attempt and every wait: the pacer slowdown, then the retry delay', async () => {
+  const calls: { endpoint: string; errno: number | undefined; httpStatus: number | undefined; code?: string; meaning?: string }[] = [];
+  const waits: { endpoint: string; delayMs: number; reason: string }[] = [];
+  const { h } = virtualCaller({
+    observer: {
+      apiCall: (e) => calls.push({ endpoint: e.endpoint, errno: e.errno, httpStatus: e.httpStatus, code: e.code, meaning: e.meaning }),
+      backoff: (e) => waits.push(e),
+    },
+  });
+  try {
+    await h.call({ endpoint: 'list', method: 'GET', url: new URL('/errno-31034/observer?n=2', base), retry: 'idempotent', expect: 'json' });
+    assert.deepEqual(calls, [
+      { endpoint: 'list', errno: 31034, httpStatus: undefined, code: 'TBDAV_RETRYABLE', meaning: 'rate limited' },
+      { endpoint: 'list', errno: 31034, httpStatus: undefined, code: 'TBDAV_RETRYABLE', meaning: 'rate limited' },
+      { endpoint: 'list', errno: 0, httpStatus: 200, code: undefined, meaning: undefined },
+    ]);
+    assert.deepEqual(
+      waits.map((w) => [w.reason.startsWith('pacer') ? 'pacer' : 'retry', w.delayMs]),
+      [['pacer', 200], ['retry', 500], ['pacer', 400], ['retry', 1000]],
+    );
   } finally {
     await h.close();
   }
