@@ -21,8 +21,9 @@ import { ERRNO, type CreateResponse, type FileInfo, type FileMeta, type Precreat
 import type { TeraboxClient } from './client.js';
 import { DownloadReader, type DownloadReaderOptions } from './download.js';
 import { drivePath, drivePathProblem, normaliseRoot, rootWarning } from './drive-path.js';
-import { TeraboxApiError, errnoError, isTeraboxApiError, relabelError } from './errors.js';
+import { TeraboxApiError, isTeraboxApiError, relabelError } from './errors.js';
 import { isHexMd5 } from './md5.js';
+import { MetaLookup } from './metas.js';
 
 /** The download reader's options (dlink TTL, resume policy) plus the remote's own. */
 export interface TeraboxRemoteOptions extends DownloadReaderOptions {
@@ -79,6 +80,8 @@ export class TeraboxRemote implements Remote {
   private readonly logger: Logger;
   private readonly uploads: PQueue;
   private readonly reader: DownloadReader;
+  /** Batched filemetas lookups (issue 10): lookups within a few ms share one call. */
+  private readonly metas: MetaLookup;
   private md5Rule: FileMd5Rule | undefined;
   private md5RuleMixed = false;
   private unknownMd5Warned = false;
@@ -93,6 +96,7 @@ export class TeraboxRemote implements Remote {
     if (warning) this.logger.warn(warning);
     this.uploads = new PQueue({ concurrency: opts.uploadConcurrency ?? 4 });
     this.reader = new DownloadReader(client, { ...opts, logger: this.logger });
+    this.metas = new MetaLookup(client);
   }
 
   // ---------------------------------------------------------------- mapping
@@ -150,37 +154,20 @@ export class TeraboxRemote implements Remote {
   }
 
   /**
-   * Entries at several paths in ONE filemetas call (undefined where nothing is). Missing paths
-   * come back as items with errno -9; should a service fail the whole batch with -9 instead,
-   * each path is asked on its own.
+   * Entries at several paths (undefined where nothing is), through the batched lookup (metas.ts):
+   * these paths, and any others asked within a few milliseconds, share one filemetas call.
    */
   private async lookupMany(paths: string[], opts: CallOptions): Promise<(Entry | undefined)[]> {
-    const targets = paths.map((p) => this.full(p));
-    let metas: FileMeta[];
-    try {
-      metas = await this.client.filemetas(targets, opts);
-    } catch (err) {
-      if (isTeraboxApiError(err) && err.code === 'TBDAV_NOT_FOUND') {
-        if (paths.length === 1) return [undefined];
-        const out: (Entry | undefined)[] = [];
-        for (const p of paths) out.push(await this.lookup(p, opts));
-        return out;
-      }
-      throw relabelError('stat', paths[0]!, err);
-    }
-    const found = new Map<string, FileMeta>();
-    for (const m of metas) {
-      const errno = Number(m.errno ?? 0);
-      if (errno === 0 && typeof m.path === 'string') found.set(m.path.normalize('NFC'), m);
-      // Only "no such file" (or a name the service cannot hold) means absent; any other per-item
-      // errno says nothing about the path, and taking it as absent would answer 404/409 for a file
-      // that is there.
-      else if (errno !== ERRNO.FILE_NOT_FOUND && errno !== ERRNO.INVALID_NAME) throw relabelError('stat', paths[0]!, errnoError('filemetas', errno));
-    }
-    return paths.map((p, i) => {
-      const m = found.get(targets[i]!.normalize('NFC')) ?? (paths.length === 1 && metas.length === 1 && Number(metas[0]!.errno ?? 0) === 0 ? metas[0] : undefined);
-      return m ? this.entryOf(p, m) : undefined;
-    });
+    return Promise.all(
+      paths.map(async (p) => {
+        try {
+          const m = await this.metas.get(this.full(p), opts);
+          return m ? this.entryOf(p, m) : undefined;
+        } catch (err) {
+          throw relabelError('stat', p, err);
+        }
+      }),
+    );
   }
 
   async stat(path: string, opts: CallOptions = {}): Promise<Entry> {

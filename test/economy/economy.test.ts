@@ -12,6 +12,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
 
 const MiB = 1024 * 1024;
@@ -160,6 +162,30 @@ test('a Range GET of the last 1 MiB of a 200 MiB file pulls at most 2 MiB from t
     const pulled = s.counters.bytesServed - served;
     assert.ok(pulled >= MiB && pulled <= 2 * MiB, `pulled ${pulled} bytes from the CDN for a 1 MiB range`);
     assert.deepEqual(since(s, before), { '/openapi/api/download': 1, '/file': 1, '/content': 1 });
+  } finally {
+    await s.close();
+  }
+});
+
+test('existence checks made together share filemetas calls: 150 paths, 2 calls (batches of 100), each its own answer', { timeout: 60_000 }, async () => {
+  const s = await startTestStack();
+  try {
+    await s.remote.mkdir('/batch');
+    const body = Buffer.from('ten bytes\n');
+    const local = join(s.dir, 'ten.bin');
+    await writeFile(local, body);
+    const spool = { localPath: local, size: body.length, shardSize: 4 * MiB, blockMd5s: [md5(body)], contentMd5: md5(body) };
+    const names = Array.from({ length: 120 }, (_, i) => `f${i}.txt`);
+    for (const n of names) await s.remote.write(`/batch/${n}`, spool, { overwrite: false }); // the first uploaded, the rest rapid
+    const asked = [...names.map((n) => `/batch/${n}`), ...Array.from({ length: 30 }, (_, i) => `/batch/none-${i}`)];
+    const before = snapshot(s);
+    // asked in one tick: they fall in one batching window whatever the machine's load
+    const got = await Promise.allSettled(asked.map((p) => s.remote.stat(p)));
+    assert.deepEqual(since(s, before), { '/openapi/api/filemetas': 2 });
+    assert.deepEqual(
+      got.map((r) => (r.status === 'fulfilled' ? r.value.path : (r.reason as { code: string }).code)),
+      asked.map((p, i) => (i < names.length ? p : 'TBDAV_NOT_FOUND')),
+    );
   } finally {
     await s.close();
   }
