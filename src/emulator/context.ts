@@ -5,13 +5,13 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { FileInfo } from '../terabox/api/types.js';
 import type { Logger } from '../shared/logger.js';
 import type { AuthState } from './auth.js';
 import { EmulatorErrno, type Node, type Store, basenameOf } from './store.js';
 import { isValidName, categoryOf } from './util.js';
 import type { ShareState } from './shares.js';
 import { type Md5Place, type ServiceVariant, md5ForWire } from './variants.js';
+import type { WireFileEntry } from './wire.js';
 
 /**
  * http5xx: 503; errno31034: errno 31034 (rate limit) for the whole call; reset: the socket is cut;
@@ -164,9 +164,9 @@ export function checkPath(ctx: Ctx, raw: string, allowRoot = false): string {
  * The answer fields of a node. `wire` = where the answer goes: its md5 then takes the form the
  * variant sends there (md5Form); without it the md5 is the plain one.
  */
-export function fileInfo(n: Node, wire?: { ctx: Ctx; place: Md5Place }): FileInfo {
+export function fileInfo(n: Node, wire?: { ctx: Ctx; place: Md5Place }): WireFileEntry {
   const name = basenameOf(n.path);
-  const fi: FileInfo = {
+  const fi: WireFileEntry = {
     fs_id: n.fs_id,
     path: n.path,
     server_filename: name,

@@ -10,7 +10,6 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { SHARD_MIN_BYTES } from '../terabox/api/types.js';
 import type { Logger } from '../shared/logger.js';
 import { silentLogger } from '../shared/logger.js';
 import { redactUrl } from '../shared/redact.js';
@@ -27,6 +26,7 @@ import { streamingRoutes } from './streaming.js';
 import { EmulatorErrno, Store } from './store.js';
 import { createPrng, requestId, sleep } from './util.js';
 import { type ServiceVariant, resolveVariant } from './variants.js';
+import { ERRNO, SHARD_MIN_BYTES } from './wire.js';
 
 export { DEFAULT_VARIANT, VARIANT_PRESETS, type ServiceVariant, type VariantPresetName, isVariantPresetName, resolveVariant } from './variants.js';
 
@@ -412,7 +412,7 @@ export async function startEmulator(opts: EmulatorOptions): Promise<EmulatorHand
         if (!c.ok) {
           // xpan: -6 "identity check failed" for a missing/unknown token, 111 for an expired one
           if (route.kind === 'upload') req.resume();
-          fail(c.reason === 'expired' ? 111 : -6, c.reason === 'expired' ? 'access token expired' : 'access token invalid');
+          fail(c.reason === 'expired' ? ERRNO.TOKEN_EXPIRED : ERRNO.TOKEN_INVALID, c.reason === 'expired' ? 'access token expired' : 'access token invalid');
           return;
         }
       }
@@ -436,7 +436,7 @@ export async function startEmulator(opts: EmulatorOptions): Promise<EmulatorHand
       }
       logger.error(`emulator ${url.pathname}: internal error`, { err });
       if (!req.readableEnded) req.resume();
-      fail(route.kind === 'oauth' ? 500001 : 31045, 'internal error', 500);
+      fail(route.kind === 'oauth' ? ERRNO.OAUTH_INTERNAL : ERRNO.API_INTERNAL, 'internal error', 500);
     }
   };
 

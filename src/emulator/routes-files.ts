@@ -2,8 +2,6 @@
  * api_domain routes for user info, quota and files: uinfo, active, quota, list, filemetas, search,
  * download (dlinks) and filemanager (copy/move/rename/delete). Streaming: streaming.ts.
  */
-import { MAX_SHARDS } from '../terabox/api/types.js';
-import type { FileInfo, FileMeta } from '../terabox/api/types.js';
 import {
   type ApiRequest,
   type Ctx,
@@ -15,14 +13,30 @@ import {
   requireParam,
 } from './context.js';
 import { EmulatorErrno, type Node, basenameOf, dirnameOf, joinPath } from './store.js';
-import { isValidName, randomDigits, requestId } from './util.js';
+import { isValidName, nowSec, randomDigits, requestId } from './util.js';
 import type { Md5Place } from './variants.js';
+import {
+  ERRNO,
+  MAX_SHARDS,
+  type WireActiveAnswer,
+  type WireDownloadAnswer,
+  type WireFileEntry,
+  type WireFilemanagerAnswer,
+  type WireFilemetasAnswer,
+  type WireFilemetasItem,
+  type WireListAnswer,
+  type WireQuotaAnswer,
+  type WireSearchAnswer,
+  type WireThumbs,
+  type WireUinfoAnswer,
+} from './wire.js';
 
-export type Answer = Record<string, unknown> | undefined;
+/** A route's answer (a wire shape of wire.ts; the router adds errno and request_id unless it has them), or undefined when the route answered itself. */
+export type Answer = object | undefined;
 export type Handler = (ctx: Ctx, r: ApiRequest) => Answer | Promise<Answer>;
 
 /** errno of a batch (filemanager, share/transfer) where at least one item failed (xpan). */
-export const ERRNO_BATCH_PARTIAL = 12;
+export const ERRNO_BATCH_PARTIAL = ERRNO.BATCH_PARTIAL;
 
 export type SortKey = 'name' | 'time' | 'size';
 
@@ -48,20 +62,20 @@ function sortParam(r: ApiRequest, name = 'order'): SortKey {
   return o;
 }
 
-function thumbs(ctx: Ctx, n: Node): FileInfo['thumbs'] {
+function thumbs(ctx: Ctx, n: Node): WireThumbs {
   const base = `http://${ctx.hosts.download}/thumbnail/${n.md5 ?? ''}?fid=${ctx.uk}-250528-${n.fs_id}`;
   return { url1: `${base}&size=c140_u90`, url2: `${base}&size=c360_u270`, url3: `${base}&size=c850_u580`, icon: `${base}&size=c60_u60` };
 }
 
 /** A list/filemetas/share-list entry; its md5 in the form the variant sends at `place`. */
-export function listInfo(ctx: Ctx, n: Node, web: boolean, place: Md5Place = 'list'): FileInfo {
+export function listInfo(ctx: Ctx, n: Node, web: boolean, place: Md5Place = 'list'): WireFileEntry {
   const fi = fileInfo(n, { ctx, place });
   if (n.isdir) fi.dir_empty = ctx.store.hasChildren(n.path) ? 0 : 1;
   else if (web && (fi.category === 1 || fi.category === 3)) fi.thumbs = thumbs(ctx, n);
   return fi;
 }
 
-const uinfo: Handler = (ctx) => ({
+const uinfo: Handler = (ctx): WireUinfoAnswer => ({
   uname: 'emulator@terabox-dav.invalid',
   avatar_url: '',
   vip_type: 0,
@@ -69,21 +83,23 @@ const uinfo: Handler = (ctx) => ({
   use_type: ctx.shares.activated ? 1 : 0,
   user_type: 1,
   errmsg: '',
+  request_id: String(requestId()),
+  server_time: nowSec(),
 });
 
-const active: Handler = (ctx) => {
+const active: Handler = (ctx): WireActiveAnswer => {
   ctx.shares.activated = true;
-  return { order_id: randomDigits(17), newno: '', show_msg: '' };
+  return { order_id: randomDigits(17), newno: '', show_msg: '', request_id: String(requestId()), server_time: nowSec() };
 };
 
-const quota: Handler = (ctx) => ({
+const quota: Handler = (ctx): WireQuotaAnswer => ({
   total: ctx.opts.quotaTotalBytes,
   used: ctx.store.usedBytes,
   free: Math.max(0, ctx.opts.quotaTotalBytes - ctx.store.usedBytes),
   expire: false,
 });
 
-const list: Handler = (ctx, r) => {
+const list: Handler = (ctx, r): WireListAnswer => {
   const dir = checkPath(ctx, requireParam(r, 'dir'), true);
   const page = intParam(r, 'page', 1);
   let num = intParam(r, 'num', 1000);
@@ -99,35 +115,35 @@ const list: Handler = (ctx, r) => {
   const v = ctx.opts.variant;
   const per = v.listPageShort ? Math.max(1, num - 1) : num;
   const slice = all.slice((page - 1) * per, page * per).map((n) => listInfo(ctx, n, web));
-  return { guid_info: '', [v.listArray]: slice, guid: 0 };
+  return v.listArray === 'info' ? { guid_info: '', info: slice, guid: 0 } : { guid_info: '', list: slice, guid: 0 };
 };
 
-const filemetas: Handler = (ctx, r) => {
+const filemetas: Handler = (ctx, r): WireFilemetasAnswer => {
   const targets = jsonParam(r, 'target', (v): v is string[] => Array.isArray(v) && v.length > 0 && v.length <= 1000 && v.every((x) => typeof x === 'string'));
   const withDlink = r.param('dlink') === '1';
-  const info: FileMeta[] = [];
+  const info: WireFilemetasAnswer['info'] = [];
   for (const t of targets) {
     let n: Node | undefined;
     try {
       n = ctx.store.get(checkPath(ctx, t, true));
     } catch (err) {
       if (!(err instanceof EmulatorErrno)) throw err;
-      info.push({ errno: err.errno, path: t } as FileMeta);
+      info.push({ errno: err.errno, path: t });
       continue;
     }
     if (!n) {
-      info.push({ errno: -9, path: t } as FileMeta);
+      info.push({ errno: ERRNO.NOT_FOUND, path: t });
       continue;
     }
     const fi = listInfo(ctx, n, true, 'filemetas');
-    const meta: FileMeta = { ...fi, filename: fi.server_filename, errno: 0 };
+    const meta: WireFilemetasItem = { ...fi, filename: fi.server_filename, errno: 0 };
     if (withDlink && !n.isdir) meta.dlink = makeDlink(ctx, n);
     info.push(meta);
   }
   return { info };
 };
 
-const search: Handler = (ctx, r) => {
+const search: Handler = (ctx, r): WireSearchAnswer => {
   const key = requireParam(r, 'key').toLowerCase();
   const dir = checkPath(ctx, r.param('dir') || ctx.appRoot, true);
   const recursion = r.param('recursion') === '1';
@@ -158,7 +174,7 @@ export function parseFsIds(raw: unknown): number[] | undefined {
   return out;
 }
 
-const download: Handler = (ctx, r) => {
+const download: Handler = (ctx, r): WireDownloadAnswer => {
   if (requireParam(r, 'type') !== 'dlink') throw new EmulatorErrno(2, 'type must be dlink');
   const ids = jsonParam(r, 'fidlist', (v): v is unknown[] => parseFsIds(v) !== undefined);
   const dlink: { fs_id: string; dlink: string }[] = [];
@@ -243,7 +259,7 @@ function filemanagerItem(ctx: Ctx, opera: string, item: unknown, globalOndup: On
   return { errno: placeNode(ctx, src, joinPath(destDir, newname), ondup, opera as 'copy' | 'move'), path };
 }
 
-const filemanager: Handler = (ctx, r) => {
+const filemanager: Handler = (ctx, r): WireFilemanagerAnswer & { request_id?: number } => {
   const opera = requireParam(r, 'opera');
   if (!['copy', 'move', 'rename', 'delete'].includes(opera)) throw new EmulatorErrno(2, 'unknown opera');
   const asyncMode = intParam(r, 'async', 0);
@@ -260,7 +276,7 @@ const filemanager: Handler = (ctx, r) => {
       info.push({ errno: err.errno, path: p });
     }
   }
-  if (asyncMode === 2) return { info: [], taskid: Number(randomDigits(15)) };
+  if (asyncMode === 2) return { errno: 0, info: [], taskid: Number(randomDigits(15)) };
   const failed = info.some((i) => i.errno !== 0);
   return { errno: failed ? ERRNO_BATCH_PARTIAL : 0, info, request_id: requestId() };
 };

@@ -3,16 +3,16 @@
  * Check order of gettoken/refreshtoken: missing parameter (2), client_id/client_secret (100001),
  * sign (100001), grant_type (200001), code (100002 / 400001 / 300001).
  */
-import { ERRNO } from '../terabox/api/types.js';
 import { type ApiRequest, type Ctx, safeEqual } from './context.js';
 import type { Handler } from './routes-files.js';
 import { EmulatorErrno } from './store.js';
 import { md5Hex, qrCodePng } from './util.js';
+import { ERRNO, type WireDeviceCodeData, type WireTokenInfoData } from './wire.js';
 
 function need(r: ApiRequest, ...names: string[]): string[] {
   return names.map((n) => {
     const v = r.param(n);
-    if (v === undefined || v === '') throw new EmulatorErrno(ERRNO.PARAM_MISSING, `missing parameter ${n}`);
+    if (v === undefined || v === '') throw new EmulatorErrno(ERRNO.PARAM, `missing parameter ${n}`);
     return v;
   });
 }
@@ -26,13 +26,13 @@ function checkClient(ctx: Ctx, clientId: string, clientSecret?: string): void {
 
 /** sign = md5(`${client_id}_${timestamp}_${client_secret}_${private_secret}`); a wrong sign is 100001. */
 function checkSign(ctx: Ctx, timestamp: string, sign: string): void {
-  if (!/^\d{1,13}$/.test(timestamp)) throw new EmulatorErrno(ERRNO.PARAM_MISSING, 'timestamp must be an integer');
+  if (!/^\d{1,13}$/.test(timestamp)) throw new EmulatorErrno(ERRNO.PARAM, 'timestamp must be an integer');
   const c = ctx.credentials;
   const want = md5Hex(`${c.clientId}_${timestamp}_${c.clientSecret}_${c.privateSecret}`);
   if (!safeEqual(sign.toLowerCase(), want)) throw new EmulatorErrno(ERRNO.INVALID_CLIENT, 'invalid sign');
 }
 
-const deviceCode: Handler = (ctx, r) => {
+const deviceCode: Handler = (ctx, r): { data: WireDeviceCodeData } => {
   const [clientId] = need(r, 'client_id');
   checkClient(ctx, clientId!);
   const { device_code, expires_in } = ctx.auth.newDeviceCode();
@@ -68,7 +68,7 @@ const getToken: Handler = (ctx, r) => {
   return { data: res };
 };
 
-const tokenInfo: Handler = (ctx, r) => {
+const tokenInfo: Handler = (ctx, r): { data: WireTokenInfoData } => {
   const [token] = need(r, 'access_token');
   const c = ctx.auth.checkAccess(token);
   if (!c.ok) {

@@ -15,13 +15,13 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { MAX_SHARDS } from '../terabox/api/types.js';
 import { type ApiRequest, type Ctx, type UploadSession, checkPath, fileInfo, intParam, jsonParam, requireParam } from './context.js';
 import { multipartBoundary, receiveMultipartFile } from './http-io.js';
 import type { Handler } from './routes-files.js';
 import { type BlobHandle, EmulatorErrno, type Node, blockKey, dirnameOf, joinPath } from './store.js';
 import { EMPTY_MD5, md5Hex, randomToken, requestId } from './util.js';
 import { md5ForWire } from './variants.js';
+import { MAX_SHARDS, type WireCreateAnswer, type WirePrecreateAnswer, type WirePrecreateRapidAnswer, type WireSuperfile2Answer } from './wire.js';
 
 /** create: block_list / size / path do not match precreate and the shards (xpan "param exception"). */
 export const ERRNO_UPLOAD_MISMATCH = 31355;
@@ -96,7 +96,7 @@ export function resolveConflict(ctx: Ctx, path: string, rtype: number, blocks: s
   return { path: joinPath(dir, ctx.store.freeName(dir, path.slice(dir.length + 1))) };
 }
 
-function fileAnswer(ctx: Ctx, n: Node): Record<string, unknown> {
+function fileAnswer(ctx: Ctx, n: Node): WireCreateAnswer {
   const fi = fileInfo(n);
   return {
     fs_id: n.fs_id,
@@ -126,7 +126,7 @@ function localTimes(r: ApiRequest): { lctime?: number; lmtime?: number } {
   return out;
 }
 
-const precreate: Handler = async (ctx, r) => {
+const precreate: Handler = async (ctx, r): Promise<WirePrecreateAnswer | WirePrecreateRapidAnswer> => {
   const path = checkPath(ctx, requireParam(r, 'path'));
   if (requireParam(r, 'autoinit') !== '1') throw new EmulatorErrno(2, 'autoinit must be 1');
   const blocks = blockListParam(r);
@@ -171,7 +171,7 @@ function pcsError(errno: number, msg: string): EmulatorErrno {
   return new EmulatorErrno(errno, msg);
 }
 
-const superfile2: Handler = async (ctx, r) => {
+const superfile2: Handler = async (ctx, r): Promise<WireSuperfile2Answer> => {
   const q = (n: string): string => {
     const v = r.url.searchParams.get(n);
     if (v === null || v === '') throw pcsError(ERRNO_PCS_PARAM, `missing parameter ${n}`);
@@ -265,7 +265,7 @@ async function assemble(ctx: Ctx, s: UploadSession, size: number): Promise<BlobH
   return { id, size, parts };
 }
 
-const create: Handler = async (ctx, r) => {
+const create: Handler = async (ctx, r): Promise<WireCreateAnswer> => {
   const path = checkPath(ctx, requireParam(r, 'path'));
   const rtype = rtypeParam(r);
   if (r.param('isdir') === '1') {

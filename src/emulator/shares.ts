@@ -24,8 +24,8 @@
  * Concurrency: maps mutated synchronously on the event loop; `timers` holds the pending async
  * transfers (cleared by stop()).
  */
-import { NotFoundError } from '../shared/errors.js';
 import { type ApiRequest, type Ctx, checkPath, makeDlink } from './context.js';
+import { EmulatorUsageError } from './errors.js';
 import { ERRNO_BATCH_PARTIAL, placeNode, sortNodes } from './routes-files.js';
 import { EmulatorErrno, type Node, type PersistSection, basenameOf, joinPath } from './store.js';
 import { checkMedia, checkStreamType, mediaDurationSec, sendPlaylist } from './streaming.js';
@@ -155,7 +155,7 @@ export function createShare(ctx: Ctx, paths: string[], pwd: string): CreatedShar
   const fsIds: number[] = [];
   for (const p of paths) {
     const n = ctx.store.get(p);
-    if (!n) throw new NotFoundError(`createShare ${p}: no such path`);
+    if (!n) throw new EmulatorUsageError(`createShare ${p}: no such path`);
     fsIds.push(n.fs_id);
   }
   let surl = randomToken(16);
@@ -168,7 +168,7 @@ export function createShare(ctx: Ctx, paths: string[], pwd: string): CreatedShar
 
 /** Test helper: the link stops working (105 everywhere), as an expired or cancelled share. */
 export function removeShare(ctx: Ctx, shareid: number): void {
-  if (!ctx.shares.remove(shareid)) throw new NotFoundError(`removeShare ${shareid}: no such share`);
+  if (!ctx.shares.remove(shareid)) throw new EmulatorUsageError(`removeShare ${shareid}: no such share`);
   ctx.store.markDirty();
 }
 
@@ -176,7 +176,7 @@ export function removeShare(ctx: Ctx, shareid: number): void {
 export function setSharePwd(ctx: Ctx, shareid: number, pwd: string): void {
   if (pwd !== '' && !PWD_RE.test(pwd)) throw new EmulatorErrno(2, 'share pwd must be 4 digits or lowercase letters');
   const s = ctx.shares.byId.get(shareid);
-  if (!s) throw new NotFoundError(`setSharePwd ${shareid}: no such share`);
+  if (!s) throw new EmulatorUsageError(`setSharePwd ${shareid}: no such share`);
   s.pwd = pwd;
   ctx.shares.forgetKeys(shareid);
   ctx.store.markDirty();
@@ -327,7 +327,8 @@ const verify: Handler = (ctx, r) => {
   ctx.shares.sekeys.set(sekey, s.shareid);
   ctx.store.markDirty();
   r.res.setHeader('Set-Cookie', `BOXCLND=${encodeURIComponent(sekey)}; Path=/; HttpOnly`);
-  return { randsk: randomToken(36), show_msg: 'Request Success' };
+  // request_id as a string, as in the example (3.5.1)
+  return { randsk: randomToken(36), show_msg: 'Request Success', request_id: String(requestId()) };
 };
 
 /** GET /openapi/api/shorturlinfo (3.5.2): query shorturl ('1' + surl), root=1, spd. */
@@ -388,7 +389,7 @@ const shareList: Handler = (ctx, r) => {
   }
   sortNodes(nodes, by, order === 'desc');
   const slice = paged ? nodes.slice((page - 1) * num, page * num) : nodes;
-  return { cfrom_id: 0, share_id: s.shareid, uk: ctx.uk, list: slice.map((n) => itemNumbers(ctx, n)), newno: '', show_msg: '', server_time: Math.floor(Date.now() / 1000) };
+  return { cfrom_id: 0, share_id: s.shareid, uk: ctx.uk, list: slice.map((n) => itemNumbers(ctx, n)), newno: '', show_msg: '', server_time: Math.floor(Date.now() / 1000), request_id: String(requestId()) };
 };
 
 /** GET /openapi/share/download (3.5.7): query shareid, fid_list, uk, sekey. */

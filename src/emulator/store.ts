@@ -12,21 +12,11 @@
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../shared/atomic-file.js';
-import { TbdavError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
+import { EmulatorErrno } from './errors.js';
 import { categoryOf, nowSec } from './util.js';
 
-/** An API answer with a non-zero errno, thrown inside the emulator and turned into JSON by the router. */
-export class EmulatorErrno extends TbdavError {
-  override readonly name = 'EmulatorErrno';
-  constructor(
-    readonly errno: number,
-    message: string,
-    readonly httpStatus = 200,
-  ) {
-    super('TBDAV_BAD_REQUEST', message, { detail: { errno } });
-  }
-}
+export { EmulatorErrno } from './errors.js';
 
 export interface Node {
   fs_id: number;

@@ -14,8 +14,8 @@ export interface ServiceVariant {
   md5Rule: 'blocklist' | 'content';
   /**
    * How md5s leave the service: `plain` hex everywhere (default); `examples` as the spec's examples
-   * (obfuscated in create, precreate's rapid-upload info, search, share/transfer; plain in list,
-   * filemetas and share listings); `obfuscated` every md5 of every API answer.
+   * (obfuscated in create, search, share/transfer; plain in list, filemetas, precreate's rapid-upload
+   * info and share listings); `obfuscated` every md5 of every API answer.
    */
   md5Form: 'plain' | 'examples' | 'obfuscated';
   /** tokeninfo's `upload_domain`: `absent` as the spec's example; api_domain then serves superfile2 too. */
@@ -99,7 +99,8 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
 /** Where an md5 leaves the service (which answers the `examples` form obfuscates). */
 export type Md5Place = 'create' | 'precreate' | 'search' | 'transfer' | 'list' | 'filemetas' | 'share';
 
-const OBFUSCATED_IN_EXAMPLES: ReadonlySet<Md5Place> = new Set(['create', 'precreate', 'search', 'transfer']);
+/** Where the spec's examples print the obfuscated form (3.4.3, 3.4.7, 3.5.4); precreate's rapid `info` (3.4.1) is plain. */
+const OBFUSCATED_IN_EXAMPLES: ReadonlySet<Md5Place> = new Set(['create', 'search', 'transfer']);
 
 /** The md5 as the variant sends it at `place` (plain lowercase hex in, plain or obfuscated out). */
 export function md5ForWire(v: Pick<ServiceVariant, 'md5Form'>, md5: string, place: Md5Place): string {
