@@ -219,8 +219,13 @@ export class LoginThrottle {
     };
   }
 
-  /** Failures counted for (address, user) (tests, status page). */
+  /** Failures counted for (address, user), or for the address (tests, status page). */
   failures(address: string, user?: string): number {
     return this.counter(user === undefined ? address : `${address}\u0000${user}`, false)?.failures ?? 0;
+  }
+
+  /** Failed answers being held for (address, user), or for the address. */
+  held(address: string, user?: string): number {
+    return this.counter(user === undefined ? address : `${address}\u0000${user}`, false)?.held ?? 0;
   }
 }

@@ -68,8 +68,8 @@ export interface BridgeOptions {
    * headers are believed for the client's address, scheme and host (server.trustedProxies).
    */
   trustedProxies?: string[];
-  /** Tuning of the failed-login throttle (tests; defaults in LoginThrottle). */
-  loginThrottle?: LoginThrottleOptions;
+  /** The failed-login throttle, or its tuning (tests; defaults in LoginThrottle). */
+  loginThrottle?: LoginThrottleOptions | LoginThrottle;
 }
 
 export interface BridgeCloseOptions {
@@ -152,7 +152,7 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
     throw new ConfigError('server.host', `refusing to serve ${host} without users: configure server.users or bind to 127.0.0.1`);
   }
   const auth = users.length ? new BasicAuthenticator(users) : undefined;
-  const throttle = new LoginThrottle(opts.loginThrottle);
+  const throttle = opts.loginThrottle instanceof LoginThrottle ? opts.loginThrottle : new LoginThrottle(opts.loginThrottle);
   const trusted = new TrustedProxies(opts.trustedProxies ?? []);
   const realm = (opts.realm ?? 'terabox-dav').replace(/["\\]/g, '');
   const logger = opts.logger ?? silentLogger();
