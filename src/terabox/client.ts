@@ -172,6 +172,7 @@ export class TeraboxClient {
   readonly logger: Logger;
   private readonly transferTimeoutMs: number | undefined;
   private readonly requestTimeoutMs: number;
+  private paging: 'unknown' | 'fills' | 'short' = 'unknown';
 
   constructor(opts: TeraboxClientOptions) {
     this.logger = opts.logger ?? silentLogger();
@@ -308,6 +309,15 @@ export class TeraboxClient {
 
   /** GET /openapi/api/list: one page. */
   async list(dir: string, opts: ListOptions = {}): Promise<FileInfo[]> {
+    return (await this.listPage(dir, opts)).items;
+  }
+
+  /**
+   * One page of /openapi/api/list with what the answer says about the rest. The array is read
+   * under `list` (the spec's example) or `info` (the spec's table); `has_more`, when the service
+   * sends it (search does; list's table does not name it), is passed on.
+   */
+  async listPage(dir: string, opts: ListOptions = {}): Promise<{ items: FileInfo[]; hasMore?: boolean }> {
     checkDrivePath(dir, 'list');
     const res = await this.api<ListResponse>(
       'list',
@@ -324,18 +334,59 @@ export class TeraboxClient {
       },
       opts,
     );
-    return res.data.list ?? [];
+    const d = res.data;
+    const items = Array.isArray(d.list) ? d.list : Array.isArray(d.info) ? d.info : [];
+    const more = d.has_more;
+    return more === undefined || more === null ? { items } : { items, hasMore: Number(more) === 1 || more === true };
   }
 
-  /** Every entry of a folder: pages of `num` (default 1000), stopping on a short page. */
+  /**
+   * How this service pages /openapi/api/list, learned from its answers (issue 9; the spec does
+   * not say whether a page shorter than `num` is the last one):
+   *  - 'unknown' until a folder showed it: a short non-empty page is followed by one more request;
+   *  - 'fills': that request came back empty, so this service fills its pages: a short page is the
+   *    end (one list call per folder of fewer than `num` entries, as before);
+   *  - 'short': it came back with entries: pages may be short before the end, so the listing goes
+   *    on until an empty page (one more call per folder: the price of not losing entries).
+   * A page that says `has_more` settles it for that page whatever was learned.
+   */
+  get listPaging(): 'unknown' | 'fills' | 'short' {
+    return this.paging;
+  }
+
+  /** Every entry of a folder: pages of `num` (default 1000), as long as the service has more (see listPaging). */
   async listAll(dir: string, opts: CallOptions & { num?: number } = {}): Promise<FileInfo[]> {
     const num = opts.num ?? 1000;
     const out: FileInfo[] = [];
+    let probing = false; // the page asked after a short page while the paging is unknown
     for (let page = 1; ; page++) {
-      const items = await this.list(dir, { ...opts, page, num, order: 'name' });
+      const { items, hasMore } = await this.listPage(dir, { ...opts, page, num, order: 'name' });
+      if (probing) {
+        probing = false;
+        this.learnPaging(items.length === 0 ? 'fills' : 'short', dir);
+      }
       out.push(...items);
-      if (items.length < num) return out;
+      if (hasMore !== undefined) {
+        if (!hasMore) return out;
+        continue;
+      }
+      if (items.length === 0) return out;
+      if (items.length >= num) continue;
+      // a short page: the end, unless this service is known (or may be) to cut pages short
+      if (this.paging === 'fills') return out;
+      if (this.paging === 'unknown') probing = true;
     }
+  }
+
+  private learnPaging(how: 'fills' | 'short', dir: string): void {
+    if (this.paging === how) return;
+    if (this.paging === 'short') return; // once seen, short pages stay possible
+    this.paging = how;
+    this.logger.info(
+      how === 'fills'
+        ? `list: this service fills its pages (a short page of ${dir} was the last): a short page ends a listing from now on`
+        : `list: this service answers pages shorter than asked before the end (${dir}): listings go on until an empty page`,
+    );
   }
 
   /** GET /openapi/api/filemetas for absolute paths. */

@@ -146,7 +146,11 @@ export interface FileInfo {
 }
 
 export interface ListResponse extends BaseResponse {
-  list: FileInfo[];
+  /** The entries: under `list` in the spec's example, under `info` in its table (a service may use either). */
+  list?: FileInfo[];
+  info?: FileInfo[];
+  /** Not in list's table (search has it); honoured when present. */
+  has_more?: 0 | 1 | boolean;
   guid_info?: string;
   guid?: number;
 }

@@ -71,6 +71,22 @@ export interface DeviceLoginOptions extends CallerInfo {
 
 const HOUR_MS = 3600_000;
 
+/**
+ * A tokeninfo domain as we keep it: host[:port] (the spec's form, 'www.terabox.com'), or an origin
+ * when the service sends one with a scheme. Undefined for anything absent, empty or malformed.
+ */
+export function domainOf(value: unknown): string | undefined {
+  if (typeof value !== 'string') return undefined;
+  const v = value.trim().replace(/\/+$/, '');
+  if (v === '' || v === 'undefined' || v === 'null') return undefined;
+  if (v.includes('://')) {
+    if (!URL.canParse(v)) return undefined;
+    const u = new URL(v);
+    return u.protocol === 'http:' || u.protocol === 'https:' ? u.origin : undefined;
+  }
+  return !/[/?#@\s]/.test(v) && URL.canParse(`http://${v}`) ? v : undefined;
+}
+
 export class Authenticator {
   private readonly http: HttpCaller;
   private readonly authBase: string;
@@ -264,10 +280,12 @@ export class Authenticator {
       }
     }
     const domains = await this.domains(tokens, opts);
+    const apiBase = this.baseOf(domains.apiDomain);
     return {
       accessToken: tokens.accessToken,
-      apiBase: `${this.scheme}//${domains.apiDomain}`,
-      uploadBase: `${this.scheme}//${domains.uploadDomain}`,
+      apiBase,
+      // a saved pair from before upload_domain was optional may lack it: api_domain then serves it
+      uploadBase: domains.uploadDomain ? this.baseOf(domains.uploadDomain) : apiBase,
     };
   }
 
@@ -282,6 +300,11 @@ export class Authenticator {
   }
 
   // -------------------------------------------------------------- internals
+
+  /** 'scheme://host[:port]' of a tokeninfo domain: host[:port] takes the auth URL's scheme; a full origin is kept. */
+  private baseOf(domain: string): string {
+    return domain.includes('://') ? new URL(domain).origin : `${this.scheme}//${domain}`;
+  }
 
   private fromTokenData(data: { access_token: string; refresh_token: string; expires_in: number }): StoredTokens {
     registerSecret(data.access_token);
@@ -389,7 +412,15 @@ export class Authenticator {
     if (!this.domainFetch) {
       this.domainFetch = (async () => {
         const info = await this.tokenInfo(tokens.accessToken, { requestId: opts.requestId });
-        const domains: StoredDomains = { apiDomain: info.api_domain, uploadDomain: info.upload_domain, fetchedAt: this.now() };
+        // the table lists upload_domain, the spec's example has none: superfile2 then goes to
+        // api_domain (issue 9). A missing or malformed api_domain is an error, never cached.
+        const apiDomain = domainOf(info.api_domain);
+        if (!apiDomain) {
+          throw new TeraboxApiError({ endpoint: 'tokeninfo', code: 'TBDAV_RETRYABLE', message: 'the answer names no usable api_domain' });
+        }
+        const uploadDomain = domainOf(info.upload_domain);
+        if (!uploadDomain) this.logger.info('auth: tokeninfo names no upload_domain: shards go to api_domain', { requestId: opts.requestId });
+        const domains: StoredDomains = { apiDomain, uploadDomain: uploadDomain ?? apiDomain, fetchedAt: this.now() };
         const cur = this.current ?? tokens;
         await this.install({ ...cur, domains });
         return domains;

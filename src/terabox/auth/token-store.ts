@@ -57,7 +57,10 @@ function validate(value: unknown, where: string): StoredTokens {
     refreshToken: v.refreshToken,
     expiresAt: v.expiresAt,
     obtainedAt: typeof v.obtainedAt === 'number' ? v.obtainedAt : 0,
-    ...(v.domains && typeof v.domains.apiDomain === 'string' ? { domains: v.domains } : {}),
+    // domains without a usable api_domain are dropped (asked again); a missing upload_domain means api_domain
+    ...(v.domains && typeof v.domains.apiDomain === 'string' && v.domains.apiDomain !== '' && typeof v.domains.fetchedAt === 'number'
+      ? { domains: { apiDomain: v.domains.apiDomain, uploadDomain: typeof v.domains.uploadDomain === 'string' && v.domains.uploadDomain !== '' ? v.domains.uploadDomain : v.domains.apiDomain, fetchedAt: v.domains.fetchedAt } }
+      : {}),
   };
 }
 
