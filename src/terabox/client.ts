@@ -184,6 +184,7 @@ export class TeraboxClient {
       retryBaseMs: opts.retryBaseMs,
       retryMaxMs: opts.retryMaxMs,
       requestTimeoutMs: opts.requestTimeoutMs,
+      observer: opts.observer,
     });
     this.auth = new Authenticator({
       http: this.http,
