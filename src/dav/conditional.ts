@@ -3,10 +3,10 @@
  * If-Match, If-Unmodified-Since, If-None-Match, If-Modified-Since, If-Range.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import type { Entry } from '../remote/types.js';
+import type { VfsEntry } from '../vfs/types.js';
 
 /** Strong ETag, stable for the same content: the backend hash when known, else size + mtime. */
-export function etagOf(entry: Entry): string {
+export function etagOf(entry: VfsEntry): string {
   if (entry.isDir) return `"d-${Math.floor(entry.mtime).toString(16)}"`;
   const h = entry.hash ?? entry.contentMd5;
   if (h) return `"${h.replace(/[^A-Za-z0-9._-]/g, '')}"`;
@@ -48,7 +48,7 @@ export type ConditionResult = 'ok' | 'not-modified' | 'precondition-failed';
  * Evaluate the conditional headers for a resource (`entry` undefined: it does not exist).
  * `safe` is true for GET/HEAD (If-None-Match/If-Modified-Since give 304 there, 412 elsewhere).
  */
-export function evaluateConditions(headers: IncomingHttpHeaders, entry: Entry | undefined, safe: boolean): ConditionResult {
+export function evaluateConditions(headers: IncomingHttpHeaders, entry: VfsEntry | undefined, safe: boolean): ConditionResult {
   const etag = entry ? etagOf(entry) : undefined;
   const mtimeSec = entry ? Math.floor(entry.mtime / 1000) * 1000 : 0;
   const ifMatch = headers['if-match'];
@@ -69,7 +69,7 @@ export function evaluateConditions(headers: IncomingHttpHeaders, entry: Entry | 
 }
 
 /** If-Range: true when the Range header may be honoured. */
-export function ifRangeAllows(headers: IncomingHttpHeaders, entry: Entry): boolean {
+export function ifRangeAllows(headers: IncomingHttpHeaders, entry: VfsEntry): boolean {
   const v = headers['if-range'];
   if (v === undefined) return true;
   const t = String(v).trim();

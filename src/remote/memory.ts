@@ -7,9 +7,10 @@
  *    mkdir onto anything), CONFLICT (parent missing or a file; list/openRead of the wrong kind;
  *    write onto a folder), BAD_REQUEST (remove '/', move/copy onto itself or into its own subtree),
  *    RANGE (openRead start beyond the end of a non-empty file), ABORTED (signal fired).
- *  - `hash` is computed like TeraBox (./hash.ts): one shard -> the content md5; several -> md5 of
- *    JSON.stringify(blockMd5s). `write` checks the spooled bytes against `contentMd5`
- *    (TBDAV_INTEGRITY on mismatch) and that they count `size` bytes.
+ *  - `hash` is the content md5. Like a backend that uploads in shards, it asks for bodies cut in
+ *    `shardBytes` shards (`shardSizeFor`, default 4 MiB), so that the spool's shard hashing is
+ *    exercised. `write` checks the spooled bytes against `size`, `contentMd5` and `blockMd5s`
+ *    (TBDAV_INTEGRITY on mismatch).
  *  - `refuseZeroByte: true` mimics the service variant that refuses 0-byte files: writing 0 bytes
  *    rejects with TBDAV_FATAL (not retryable, not the caller's fault) after the parent checks.
  *  - `calls` counts calls per method name ('list', 'stat', ...) for economy tests.
@@ -21,7 +22,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { serviceMd5 } from './hash.js';
+import { ShardHasher } from './hash.js';
 import { baseName, isInside, parentPath } from './paths.js';
 import { clampRange } from './range.js';
 import { TbdavError, abortError } from '../shared/errors.js';
@@ -44,6 +45,8 @@ export interface MemoryRemoteOptions {
   quotaTotal?: number;
   /** Clock for mtimes/ctimes (tests), ms. */
   now?: () => number;
+  /** Shard size asked of the spool (shardSizeFor), bytes (default 4 MiB). */
+  shardBytes?: number;
 }
 
 interface Node {
@@ -52,8 +55,8 @@ interface Node {
   mtime: number;
   ctime: number;
   id: string;
+  /** Content md5 (files). */
   hash?: string;
-  contentMd5?: string;
 }
 
 const CHUNK = 64 * 1024;
@@ -73,7 +76,7 @@ export class MemoryRemote implements Remote {
   /** Calls per method name. */
   readonly calls: Record<string, number> = {};
   private readonly nodes = new Map<string, Node>();
-  private readonly options: Required<Pick<MemoryRemoteOptions, 'refuseZeroByte' | 'quotaTotal'>> & { now: () => number };
+  private readonly options: Required<Pick<MemoryRemoteOptions, 'refuseZeroByte' | 'quotaTotal' | 'shardBytes'>> & { now: () => number };
   private nextId = 1;
 
   constructor(options: MemoryRemoteOptions = {}) {
@@ -81,9 +84,14 @@ export class MemoryRemote implements Remote {
       refuseZeroByte: options.refuseZeroByte ?? false,
       quotaTotal: options.quotaTotal ?? 2 ** 40,
       now: options.now ?? Date.now,
+      shardBytes: Math.max(1, options.shardBytes ?? 4 * 1024 * 1024),
     };
     const t = this.options.now();
     this.nodes.set('/', { isDir: true, data: Buffer.alloc(0), mtime: t, ctime: t, id: String(this.nextId++) });
+  }
+
+  shardSizeFor(): number {
+    return this.options.shardBytes;
   }
 
   /** Reset the call counters (tests). */
@@ -98,7 +106,6 @@ export class MemoryRemote implements Remote {
   private entryOf(path: string, n: Node): Entry {
     const e: Entry = { path, name: baseName(path), isDir: n.isDir, size: n.isDir ? 0 : n.data.length, mtime: n.mtime, ctime: n.ctime, id: n.id };
     if (n.hash !== undefined) e.hash = n.hash;
-    if (n.contentMd5 !== undefined) e.contentMd5 = n.contentMd5;
     return e;
   }
 
@@ -171,6 +178,9 @@ export class MemoryRemote implements Remote {
     }
     const md5 = createHash('md5').update(data).digest('hex');
     if (md5 !== file.contentMd5) throw new TbdavError('TBDAV_INTEGRITY', `write ${path}: content md5 mismatch`);
+    const shards = new ShardHasher(file.shardSize);
+    shards.update(data);
+    if (JSON.stringify(shards.finish()) !== JSON.stringify(file.blockMd5s)) throw new TbdavError('TBDAV_INTEGRITY', `write ${path}: shard md5s mismatch`);
     this.requireParentFolder('write', path);
     const existing = this.nodes.get(path);
     if (existing?.isDir) throw new TbdavError('TBDAV_CONFLICT', `write ${path}: a folder is there`);
@@ -179,15 +189,14 @@ export class MemoryRemote implements Remote {
       throw new TbdavError('TBDAV_FATAL', `write ${path}: the service refuses 0-byte files`);
     }
     const now = this.options.now();
-    const rapid = [...this.nodes.values()].some((n) => !n.isDir && n.contentMd5 === md5 && n.data.length === data.length);
+    const rapid = [...this.nodes.values()].some((n) => !n.isDir && n.hash === md5 && n.data.length === data.length);
     const node: Node = {
       isDir: false,
       data,
       mtime: opts.mtime ?? now,
       ctime: existing?.ctime ?? now,
       id: String(this.nextId++),
-      hash: serviceMd5(file.blockMd5s.length > 0 ? file.blockMd5s : [md5]),
-      contentMd5: md5,
+      hash: md5,
     };
     this.nodes.set(path, node);
     return { entry: this.entryOf(path, node), rapid };

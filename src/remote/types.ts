@@ -27,12 +27,11 @@ export interface Entry {
   /** Creation time, ms since epoch. */
   ctime: number;
   /**
-   * The backend's own checksum (TeraBox: content md5 for one shard, md5 of the JSON array of shard
-   * md5s for several). Stable for the same content: good for ETags, not a content checksum.
+   * The backend's own checksum of the content (TeraBox: the md5 it reports; MemoryRemote: the
+   * content md5). The same content gives the same hash; it need not be a checksum anyone else
+   * could compute.
    */
   hash?: string;
-  /** The content md5 when known for certain (e.g. computed while spooling). */
-  contentMd5?: string;
   /** Backend id (TeraBox fs_id), opaque. */
   id?: string;
 }
@@ -56,28 +55,28 @@ export interface CallOptions {
 }
 
 /**
- * A file spooled to local disk with its shard md5s computed in the same pass (vfs/spool).
- * The backend uploads from it; it must not modify or delete it.
+ * A body spooled to local disk, with the md5 of the whole content and of each shard computed in
+ * the pass that received it (src/vfs/spool.ts). The shards are cut at the size the backend asked
+ * for (Remote.shardSizeFor; the whole body is one shard for a backend that does not ask). The
+ * backend uploads from the file; it must not modify or delete it.
  */
 export interface SpooledFile {
   /** Local path of the spool file. */
   localPath: string;
   size: number;
-  /** Shard size used to compute blockMd5s (4 MiB unless the file needs more than 1024 shards). */
+  /** Bytes per shard (the last shard may be shorter). */
   shardSize: number;
-  /** md5 (hex) of each shard, in order; one entry ('d41d8cd98f00b204e9800998ecf8427e') for 0 bytes. */
+  /** md5 (hex) of each shard, in order; one entry (EMPTY_MD5) for 0 bytes. */
   blockMd5s: string[];
   /** md5 (hex) of the whole content. */
   contentMd5: string;
 }
 
-/** Where a sharded upload session stands (write-back journals it to resume after a restart). */
-export interface UploadProgress {
-  /** The service's upload session id (TeraBox uploadid). */
-  uploadId: string;
-  /** Indexes of the shards the service has confirmed. */
-  doneShards: number[];
-}
+/**
+ * A backend's own record of an upload in progress, opaque to everyone else. Write-back journals
+ * the latest one it was given (WriteOptions.onResumeToken) and hands it back after a restart.
+ */
+export type ResumeToken = string;
 
 export interface WriteOptions extends CallOptions {
   /** Replace an existing file (true) or fail with TBDAV_EXISTS (false). */
@@ -85,13 +84,14 @@ export interface WriteOptions extends CallOptions {
   /** Modification time to record, ms, where the backend supports it. */
   mtime?: number;
   /**
-   * Optional: continue an upload session begun earlier (write-back after a restart). A backend
-   * that supports it reuses the session and skips the confirmed shards when the service still
-   * accepts it, and starts anew otherwise; others ignore it.
+   * Optional: a resume token this backend reported (onResumeToken) for an earlier attempt to
+   * write the same content to the same path. A backend that can continues that upload, skipping
+   * what the service already has; when the service no longer knows it (or the token is not one of
+   * its own) it starts anew. Others ignore it.
    */
-  resume?: UploadProgress;
-  /** Optional: called when a session is opened and after each confirmed shard (backends may ignore). */
-  onProgress?(progress: UploadProgress): void;
+  resume?: ResumeToken;
+  /** Optional: called with a new resume token whenever the upload progressed (backends may never call it). */
+  onResumeToken?(token: ResumeToken): void;
 }
 
 export interface WriteResult {
@@ -114,6 +114,13 @@ export interface Remote {
   /** Human name for logs, e.g. 'terabox' or 'memory'. */
   readonly name: string;
 
+  /**
+   * Optional: the shard size this backend uploads a body of `size` bytes in (a positive integer).
+   * The spool hashes each shard of that size while receiving the body (SpooledFile.blockMd5s), so
+   * that write() need not read the file a second time. A write() given another cut may hash again.
+   */
+  shardSizeFor?(size: number): number;
+
   /** Entries directly inside a folder (not recursive). */
   list(path: string, opts?: CallOptions): Promise<Entry[]>;
 
@@ -127,7 +134,7 @@ export interface Remote {
    */
   openRead(path: string, range?: ByteRange, opts?: CallOptions & { entry?: Entry }): Promise<Readable>;
 
-  /** Upload a spooled file to `path`; the parent folder must exist. */
+  /** Upload a spooled file to `path`; the parent folder must exist. The answer's entry reports what the backend says of the file. */
   write(path: string, file: SpooledFile, opts: WriteOptions): Promise<WriteResult>;
 
   /**

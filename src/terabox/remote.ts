@@ -11,8 +11,8 @@
  */
 import { Readable } from 'node:stream';
 import PQueue from 'p-queue';
-import type { ByteRange, CallOptions, Entry, MkdirResult, MoveOptions, Quota, Remote, SpooledFile, UploadProgress, WriteOptions, WriteResult } from '../remote/types.js';
-import { EMPTY_MD5, serviceMd5 } from '../remote/hash.js';
+import type { ByteRange, CallOptions, Entry, MkdirResult, MoveOptions, Quota, Remote, SpooledFile, WriteOptions, WriteResult } from '../remote/types.js';
+import { EMPTY_MD5 } from '../remote/hash.js';
 import { baseName, isInside, parentPath } from '../remote/paths.js';
 import { TbdavError, abortError, isTbdavError, type ErrorCode } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
@@ -24,6 +24,7 @@ import { drivePath, drivePathProblem, normaliseRoot, rootWarning } from './drive
 import { TeraboxApiError, isTeraboxApiError, relabelError } from './errors.js';
 import { isHexMd5 } from './md5.js';
 import { MetaLookup } from './metas.js';
+import { decodeResumeToken, encodeResumeToken, serviceMd5, shardSizeFor, type UploadSession } from './shards.js';
 
 /** The download reader's options (dlink TTL, resume policy) plus the remote's own. */
 export interface TeraboxRemoteOptions extends DownloadReaderOptions {
@@ -97,6 +98,11 @@ export class TeraboxRemote implements Remote {
     this.uploads = new PQueue({ concurrency: opts.uploadConcurrency ?? 4 });
     this.reader = new DownloadReader(client, { ...opts, logger: this.logger });
     this.metas = new MetaLookup(client);
+  }
+
+  /** The Remote contract's cut of a body: TeraBox's shard rule (src/terabox/shards.ts). */
+  shardSizeFor(size: number): number {
+    return shardSizeFor(size);
   }
 
   // ---------------------------------------------------------------- mapping
@@ -285,25 +291,22 @@ export class TeraboxRemote implements Remote {
     );
   }
 
-  /** opts.resume when it can apply to this file (an upload id, shard numbers within the file). */
-  private usableResume(path: string, opts: WriteOptions, shards: number): UploadProgress | undefined {
+  /** The session in opts.resume when it can apply to this file (an upload id, shard numbers within the file). */
+  private usableResume(path: string, opts: WriteOptions, shards: number): UploadSession | undefined {
     const r = opts.resume;
-    if (!r) return undefined;
-    if (typeof r.uploadId !== 'string' || r.uploadId === '' || !Array.isArray(r.doneShards)) {
-      this.logger.debug(`write ${path}: resume information unusable, starting a fresh upload`, { requestId: opts.requestId });
-      return undefined;
-    }
-    const done = [...new Set(r.doneShards.filter((i) => Number.isInteger(i) && i >= 0 && i < shards))].sort((a, b) => a - b);
-    return { uploadId: r.uploadId, doneShards: done };
+    if (r === undefined) return undefined;
+    const s = typeof r === 'string' ? decodeResumeToken(r, shards) : undefined;
+    if (!s) this.logger.debug(`write ${path}: resume information unusable, starting a fresh upload`, { requestId: opts.requestId });
+    return s;
   }
 
   /** Tell the caller the session and its confirmed shards (a throwing callback does not stop the upload). */
   private progress(path: string, opts: WriteOptions, uploadId: string, done: Iterable<number>): void {
-    if (!opts.onProgress) return;
+    if (!opts.onResumeToken) return;
     try {
-      opts.onProgress({ uploadId, doneShards: [...done].sort((a, b) => a - b) });
+      opts.onResumeToken(encodeResumeToken({ uploadId, doneShards: [...done] }));
     } catch (err) {
-      this.logger.debug(`write ${path}: onProgress failed`, { requestId: opts.requestId, error: String(err) });
+      this.logger.debug(`write ${path}: onResumeToken failed`, { requestId: opts.requestId, error: String(err) });
     }
   }
 
@@ -345,7 +348,6 @@ export class TeraboxRemote implements Remote {
       md5: hash ?? serviceMd5(blockMd5s),
       fs_id: created.fs_id,
     });
-    entry.contentMd5 = file.contentMd5;
     return { entry, rapid: false };
   }
 
@@ -533,7 +535,6 @@ export class TeraboxRemote implements Remote {
       const hash = await this.checkMade(path, file, blockMd5s, made, info.size, info.md5, info.fs_id, true, opts);
       await this.putInPlace(path, made, info.fs_id, opts);
       const e = this.entryOf(path, { isdir: 0, size: file.size, server_mtime: info.mtime, server_ctime: info.ctime, md5: hash ?? serviceMd5(blockMd5s), fs_id: info.fs_id });
-      e.contentMd5 = file.contentMd5;
       return { entry: e, rapid: true };
     }
     // no description of the file in the answer: look at the path
@@ -541,7 +542,6 @@ export class TeraboxRemote implements Remote {
     if (!e || e.isDir) throw new TbdavError('TBDAV_RETRYABLE', `write ${path}: rapid upload did not show up`);
     const hash = await this.checkMade(path, file, blockMd5s, target, e.size, e.hash, e.id, true, opts);
     if (hash !== undefined) e.hash = hash;
-    e.contentMd5 = file.contentMd5;
     return { entry: e, rapid: true };
   }
 

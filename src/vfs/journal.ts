@@ -6,7 +6,7 @@
  *
  * An entry says everything needed to finish the upload after a restart: the target path, the spool
  * file holding the body, its size, shard size and shard md5s, the content md5, and how far the
- * service got (upload session id, confirmed shards).
+ * backend got (its opaque resume token).
  *
  * Concurrency: writes of one entry are chained (`chains`, per id) so that a later state of an entry
  * always lands after an earlier one; different entries are written independently. Event loop only.
@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { syncDir, writeFileAtomic } from '../shared/atomic-file.js';
 import { TbdavError } from '../shared/errors.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
-import type { UploadProgress } from '../remote/types.js';
+import type { ResumeToken } from '../remote/types.js';
 
 export const JOURNAL_VERSION = 1;
 
@@ -38,8 +38,8 @@ export interface JournalEntry {
   mtime?: number;
   /** When the PUT was accepted, ms. */
   createdAt: number;
-  /** Upload session as far as the service confirmed it. */
-  progress?: UploadProgress;
+  /** The backend's latest resume token for this upload (WriteOptions.onResumeToken). */
+  resume?: ResumeToken;
   /** Failed attempts so far. */
   attempts: number;
   /** Code of the last failure (never a message: messages could carry paths of others). */
@@ -64,8 +64,19 @@ function validEntry(v: unknown): v is JournalEntry {
     Array.isArray(e.blockMd5s) &&
     e.blockMd5s.every((m) => typeof m === 'string') &&
     typeof e.contentMd5 === 'string' &&
-    typeof e.attempts === 'number'
+    typeof e.attempts === 'number' &&
+    (e.resume === undefined || typeof e.resume === 'string')
   );
+}
+
+/**
+ * Entries written before resume tokens were opaque carry `progress` (an object): keep it as the
+ * token its JSON text is; the backend decides whether it can use it.
+ */
+function upgrade(e: JournalEntry & { progress?: unknown }): JournalEntry {
+  if (e.progress === undefined) return e;
+  const { progress, ...rest } = e;
+  return e.resume === undefined && progress && typeof progress === 'object' ? { ...rest, resume: JSON.stringify(progress) } : rest;
 }
 
 export class Journal {
@@ -113,7 +124,7 @@ export class Journal {
         await rename(file, `${file}.corrupt`).catch((err: unknown) => this.logger.debug(`journal: set aside ${name} failed`, { error: String(err) }));
         continue;
       }
-      out.push(parsed);
+      out.push(upgrade(parsed));
     }
     return out.sort((a, b) => a.seq - b.seq);
   }

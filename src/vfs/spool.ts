@@ -11,24 +11,22 @@
  * TBDAV_INSUFFICIENT_STORAGE). On ABORTED the body is destroyed; on the others the rest of the body
  * is drained (resume) so that the caller can still answer on the same connection.
  *
- * Shard size: SHARD_BYTES (4 MiB) unless the file would need more than MAX_SHARDS shards; then the
- * smallest multiple of 4 MiB that fits in MAX_SHARDS (shardSizeFor). When the size is not known in
- * advance, hashing uses 4 MiB and a second pass over the spool file re-hashes only when needed.
+ * Shard size: what the backend asks for (`shardSizeFor`, i.e. Remote.shardSizeFor; without it the
+ * body is one shard). When the size is not known in advance, hashing uses `shardSizeFor(0)` and a
+ * second pass over the spool file re-hashes only when the final size asks for another cut.
  *
  * No shared state: each call owns its own file handle, batches and hashes; at most one write per call
  * is in flight (BatchWriter), and it has ended before the file handle is closed.
  */
-import { createHash, randomUUID, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createHash, randomUUID } from 'node:crypto';
 import { mkdir, open, readdir, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { TbdavError, abortError, isTbdavError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
+import { ShardHasher, hashShards } from '../remote/hash.js';
 import type { SpooledFile } from '../remote/types.js';
 
-export const SHARD_BYTES = 4 * 1024 * 1024;
-export const MAX_SHARDS = 1024;
 /**
  * Bytes gathered per spool write (at most two batches held per spool). 1 MiB measured best of
  * 256 KiB..4 MiB with writev (a 256 MiB PUT body spooled in ~0.65x the time of one write per chunk).
@@ -37,12 +35,8 @@ export const BATCH_BYTES = 1024 * 1024;
 /** At most this many chunks per writev (IOV_MAX on Linux is 1024). */
 const MAX_IOVECS = 1024;
 
-/** Smallest multiple of SHARD_BYTES that splits `size` bytes into at most `maxShards` shards. */
-export function shardSizeFor(size: number, maxShards: number = MAX_SHARDS): number {
-  if (!Number.isFinite(size) || size < 0) throw new TbdavError('TBDAV_BAD_REQUEST', `shard size for ${size} bytes: bad size`);
-  const perShard = Math.ceil(size / maxShards);
-  return Math.max(1, Math.ceil(perShard / SHARD_BYTES)) * SHARD_BYTES;
-}
+/** A body as one shard (no backend cut asked): hashed whole, recorded as one shard of its size. */
+const WHOLE = Number.MAX_SAFE_INTEGER;
 
 export interface SpoolOptions {
   /** Root of local caches; spool files go to `<cacheDir>/spool/`. */
@@ -59,6 +53,8 @@ export interface SpoolOptions {
   logger?: Logger;
   /** Bytes gathered per write (default BATCH_BYTES; tests use small values). */
   batchBytes?: number;
+  /** How the backend wants a body of `size` bytes cut (Remote.shardSizeFor); default: one shard. */
+  shardSizeFor?: (size: number) => number;
 }
 
 /**
@@ -131,41 +127,6 @@ class BatchWriter {
   }
 }
 
-/** Incremental shard hasher: feed chunks in order, get one md5 per shard. */
-class ShardHasher {
-  readonly blockMd5s: string[] = [];
-  private current: Hash = createHash('md5');
-  private inShard = 0;
-  constructor(readonly shardSize: number) {}
-
-  update(chunk: Buffer): void {
-    let off = 0;
-    while (off < chunk.length) {
-      const take = Math.min(this.shardSize - this.inShard, chunk.length - off);
-      this.current.update(chunk.subarray(off, off + take));
-      this.inShard += take;
-      off += take;
-      if (this.inShard === this.shardSize) {
-        this.blockMd5s.push(this.current.digest('hex'));
-        this.current = createHash('md5');
-        this.inShard = 0;
-      }
-    }
-  }
-
-  finish(): string[] {
-    if (this.inShard > 0 || this.blockMd5s.length === 0) this.blockMd5s.push(this.current.digest('hex'));
-    return this.blockMd5s;
-  }
-}
-
-/** Re-hash a spooled file with another shard size (second pass). */
-export async function hashShards(localPath: string, shardSize: number): Promise<string[]> {
-  const hasher = new ShardHasher(shardSize);
-  for await (const chunk of createReadStream(localPath, { highWaterMark: 1024 * 1024 })) hasher.update(chunk as Buffer);
-  return hasher.finish();
-}
-
 function spoolError(subject: string, err: unknown, signal?: AbortSignal): TbdavError {
   if (isTbdavError(err)) return err;
   if (signal?.aborted) return abortError(subject, signal);
@@ -197,7 +158,12 @@ export async function spoolBody(body: Readable, opts: SpoolOptions): Promise<Spo
     body.resume();
     throw new TbdavError('TBDAV_TOO_LARGE', `${subject}: ${expected} bytes exceed the limit of ${opts.maxBytes}`);
   }
-  const shardSize = expected !== undefined ? shardSizeFor(expected) : SHARD_BYTES;
+  const cut = (n: number): number => {
+    const v = opts.shardSizeFor ? opts.shardSizeFor(n) : WHOLE;
+    if (!Number.isSafeInteger(v) || v < 1) throw new TbdavError('TBDAV_FATAL', `${subject}: the backend asks for shards of ${v} bytes`);
+    return v;
+  };
+  const shardSize = cut(expected ?? 0);
   const hasher = new ShardHasher(shardSize);
   const whole = createHash('md5');
   let size = 0;
@@ -250,10 +216,13 @@ export async function spoolBody(body: Readable, opts: SpoolOptions): Promise<Spo
     fh = undefined;
     let blockMd5s = hasher.finish();
     let usedShard = shardSize;
-    if (blockMd5s.length > MAX_SHARDS) {
-      usedShard = shardSizeFor(size);
+    const wanted = cut(size);
+    if (wanted !== shardSize) {
+      usedShard = wanted;
       blockMd5s = await hashShards(localPath, usedShard);
     }
+    // One shard: recorded at the body's size (WHOLE is only the hasher's "never cut").
+    if (usedShard === WHOLE) usedShard = Math.max(1, size);
     return { localPath, size, shardSize: usedShard, blockMd5s, contentMd5: whole.digest('hex') };
   } catch (err) {
     const e = spoolError(subject, bodyError !== undefined && !isTbdavError(err) ? bodyError : err, opts.signal);

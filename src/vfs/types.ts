@@ -7,6 +7,11 @@ import type { Readable } from 'node:stream';
 import type { ByteRange, CallOptions, Entry, Quota } from '../remote/types.js';
 
 export interface VfsEntry extends Entry {
+  /**
+   * The md5 of the content when the vfs knows it: pending and local files, files it uploaded
+   * (remembered by their service hash). The ETag is this when known, else the backend's hash.
+   */
+  contentMd5?: string;
   /** Listed from local state only: a 0-byte placeholder or an ignored file (._*, .DS_Store...). */
   local?: boolean;
   /** A write-back upload is pending for this file (issue 5). */

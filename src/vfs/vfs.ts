@@ -26,6 +26,7 @@ import { TbdavError, abortError, isTbdavError, type ErrorCode } from '../shared/
 import { silentLogger, type Logger } from '../shared/logger.js';
 import type { ByteRange, CallOptions, Entry, Quota, Remote, SpooledFile, WriteResult } from '../remote/types.js';
 import { EMPTY_MD5 } from '../remote/hash.js';
+import { ContentMd5Memory } from './content-md5.js';
 import { MetadataCache } from './metadata-cache.js';
 import { baseName, isInside, normalizePath, parentPath, rebase } from './paths.js';
 import { removeSpool, removeStaleSpools, spoolBody } from './spool.js';
@@ -141,6 +142,8 @@ export class Vfs implements FileSystem {
   readonly remote: Remote;
   readonly cache: MetadataCache;
   readonly state: StateStore;
+  /** Content md5s of files we uploaded, by their backend hash. */
+  private readonly md5s: ContentMd5Memory;
   private readonly cacheDir: string;
   private readonly logger: Logger;
   private readonly quotaTtlMs: number;
@@ -156,9 +159,10 @@ export class Vfs implements FileSystem {
   private zeroByteRefused = false;
   private quotaFlight: Promise<Quota> | undefined;
 
-  private constructor(opts: VfsOptions, state: StateStore) {
+  private constructor(opts: VfsOptions, state: StateStore, md5s: ContentMd5Memory) {
     this.remote = opts.remote;
     this.state = state;
+    this.md5s = md5s;
     this.cacheDir = opts.cacheDir;
     this.logger = opts.logger ?? silentLogger();
     this.now = opts.now ?? Date.now;
@@ -177,7 +181,8 @@ export class Vfs implements FileSystem {
     const logger = opts.logger ?? silentLogger();
     await removeStaleSpools(opts.cacheDir, logger);
     await state.removeOrphanBlobs();
-    return new Vfs(opts, state);
+    const md5s = await ContentMd5Memory.open(opts.stateDir, { logger });
+    return new Vfs(opts, state, md5s);
   }
 
   // ------------------------------------------------------------------ entries
@@ -210,9 +215,14 @@ export class Vfs implements FileSystem {
     };
   }
 
-  private decorate(e: Entry): VfsEntry {
+  /** A remote entry as the vfs shows it: with the recorded mtime, and the content md5 when we know it. */
+  private decorate(e: VfsEntry): VfsEntry {
+    const out: VfsEntry = { ...e };
     const mtime = this.state.getMtime(e.path);
-    return mtime === undefined ? { ...e } : { ...e, mtime };
+    if (mtime !== undefined) out.mtime = mtime;
+    const md5 = e.isDir ? undefined : (e.contentMd5 ?? this.md5s.lookup(e.hash, e.size));
+    if (md5 !== undefined) out.contentMd5 = md5;
+    return out;
   }
 
   private rootEntry(): VfsEntry {
@@ -358,6 +368,7 @@ export class Vfs implements FileSystem {
         maxBytes: this.maxUploadBytes,
         signal: opts.signal,
         durable: deferrable,
+        ...(this.remote.shardSizeFor ? { shardSizeFor: this.remote.shardSizeFor.bind(this.remote) } : {}),
         subject,
         logger: this.logger,
       });
@@ -394,7 +405,7 @@ export class Vfs implements FileSystem {
     const created = before === undefined;
     if (this.writebackWaitMs > 0 && wb.waitStored) {
       const stored = await wb.waitStored(upload, this.writebackWaitMs);
-      if (stored) return { entry: this.decorate({ ...stored.entry, contentMd5: spool.contentMd5 }), created };
+      if (stored) return { entry: this.decorate({ ...stored.entry, contentMd5: spool.contentMd5 } satisfies VfsEntry), created };
     }
     return { entry: this.pendingEntry(upload), created };
   }
@@ -403,10 +414,13 @@ export class Vfs implements FileSystem {
    * A write-back upload was stored and is still the newest for its path: update the cache before it
    * stops being pending. Pass it as the queue's `onStored`.
    */
-  noteStored(path: string, result: WriteResult, contentMd5?: string): void {
-    const entry: Entry = { ...result.entry };
+  async noteStored(path: string, result: WriteResult, contentMd5?: string): Promise<void> {
+    const entry: VfsEntry = { ...result.entry };
     if (contentMd5 !== undefined) entry.contentMd5 = contentMd5;
+    // The cache holds the vfs's view of its own writes (with the content md5) until refreshed;
+    // updated synchronously, before the upload stops being pending.
     this.cache.putEntry(entry);
+    if (contentMd5 !== undefined) await this.md5s.remember(entry.hash, entry.size, contentMd5);
     this.logger.debug(`put ${path}: write-back upload stored${result.rapid ? ' (rapid upload)' : ''}`);
   }
 
@@ -434,10 +448,11 @@ export class Vfs implements FileSystem {
     if (spool.size === 0 && this.zeroByteRefused) {
       return this.keepPlaceholder(p, before, created, opts);
     }
-    let entry: Entry;
+    let entry: VfsEntry;
     try {
       const res = await this.remote.write(p, spool, { overwrite: opts.overwrite || before !== undefined, mtime: opts.mtime, signal: opts.signal, requestId: opts.requestId });
-      entry = { ...res.entry, contentMd5: spool.contentMd5 };
+      entry = { ...res.entry, contentMd5: spool.contentMd5 } satisfies VfsEntry;
+      await this.md5s.remember(entry.hash, entry.size, spool.contentMd5);
       this.logger.debug(`${subject}: stored ${spool.size} bytes on ${this.remote.name}${res.rapid ? ' (rapid upload)' : ''}`, { requestId: opts.requestId });
     } catch (err) {
       if (spool.size === 0 && isTbdavError(err) && !NOT_A_ZERO_BYTE_REFUSAL.has(err.code)) {
@@ -700,6 +715,7 @@ export class Vfs implements FileSystem {
 
   async close(): Promise<void> {
     await Promise.allSettled([...this.putTails.values()]);
+    await this.md5s.flush();
     await this.state.close();
   }
 }

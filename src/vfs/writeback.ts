@@ -8,7 +8,7 @@
  *   caller spools the body with `durable: true` -> `reserve(size)` (TBDAV_INSUFFICIENT_STORAGE when
  *   the spool bound would be passed) -> `enqueue(path, spool)`: the spool file is renamed into
  *   `spoolDir/<id>.data`, the journal entry is written (fsync) -> answered -> a runner uploads it
- *   (remote.write with `resume`/`onProgress`, so a backend that supports it reuses the session) ->
+ *   (remote.write with `resume`/`onResumeToken`, so a backend that supports it reuses its session) ->
  *   `onStored` (the vfs updates its cache) -> journal entry and spool file removed.
  *
  * Failures: codes in PERMANENT give up at once (the body moves to `spoolDir/failed/`, logged at
@@ -29,7 +29,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { TbdavError, isTbdavError, type ErrorCode } from '../shared/errors.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
-import type { ByteRange, Remote, SpooledFile, UploadProgress, WriteResult } from '../remote/types.js';
+import type { ByteRange, Remote, ResumeToken, SpooledFile, WriteResult } from '../remote/types.js';
 import { syncDir } from '../shared/atomic-file.js';
 import { JOURNAL_VERSION, Journal, type JournalEntry } from './journal.js';
 import { isInside, parentPath } from './paths.js';
@@ -233,7 +233,7 @@ export class WritebackQueue {
       }
       keep.add(`${e.id}.data`);
       this.pendingBytes += e.size;
-      this.logger.info(`write-back ${e.path}: resuming upload of ${e.size} bytes${e.progress ? ` (session with ${e.progress.doneShards.length} shards done)` : ''}`);
+      this.logger.info(`write-back ${e.path}: resuming upload of ${e.size} bytes${e.resume !== undefined ? ' (continuing its upload session)' : ''}`);
       this.start(this.newItem(e));
     }
     // Bodies whose journal entry was never written: their PUT was never answered.
@@ -405,8 +405,8 @@ export class WritebackQueue {
           overwrite: true,
           signal,
           ...(e.mtime !== undefined ? { mtime: e.mtime } : {}),
-          ...(e.progress ? { resume: e.progress } : {}),
-          onProgress: (p) => this.progress(item, p),
+          ...(e.resume !== undefined ? { resume: e.resume } : {}),
+          onResumeToken: (t) => this.progress(item, t),
         });
       } catch (err) {
         this.slots.release();
@@ -436,9 +436,9 @@ export class WritebackQueue {
     await this.afterCancel(item);
   }
 
-  private progress(item: Item, p: UploadProgress): void {
+  private progress(item: Item, token: ResumeToken): void {
     if (item.cancelled) return;
-    item.entry.progress = { uploadId: p.uploadId, doneShards: [...p.doneShards] };
+    item.entry.resume = token;
     // Durable but not awaited by the upload: losing the last progress only costs resent shards.
     void this.journal.put(item.entry).catch((err: unknown) => this.logger.debug(`write-back ${item.entry.path}: progress not journalled`, { error: String(err) }));
   }
@@ -612,7 +612,7 @@ export class WritebackQueue {
       const there = this.byPath.get(newPath);
       if (there && there !== m) this.cancel(there, 'superseded');
       m.entry.path = newPath;
-      delete m.entry.progress; // a session is bound to its path
+      delete m.entry.resume; // a session is bound to its path
       m.cancelled = undefined;
       m.state = 'queued';
       this.byPath.set(newPath, m);

@@ -66,7 +66,9 @@ export function remoteContract(name: string, make: () => Promise<ContractSubject
         dir,
         async spool(content) {
           const buf = typeof content === 'string' ? Buffer.from(content) : content;
-          const f = await spoolBody(Readable.from([buf]), { cacheDir: tmp, expectedSize: buf.length });
+          // cut as the backend asks, like the vfs does
+          const cut = remote.shardSizeFor ? { shardSizeFor: remote.shardSizeFor.bind(remote) } : {};
+          const f = await spoolBody(Readable.from([buf]), { cacheDir: tmp, expectedSize: buf.length, ...cut });
           spools.push(f);
           return f;
         },
@@ -283,18 +285,24 @@ export function remoteContract(name: string, make: () => Promise<ContractSubject
   });
 
   t(
-    'a 9 MiB file (3 shards): hash is md5 of the JSON shard md5s, content and ranges across shards intact',
+    'a 9 MiB file (3 shards of 4 MiB where the backend cuts so): hash stable (the content md5 or md5 of the JSON shard md5s), content and ranges across shards intact',
     async ({ remote, dir, spool, read }) => {
       const body = randomBytes(9 * MiB);
       const f = await spool(body);
-      assert.equal(f.blockMd5s.length, 3);
+      const cut = remote.shardSizeFor?.(body.length);
+      if (cut !== undefined) assert.equal(f.blockMd5s.length, Math.ceil(body.length / cut));
+      if (cut === 4 * MiB) assert.equal(f.blockMd5s.length, 3);
       const res = await remote.write(`${dir}/big.bin`, f, { overwrite: false });
       assert.equal(res.entry.size, body.length);
+      // TeraBox reports md5 of the JSON block list (or, some services, the content md5); the
+      // backend-specific rule is checked in the backend's own tests (test/terabox/remote.test.ts)
       const expectedHash = md5(JSON.stringify([0, 1, 2].map((i) => md5(body.subarray(i * 4 * MiB, (i + 1) * 4 * MiB)))));
-      if (res.entry.hash !== undefined) assert.equal(res.entry.hash, expectedHash);
+      const allowed = [expectedHash, md5(body)];
+      if (res.entry.hash !== undefined) assert.ok(allowed.includes(res.entry.hash), `hash ${res.entry.hash}`);
       const s = await remote.stat(`${dir}/big.bin`);
       assert.equal(s.size, body.length);
-      if (s.hash !== undefined) assert.equal(s.hash, expectedHash);
+      if (s.hash !== undefined) assert.ok(allowed.includes(s.hash), `hash ${s.hash}`);
+      if (s.hash !== undefined && res.entry.hash !== undefined) assert.equal(s.hash, res.entry.hash, 'the same hash in the write answer and in stat');
       assert.equal(md5(await read(`${dir}/big.bin`)), md5(body));
       const a = 4 * MiB - 10;
       assert.deepEqual(await read(`${dir}/big.bin`, { start: a, end: a + 19 }), body.subarray(a, a + 20));

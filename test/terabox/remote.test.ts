@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TeraboxRemote } from '../../src/terabox/remote.js';
-import { serviceMd5 } from '../../src/remote/hash.js';
+import { serviceMd5 } from '../../src/terabox/shards.js';
 import { startRig, makeSpool, readAll, type Rig } from './setup.js';
 
 const MiB = 1024 * 1024;

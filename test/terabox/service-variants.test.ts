@@ -16,7 +16,7 @@ import { TeraboxClient, type FileRange } from '../../src/terabox/client.js';
 import { TeraboxRemote } from '../../src/terabox/remote.js';
 import type { CallOptions } from '../../src/remote/types.js';
 import type { Superfile2Response } from '../../src/terabox/api/types.js';
-import { serviceMd5 } from '../../src/remote/hash.js';
+import { serviceMd5 } from '../../src/terabox/shards.js';
 import { startAnswerProxy } from './answer-proxy.js';
 import { captureLogger, makeSpool, readAll } from './setup.js';
 

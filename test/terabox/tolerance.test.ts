@@ -15,7 +15,7 @@ import { startEmulator, type EmulatorHandle } from '../../src/emulator/index.js'
 import { FileTokenStore } from '../../src/terabox/auth/token-store.js';
 import { TeraboxClient } from '../../src/terabox/client.js';
 import { TeraboxRemote, SESSION_RESTARTS } from '../../src/terabox/remote.js';
-import { serviceMd5 } from '../../src/remote/hash.js';
+import { serviceMd5 } from '../../src/terabox/shards.js';
 import { startAnswerProxy, obfuscateMd5, type AnswerProxy } from './answer-proxy.js';
 import { captureLogger, makeSpool, readAll } from './setup.js';
 

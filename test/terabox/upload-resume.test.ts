@@ -1,7 +1,8 @@
 /**
- * TeraboxRemote.write with WriteOptions.onProgress / resume (write-back after a restart), over the
- * emulator on real HTTP (shards of 64 KiB to keep it quick):
- *  - onProgress reports the upload id after precreate and each confirmed shard;
+ * TeraboxRemote.write with WriteOptions.onResumeToken / resume (write-back after a restart), over the
+ * emulator on real HTTP (shards of 64 KiB to keep it quick). The tokens are opaque to callers; the
+ * tests read them with src/terabox/shards.ts:
+ *  - onResumeToken reports the upload id after precreate and each confirmed shard;
  *  - resume reuses the session and sends only the shards not confirmed (no second precreate);
  *  - a session the service no longer knows (31190), a shard claimed done but missing (31363 at
  *    create) or garbage resume data fall back to a fresh upload that lands intact.
@@ -9,7 +10,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { TeraboxRemote } from '../../src/terabox/remote.js';
-import type { UploadProgress } from '../../src/remote/types.js';
+import { decodeResumeToken, encodeResumeToken, type UploadSession } from '../../src/terabox/shards.js';
 import { startRig, makeSpool, readAll, type Rig } from './setup.js';
 
 const SHARD = 64 * 1024;
@@ -26,10 +27,10 @@ after(async () => {
 
 const counts = () => ({ pre: rig.count('/openapi/api/precreate'), sf: rig.count('/rest/2.0/pcs/superfile2'), cr: rig.count('/openapi/api/create') });
 
-test('onProgress: the upload id after precreate, then every confirmed shard', async () => {
+test('onResumeToken: the upload id after precreate, then every confirmed shard', async () => {
   const f = await makeSpool(rig.dir, 'prog.bin', 3 * SHARD + 10, SHARD);
-  const seen: UploadProgress[] = [];
-  await remote.write('/prog.bin', f, { overwrite: true, onProgress: (p) => seen.push({ uploadId: p.uploadId, doneShards: [...p.doneShards] }) });
+  const seen: UploadSession[] = [];
+  await remote.write('/prog.bin', f, { overwrite: true, onResumeToken: (t) => seen.push(decodeResumeToken(t, 1024)!) });
   assert.ok(seen.length >= 5, `precreate + 4 shards reported (${seen.length})`);
   assert.ok(seen.every((p) => p.uploadId && p.uploadId === seen[0]!.uploadId), 'one upload id');
   assert.deepEqual(seen[0]!.doneShards, []);
@@ -46,8 +47,8 @@ test('resume: the journalled session is reused, confirmed shards are not sent ag
   assert.ok(pre.uploadid);
   for (const i of [0, 2]) await rig.client.superfile2(target, pre.uploadid!, i, { localPath: f.localPath, start: i * SHARD, length: SHARD });
   const before0 = counts();
-  const seen: UploadProgress[] = [];
-  const w = await remote.write('/res.bin', f, { overwrite: true, resume: { uploadId: pre.uploadid!, doneShards: [0, 2] }, onProgress: (p) => seen.push(p) });
+  const seen: UploadSession[] = [];
+  const w = await remote.write('/res.bin', f, { overwrite: true, resume: encodeResumeToken({ uploadId: pre.uploadid!, doneShards: [0, 2] }), onResumeToken: (t) => seen.push(decodeResumeToken(t, 1024)!) });
   const after0 = counts();
   assert.equal(w.rapid, false);
   assert.equal(after0.pre - before0.pre, 0, 'no new precreate');
@@ -59,10 +60,10 @@ test('resume: the journalled session is reused, confirmed shards are not sent ag
 
 test('resume with an upload id the service no longer knows: a fresh upload, reported with its new id', async () => {
   const f = await makeSpool(rig.dir, 'gone.bin', 2 * SHARD + 1, SHARD);
-  const seen: UploadProgress[] = [];
+  const seen: UploadSession[] = [];
   const logs0 = rig.logs.length;
   const before0 = counts();
-  await remote.write('/gone.bin', f, { overwrite: true, resume: { uploadId: 'N1-forgotten', doneShards: [0] }, onProgress: (p) => seen.push(p) });
+  await remote.write('/gone.bin', f, { overwrite: true, resume: encodeResumeToken({ uploadId: 'N1-forgotten', doneShards: [0] }), onResumeToken: (t) => seen.push(decodeResumeToken(t, 1024)!) });
   assert.equal(counts().pre - before0.pre, 1, 'precreate again');
   assert.ok(seen.length > 0 && seen.at(-1)!.uploadId !== 'N1-forgotten');
   assert.deepEqual(seen.at(-1)!.doneShards, [0, 1, 2]);
@@ -75,7 +76,7 @@ test('resume claiming a shard the service does not have (31363 at create): a fre
   const target = `${rig.emu.appRoot}/lie.bin`;
   const pre = await rig.client.precreate(target, f.blockMd5s, f.size, { rtype: 3 });
   const before0 = counts();
-  await remote.write('/lie.bin', f, { overwrite: true, resume: { uploadId: pre.uploadid!, doneShards: [0, 1] } });
+  await remote.write('/lie.bin', f, { overwrite: true, resume: encodeResumeToken({ uploadId: pre.uploadid!, doneShards: [0, 1] }) });
   const after0 = counts();
   assert.equal(after0.pre - before0.pre, 1, 'a fresh precreate after create refused the session');
   assert.equal(after0.cr - before0.cr, 2);
@@ -84,12 +85,14 @@ test('resume claiming a shard the service does not have (31363 at create): a fre
 
 test('resume data that cannot apply (no id, shard numbers out of range) is ignored', async () => {
   const f = await makeSpool(rig.dir, 'junk.bin', SHARD + 3, SHARD);
-  await remote.write('/junk.bin', f, { overwrite: true, resume: { uploadId: '', doneShards: [7, -1] } });
+  await remote.write('/junk.bin', f, { overwrite: true, resume: encodeResumeToken({ uploadId: '', doneShards: [7, -1] }) });
+  assert.deepEqual(await readAll(await remote.openRead('/junk.bin')), f.data);
+  await remote.write('/junk.bin', f, { overwrite: true, resume: 'not a token of ours' });
   assert.deepEqual(await readAll(await remote.openRead('/junk.bin')), f.data);
   const g = await makeSpool(rig.dir, 'junk2.bin', SHARD + 4, SHARD);
   const pre = await rig.client.precreate(`${rig.emu.appRoot}/junk2.bin`, g.blockMd5s, g.size, { rtype: 3 });
   const before0 = counts();
-  await remote.write('/junk2.bin', g, { overwrite: true, resume: { uploadId: pre.uploadid!, doneShards: [5, 1.5, -2] } });
+  await remote.write('/junk2.bin', g, { overwrite: true, resume: encodeResumeToken({ uploadId: pre.uploadid!, doneShards: [5, 1.5, -2] }) });
   assert.equal(counts().sf - before0.sf, 2, 'both shards sent on the resumed session');
   assert.deepEqual(await readAll(await remote.openRead('/junk2.bin')), g.data);
 });

@@ -74,3 +74,19 @@ test('nothing in src/terabox knows about the emulator', async () => {
   }
   assert.deepEqual(hits, []);
 });
+
+test("vfs/ knows nothing of TeraBox's shard rule, and the Remote contract nothing of its upload sessions", async () => {
+  // The vfs asks the Remote how to cut a body (Remote.shardSizeFor); the rule, its numbers and the
+  // service md5 live in src/terabox/shards.ts (with api/types.ts) only.
+  const strip = (t: string): string => t.replace(/\/\/.*$|\/\*[\s\S]*?\*\//gm, '');
+  const hits: string[] = [];
+  const teraboxRule = /\b(SHARD_MIN_BYTES|SHARD_BYTES|MAX_SHARDS|serviceMd5|blockListMd5)\b|\b4\s*\*\s*1024\s*\*\s*1024\b|\b4194304\b|\b1024\s*\*\s*4\s*\*\s*1024\b/;
+  for (const file of await walk(join(src, 'vfs'))) {
+    const m = teraboxRule.exec(strip(await readFile(file, 'utf8')));
+    if (m) hits.push(`${relative(src, file)}: ${m[0]}`);
+  }
+  const contract = strip(await readFile(join(src, 'remote', 'types.ts'), 'utf8'));
+  const session = /\b(uploadId|uploadid|doneShards|UploadProgress|precreate|superfile2)\b/.exec(contract);
+  if (session) hits.push(`remote/types.ts: ${session[0]}`);
+  assert.deepEqual(hits, []);
+});

@@ -5,10 +5,14 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { isTbdavError } from '../../src/shared/errors.js';
-import { MAX_SHARDS, SHARD_BYTES, hashShards, removeSpool, shardSizeFor, spoolBody } from '../../src/vfs/spool.js';
+import { hashShards } from '../../src/remote/hash.js';
+import { SHARD_MIN_BYTES as SHARD_BYTES } from '../../src/terabox/api/types.js';
+import { shardSizeFor } from '../../src/terabox/shards.js';
+import { removeSpool, spoolBody } from '../../src/vfs/spool.js';
 import { withTempDir } from '../helpers/temp-dir.js';
 
 const MiB = 1024 * 1024;
+// The spool cuts bodies as the backend asks (Remote.shardSizeFor); these tests ask as TeraBox does.
 const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
 
 const withDir = (fn: (dir: string) => Promise<void>): Promise<void> => withTempDir('tbdav-spool-', fn);
@@ -46,7 +50,7 @@ for (const [label, size, known] of [
   test(`spool ${label}: shard md5s and content md5 match crypto of the same bytes`, async () => {
     await withDir(async (dir) => {
       const buf = randomBytes(size);
-      const f = await spoolBody(chunked(buf), { cacheDir: dir, expectedSize: known ? size : undefined });
+      const f = await spoolBody(chunked(buf), { cacheDir: dir, shardSizeFor, expectedSize: known ? size : undefined });
       assert.equal(f.size, size);
       assert.equal(f.shardSize, SHARD_BYTES);
       assert.equal(f.contentMd5, md5(buf));
@@ -62,28 +66,28 @@ for (const [label, size, known] of [
   });
 }
 
-test('shardSizeFor: 4 MiB up to 1024 shards, then the smallest multiple of 4 MiB that fits', () => {
-  assert.equal(shardSizeFor(0), SHARD_BYTES);
-  assert.equal(shardSizeFor(1), SHARD_BYTES);
-  assert.equal(shardSizeFor(MAX_SHARDS * SHARD_BYTES), SHARD_BYTES);
-  assert.equal(shardSizeFor(MAX_SHARDS * SHARD_BYTES + 1), 2 * SHARD_BYTES);
-  assert.equal(shardSizeFor(2 * MAX_SHARDS * SHARD_BYTES), 2 * SHARD_BYTES);
-  assert.equal(shardSizeFor(2 * MAX_SHARDS * SHARD_BYTES + 1), 3 * SHARD_BYTES);
-  for (const size of [5e9, 20e9, 123_456_789_012]) {
-    const s = shardSizeFor(size);
-    assert.equal(s % SHARD_BYTES, 0);
-    assert.ok(Math.ceil(size / s) <= MAX_SHARDS);
-    assert.ok(Math.ceil(size / (s - SHARD_BYTES)) > MAX_SHARDS, `${s} is not the smallest for ${size}`);
-  }
-  // a smaller shard budget exercises the same rule on small numbers
-  assert.equal(shardSizeFor(9 * MiB, 2), 8 * MiB);
-  assert.equal(shardSizeFor(8 * MiB, 2), 4 * MiB);
+test('without a cut the body is one shard; a cut that depends on the final size re-hashes an unknown-size body', async () => {
+  await withDir(async (dir) => {
+    const buf = randomBytes(5 * MiB + 7);
+    const whole = await spoolBody(chunked(buf), { cacheDir: dir });
+    assert.deepEqual(whole.blockMd5s, [md5(buf)]);
+    assert.equal(whole.shardSize, buf.length);
+    const cut = (n: number): number => (n > 4 * MiB ? 2 * MiB : MiB);
+    const unknown = await spoolBody(chunked(buf), { cacheDir: dir, shardSizeFor: cut });
+    assert.equal(unknown.shardSize, 2 * MiB);
+    assert.deepEqual(unknown.blockMd5s, expectedShards(buf, 2 * MiB));
+    const known = await spoolBody(chunked(buf), { cacheDir: dir, expectedSize: buf.length, shardSizeFor: cut });
+    assert.deepEqual(known.blockMd5s, expectedShards(buf, 2 * MiB));
+    const empty = await spoolBody(chunked(Buffer.alloc(0)), { cacheDir: dir });
+    assert.deepEqual(empty.blockMd5s, [md5(Buffer.alloc(0))]);
+    for (const f of [whole, unknown, known, empty]) await removeSpool(f);
+  });
 });
 
 test('hashShards re-hashes a spool file with a larger shard size (second pass)', async () => {
   await withDir(async (dir) => {
     const buf = randomBytes(9 * MiB);
-    const f = await spoolBody(chunked(buf), { cacheDir: dir });
+    const f = await spoolBody(chunked(buf), { cacheDir: dir, shardSizeFor });
     assert.deepEqual(await hashShards(f.localPath, 8 * MiB), expectedShards(buf, 8 * MiB));
     await removeSpool(f);
   });
@@ -91,15 +95,15 @@ test('hashShards re-hashes a spool file with a larger shard size (second pass)',
 
 test('spool refuses a body shorter or longer than announced, leaving no file', async () => {
   await withDir(async (dir) => {
-    await assert.rejects(spoolBody(chunked(randomBytes(1000)), { cacheDir: dir, expectedSize: 1001 }), (e: unknown) => isTbdavError(e, 'TBDAV_BAD_REQUEST'));
-    await assert.rejects(spoolBody(chunked(randomBytes(1000)), { cacheDir: dir, expectedSize: 999 }), (e: unknown) => isTbdavError(e, 'TBDAV_BAD_REQUEST'));
+    await assert.rejects(spoolBody(chunked(randomBytes(1000)), { cacheDir: dir, shardSizeFor, expectedSize: 1001 }), (e: unknown) => isTbdavError(e, 'TBDAV_BAD_REQUEST'));
+    await assert.rejects(spoolBody(chunked(randomBytes(1000)), { cacheDir: dir, shardSizeFor, expectedSize: 999 }), (e: unknown) => isTbdavError(e, 'TBDAV_BAD_REQUEST'));
     assert.deepEqual(await spoolFiles(dir), []);
   });
 });
 
 test('spool refuses a body over maxBytes with TBDAV_TOO_LARGE', async () => {
   await withDir(async (dir) => {
-    await assert.rejects(spoolBody(chunked(randomBytes(5000), 1000), { cacheDir: dir, maxBytes: 4096 }), (e: unknown) => isTbdavError(e, 'TBDAV_TOO_LARGE'));
+    await assert.rejects(spoolBody(chunked(randomBytes(5000), 1000), { cacheDir: dir, shardSizeFor, maxBytes: 4096 }), (e: unknown) => isTbdavError(e, 'TBDAV_TOO_LARGE'));
     assert.deepEqual(await spoolFiles(dir), []);
   });
 });
@@ -107,7 +111,7 @@ test('spool refuses a body over maxBytes with TBDAV_TOO_LARGE', async () => {
 test('a body that errors mid-way rejects with TBDAV_ABORTED and leaves no file', async () => {
   await withDir(async (dir) => {
     const body = new PassThrough();
-    const p = spoolBody(body, { cacheDir: dir, expectedSize: 10_000 });
+    const p = spoolBody(body, { cacheDir: dir, shardSizeFor, expectedSize: 10_000 });
     body.write(randomBytes(3000));
     setImmediate(() => body.destroy(Object.assign(new Error('aborted'), { code: 'ECONNRESET' })));
     await assert.rejects(p, (e: unknown) => isTbdavError(e, 'TBDAV_ABORTED'));
@@ -119,7 +123,7 @@ test('an AbortSignal stops the spool with TBDAV_ABORTED and leaves no file', asy
   await withDir(async (dir) => {
     const body = new PassThrough();
     const ac = new AbortController();
-    const p = spoolBody(body, { cacheDir: dir, signal: ac.signal });
+    const p = spoolBody(body, { cacheDir: dir, shardSizeFor, signal: ac.signal });
     body.write(randomBytes(3000));
     setImmediate(() => ac.abort());
     await assert.rejects(p, (e: unknown) => isTbdavError(e, 'TBDAV_ABORTED'));
@@ -138,7 +142,7 @@ test('spool pulls a 64 MiB generator body chunk by chunk to the end', async () =
         yield chunk;
       }
     }
-    const f = await spoolBody(Readable.from(gen()), { cacheDir: dir, expectedSize: 64 * MiB });
+    const f = await spoolBody(Readable.from(gen()), { cacheDir: dir, shardSizeFor, expectedSize: 64 * MiB });
     assert.equal(produced, 64);
     assert.equal(f.size, 64 * MiB);
     assert.equal(f.blockMd5s.length, 16);
@@ -158,7 +162,7 @@ for (const [label, batchBytes, chunk] of [
     await withDir(async (dir) => {
       const buf = randomBytes(chunk < 5000 ? 20_000 : 9 * MiB + 5);
       for (const expectedSize of [buf.length, undefined]) {
-        const f = await spoolBody(chunked(buf, chunk), { cacheDir: dir, expectedSize, batchBytes });
+        const f = await spoolBody(chunked(buf, chunk), { cacheDir: dir, shardSizeFor, expectedSize, batchBytes });
         assert.equal(f.size, buf.length);
         assert.equal(f.contentMd5, md5(buf));
         assert.deepEqual(f.blockMd5s, expectedShards(buf, SHARD_BYTES));
@@ -173,7 +177,7 @@ for (const [label, batchBytes, chunk] of [
 test('a body that errors after several batches were written rejects with TBDAV_ABORTED and leaves no file', async () => {
   await withDir(async (dir) => {
     const body = new PassThrough();
-    const p = spoolBody(body, { cacheDir: dir, expectedSize: 64 * MiB, batchBytes: 256 * 1024 });
+    const p = spoolBody(body, { cacheDir: dir, shardSizeFor, expectedSize: 64 * MiB, batchBytes: 256 * 1024 });
     for (let i = 0; i < 40; i++) body.write(randomBytes(64 * 1024));
     setTimeout(() => body.destroy(Object.assign(new Error('aborted'), { code: 'ECONNRESET' })), 20);
     await assert.rejects(p, (e: unknown) => isTbdavError(e, 'TBDAV_ABORTED'));
@@ -184,7 +188,7 @@ test('a body that errors after several batches were written rejects with TBDAV_A
 test('a body longer than announced is refused mid-batch and the rest is drained, leaving no file', async () => {
   await withDir(async (dir) => {
     const body = chunked(randomBytes(3 * MiB), 65_536);
-    await assert.rejects(spoolBody(body, { cacheDir: dir, expectedSize: 2 * MiB + 1, batchBytes: 512 * 1024 }), (e: unknown) => isTbdavError(e, 'TBDAV_BAD_REQUEST'));
+    await assert.rejects(spoolBody(body, { cacheDir: dir, shardSizeFor, expectedSize: 2 * MiB + 1, batchBytes: 512 * 1024 }), (e: unknown) => isTbdavError(e, 'TBDAV_BAD_REQUEST'));
     await new Promise((r) => setImmediate(r));
     assert.equal(body.destroyed || body.readableFlowing === true, true);
     assert.deepEqual(await spoolFiles(dir), []);
