@@ -92,6 +92,14 @@ export interface WriteOptions extends CallOptions {
   resume?: ResumeToken;
   /** Optional: called with a new resume token whenever the upload progressed (backends may never call it). */
   onResumeToken?(token: ResumeToken): void;
+  /**
+   * Optional: the caller has just established that the parent folder exists, that no folder is at
+   * the path and whether a file is (`overwrite` set accordingly), e.g. the vfs from its metadata
+   * cache. A backend may then skip its own existence checks (TeraboxRemote: one filemetas call
+   * less per PUT). Should that knowledge be stale, a file that appeared meanwhile is still refused
+   * with EXISTS when overwrite is false; a parent removed meanwhile may be made again by the service.
+   */
+  checked?: boolean;
 }
 
 export interface WriteResult {

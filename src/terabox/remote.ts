@@ -228,10 +228,13 @@ export class TeraboxRemote implements Remote {
   async write(path: string, file: SpooledFile, opts: WriteOptions): Promise<WriteResult> {
     if (path === '/') throw new TbdavError('TBDAV_CONFLICT', 'write /: is a folder');
     if (opts.signal?.aborted) throw abortError(`write ${path}`, opts.signal);
-    const { entry: existing, parent } = await this.withParent(path, opts);
-    this.checkParent('write', path, parent);
-    if (existing?.isDir) throw new TbdavError('TBDAV_CONFLICT', `write ${path}: a folder is there`);
-    if (existing && !opts.overwrite) throw new TbdavError('TBDAV_EXISTS', `write ${path}: exists`);
+    if (!opts.checked) {
+      // the caller did not just look (checked: it did, e.g. the vfs from its cache): one filemetas
+      const { entry: existing, parent } = await this.withParent(path, opts);
+      this.checkParent('write', path, parent);
+      if (existing?.isDir) throw new TbdavError('TBDAV_CONFLICT', `write ${path}: a folder is there`);
+      if (existing && !opts.overwrite) throw new TbdavError('TBDAV_EXISTS', `write ${path}: exists`);
+    }
     const blockMd5s = file.blockMd5s.length > 0 ? file.blockMd5s : [EMPTY_MD5];
     try {
       return await this.upload(path, file, blockMd5s, opts);

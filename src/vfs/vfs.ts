@@ -450,7 +450,7 @@ export class Vfs implements FileSystem {
     }
     let entry: VfsEntry;
     try {
-      const res = await this.remote.write(p, spool, { overwrite: opts.overwrite || before !== undefined, mtime: opts.mtime, signal: opts.signal, requestId: opts.requestId });
+      const res = await this.remote.write(p, spool, { overwrite: opts.overwrite || before !== undefined, mtime: opts.mtime, signal: opts.signal, requestId: opts.requestId, checked: true });
       entry = { ...res.entry, contentMd5: spool.contentMd5 } satisfies VfsEntry;
       await this.md5s.remember(entry.hash, entry.size, spool.contentMd5);
       this.logger.debug(`${subject}: stored ${spool.size} bytes on ${this.remote.name}${res.rapid ? ' (rapid upload)' : ''}`, { requestId: opts.requestId });
