@@ -74,7 +74,7 @@ export function clientFor(config: Config, logger: Logger): TeraboxClient {
     clientId,
     clientSecret,
     privateSecret,
-    tokenStore: new FileTokenStore(config.stateDir),
+    tokenStore: new FileTokenStore(config.stateDir, { logger }),
     logger,
     concurrency: config.terabox.concurrency,
     callsPerSecond: config.terabox.callsPerSecond,
@@ -145,7 +145,7 @@ export async function startStack(config: Config, opts: StackOptions = {}): Promi
         clientId: emu.credentials.clientId,
         clientSecret: emu.credentials.clientSecret,
         privateSecret: emu.credentials.privateSecret,
-        tokenStore: new FileTokenStore(session),
+        tokenStore: new FileTokenStore(session, { logger }),
         logger,
         concurrency: config.terabox.concurrency,
         // a local service: no ceiling worth the name (the adaptive pacer still obeys its rate-limit answers)

@@ -315,10 +315,16 @@ test('tokeninfo is asked once and its domains persist with their fetch time', as
 test('refresh ahead of expiry (margin) without a refused call; logout deletes the token file', async () => {
   const r6 = await startRig({ accessTokenTtlSec: 120 }, { refreshMarginSec: 600 });
   try {
+    // the margin is at most half the token's life: a pair obtained long ago (life 1120 s, 120 s left)
+    const store = new FileTokenStore(join(r6.dir, 'state'));
+    const t = (await store.load())!;
+    await store.save({ ...t, obtainedAt: t.obtainedAt - 1000_000 });
     const q0 = r6.count('/openapi/api/quota');
-    await r6.client.quota();
+    await r6.newClient({ refreshMarginSec: 600 }).quota();
     assert.equal(r6.count('/oauth/refreshtoken'), 1, 'refreshed because the token expires within the margin');
     assert.equal(r6.count('/openapi/api/quota') - q0, 1, 'no refused attempt');
+    await r6.client.quota(); // its own (young) pair is outside its margin and within the refresh grace: no refresh
+    assert.equal(r6.count('/oauth/refreshtoken'), 1);
     const calm = r6.newClient({ refreshMarginSec: 30 });
     await calm.quota();
     assert.equal(r6.count('/oauth/refreshtoken'), 1, 'outside the margin: no refresh');
@@ -338,8 +344,9 @@ test('two processes on one state dir: the second adopts the pair the first refre
     await b.quota(); // b has loaded the first pair
     await a.refresh(); // a uses the refresh token and saves the new pair
     const n0 = r7.count('/oauth/refreshtoken');
-    const got = await b.refresh(); // b's refresh token is spent: 200004, then it reads the store
-    assert.equal(r7.count('/oauth/refreshtoken') - n0, 1, 'one refused attempt, no second refresh');
+    const got = await b.refresh(); // b re-reads the store under the lock: a's pair, nothing sent
+    assert.equal(r7.count('/oauth/refreshtoken') - n0, 0, 'no refresh token sent twice');
+    assert.equal(r7.emu.counters.refreshTokenReuse, 0);
     assert.equal(got.accessToken, (await a.auth.tokens())!.accessToken);
     await b.quota();
   } finally {

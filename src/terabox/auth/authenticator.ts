@@ -3,9 +3,12 @@
  * refresh, tokeninfo (per-user domains) and logout.
  *
  * Concurrency (shared state of this object):
- *  - `current` (the token pair in use) is replaced only by `install()`, which saves to the store
- *    FIRST and then swaps the field: each refresh token works once, so the new pair must be
- *    durable before anyone uses it.
+ *  - `current` (the token pair in use) is replaced by `install()` and `refreshWith()`, which save
+ *    to the store FIRST and then swap the field (each refresh token works once, so the new pair must
+ *    be durable before anyone uses it), and by `adopt()`, which takes the pair another process saved.
+ *  - Across processes on one state dir: every write of the store runs under `store.withLock` (a
+ *    file lock), and a refresh re-reads the store under it first: the pair is refreshed by one
+ *    process only, the others adopt the result (issue 9: no refresh token is ever sent twice).
  *  - `refreshing` makes refresh single-flight: one refresh in flight, concurrent callers await it.
  *  - `domainFetch` does the same for tokeninfo.
  *  - `loading` makes the first load from the store single-flight.
@@ -248,7 +251,7 @@ export class Authenticator {
 
   /** Forget the tokens (the token file is deleted). */
   async logout(): Promise<void> {
-    await this.store.clear();
+    await this.store.withLock(() => this.store.clear());
     this.current = null;
     this.loaded = true;
   }
@@ -267,7 +270,7 @@ export class Authenticator {
    */
   async session(opts: CallerInfo = {}): Promise<Session> {
     let tokens = await this.requireTokens();
-    if (tokens.expiresAt - this.now() < this.marginMs) {
+    if (tokens.expiresAt - this.now() < this.marginFor(tokens)) {
       try {
         tokens = await this.refresh(opts);
       } catch (err) {
@@ -318,11 +321,30 @@ export class Authenticator {
     };
   }
 
-  /** Save first, then use: the only writer of `current`. */
+  /** Save first, then use (under the store's lock: a new login replaces whatever is there). */
   private async install(tokens: StoredTokens): Promise<void> {
-    await this.store.save(tokens);
+    await this.store.withLock(() => this.store.save(tokens));
     this.current = tokens;
     this.loaded = true;
+  }
+
+  /** Take a pair another process saved (it refreshed, or logged in again): the store is the truth. */
+  private adopt(stored: StoredTokens, why: string, opts: CallerInfo): StoredTokens {
+    registerSecret(stored.accessToken);
+    registerSecret(stored.refreshToken);
+    this.logger.info(`auth: ${why}, using the saved pair`, { requestId: opts.requestId });
+    this.current = stored;
+    this.loaded = true;
+    return stored;
+  }
+
+  /**
+   * Refresh this long before expiry: refreshMarginSec, but at most half the token's lifetime (a
+   * service handing out short-lived tokens would otherwise have every call refresh).
+   */
+  private marginFor(tokens: StoredTokens): number {
+    const life = tokens.expiresAt - tokens.obtainedAt;
+    return tokens.obtainedAt > 0 && life > 0 ? Math.min(this.marginMs, life / 2) : this.marginMs;
   }
 
   private async ensureLoaded(): Promise<void> {
@@ -351,8 +373,27 @@ export class Authenticator {
     return this.current;
   }
 
+  /**
+   * One refresh, under the store's lock, after re-reading the store: when another process (the CLI
+   * beside `serve`, a second `serve`) already replaced the pair we hold, its pair is adopted and no
+   * refresh token is sent; when the store is empty, the user logged out. Only when the store still
+   * holds our pair is its refresh token sent, once, and the new pair saved before the lock is let go.
+   */
   private async doRefresh(opts: CallerInfo): Promise<StoredTokens> {
     const old = await this.requireTokens();
+    return this.store.withLock(async () => {
+      const stored = await this.store.load();
+      if (!stored) {
+        this.current = null;
+        throw new TbdavError('TBDAV_NOT_LOGGED_IN', 'auth: not logged in (the saved login was removed; run the login command)');
+      }
+      if (stored.refreshToken !== old.refreshToken) return this.adopt(stored, 'the token pair was replaced by another process', opts);
+      return this.refreshWith(stored, opts);
+    });
+  }
+
+  /** POST /oauth/refreshtoken with `old`'s refresh token (the caller holds the store's lock). */
+  private async refreshWith(old: StoredTokens, opts: CallerInfo): Promise<StoredTokens> {
     const timestamp = unixSeconds(this.now());
     this.logger.info('auth: refreshing the access token', { requestId: opts.requestId });
     let res;
@@ -374,19 +415,13 @@ export class Authenticator {
       });
     } catch (err) {
       if (isTeraboxApiError(err) && err.errno === ERRNO.INVALID_REFRESH_TOKEN) {
-        // another process on the same state dir (the CLI beside the server) may have used it:
-        // if the store holds a newer pair, take that one
+        // a process that does not take the lock (an older version) may have used it: if the
+        // store holds a newer pair now, take that one
         const stored = await this.store.load().catch((loadErr: unknown) => {
           this.logger.debug('auth: reloading the token store failed', { requestId: opts.requestId, error: String(loadErr) });
           return null;
         });
-        if (stored && stored.refreshToken !== old.refreshToken) {
-          registerSecret(stored.accessToken);
-          registerSecret(stored.refreshToken);
-          this.logger.info('auth: the token pair was refreshed elsewhere, using the stored one', { requestId: opts.requestId });
-          this.current = stored;
-          return stored;
-        }
+        if (stored && stored.refreshToken !== old.refreshToken) return this.adopt(stored, 'the token pair was refreshed elsewhere', opts);
       }
       if (isTeraboxApiError(err) && (err.errno === ERRNO.INVALID_REFRESH_TOKEN || err.errno === ERRNO.REFRESH_TOKEN_EXPIRED)) {
         this.logger.error('auth: the refresh token was refused, log in again', { requestId: opts.requestId, errno: err.errno });
@@ -402,7 +437,9 @@ export class Authenticator {
       throw err;
     }
     const next: StoredTokens = { ...this.fromTokenData(res.data.data), ...(old.domains ? { domains: old.domains } : {}) };
-    await this.install(next);
+    await this.store.save(next);
+    this.current = next;
+    this.loaded = true;
     return next;
   }
 
@@ -421,8 +458,21 @@ export class Authenticator {
         const uploadDomain = domainOf(info.upload_domain);
         if (!uploadDomain) this.logger.info('auth: tokeninfo names no upload_domain: shards go to api_domain', { requestId: opts.requestId });
         const domains: StoredDomains = { apiDomain, uploadDomain: uploadDomain ?? apiDomain, fetchedAt: this.now() };
-        const cur = this.current ?? tokens;
-        await this.install({ ...cur, domains });
+        // saved with the pair the store holds now: never over a newer pair another process saved
+        await this.store.withLock(async () => {
+          const cur = this.current ?? tokens;
+          const stored = await this.store.load();
+          if (stored && stored.refreshToken !== cur.refreshToken) {
+            this.adopt(stored, 'the token pair was replaced by another process', opts);
+            if (stored.domains) return;
+            await this.store.save({ ...stored, domains });
+            this.current = { ...stored, domains };
+            return;
+          }
+          if (!stored) return; // logged out meanwhile: nothing to add the domains to
+          await this.store.save({ ...cur, domains });
+          this.current = { ...cur, domains };
+        });
         return domains;
       })().finally(() => {
         this.domainFetch = null;

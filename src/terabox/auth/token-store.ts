@@ -3,13 +3,21 @@
  * state dir, written atomically (shared/atomic-file.ts: temp file, fsync, rename, fsync of the folder)
  * so that a crash never leaves half a file: each refresh token works once, so losing the new pair would force a new login.
  *
- * Concurrency: one writer at a time per store (`chain` serialises save/clear); the Authenticator
- * above it serialises refreshes anyway.
+ * One token owner across processes (issue 9): `serve` and a CLI command (or two `serve`s) on one
+ * state dir share the file. `withLock` holds a file lock (proper-lockfile: a `tokens.json.lock`
+ * directory made atomically, refreshed while held, taken over when stale after a crash) around
+ * every read-modify-write of the pair; the Authenticator re-reads the file under it before it
+ * refreshes, so a refresh token is never sent twice.
+ *
+ * Concurrency: one writer at a time per store (`chain` serialises save/clear); `withLock` also
+ * serialises the callers of one store in this process (`lockChain`) before taking the file lock.
  */
 import { readFile, rm, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import lockfile from 'proper-lockfile';
 import { writeFileAtomic } from '../../shared/atomic-file.js';
 import { TbdavError } from '../../shared/errors.js';
+import type { Logger } from '../../shared/logger.js';
 
 /** Name of the token file in the state dir (the one place it is written down). */
 export const TOKEN_FILE = 'tokens.json';
@@ -45,7 +53,17 @@ export interface TokenStore {
   save(tokens: StoredTokens): Promise<void>;
   /** Forget the tokens (logout). */
   clear(): Promise<void>;
+  /**
+   * Run `fn` holding the store's lock: no other holder (in this process or another one on the same
+   * store) runs meanwhile. `fn` may load and save; it must not call withLock again.
+   */
+  withLock<T>(fn: () => Promise<T>): Promise<T>;
 }
+
+/** How long a held token lock may go without being refreshed before another process takes it over. */
+export const TOKEN_LOCK_STALE_MS = 20_000;
+/** How long withLock waits for another holder (a refresh takes one API call; a stuck one goes stale). */
+const TOKEN_LOCK_RETRIES = { retries: 80, factor: 1.3, minTimeout: 25, maxTimeout: 1000, randomize: true };
 
 function validate(value: unknown, where: string): StoredTokens {
   const v = value as Partial<StoredTokens> | null;
@@ -64,12 +82,50 @@ function validate(value: unknown, where: string): StoredTokens {
   };
 }
 
+export interface FileTokenStoreOptions {
+  /** For a lock found compromised (taken over as stale while held): logged, not thrown. */
+  logger?: Logger;
+}
+
 export class FileTokenStore implements TokenStore {
   readonly file: string;
   private chain: Promise<unknown> = Promise.resolve();
+  private lockChain: Promise<unknown> = Promise.resolve();
+  private readonly logger: Logger | undefined;
 
-  constructor(readonly stateDir: string) {
+  constructor(
+    readonly stateDir: string,
+    opts: FileTokenStoreOptions = {},
+  ) {
     this.file = tokenFilePath(stateDir);
+    this.logger = opts.logger;
+  }
+
+  withLock<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.lockChain.then(() => this.underFileLock(fn));
+    this.lockChain = run.catch(() => undefined); // the caller gets the error through `run`
+    return run;
+  }
+
+  private async underFileLock<T>(fn: () => Promise<T>): Promise<T> {
+    await mkdir(this.stateDir, { recursive: true, mode: 0o700 });
+    let release: () => Promise<void>;
+    try {
+      release = await lockfile.lock(this.file, {
+        realpath: false, // the token file may not exist yet
+        lockfilePath: `${this.file}.lock`,
+        stale: TOKEN_LOCK_STALE_MS,
+        retries: TOKEN_LOCK_RETRIES,
+        onCompromised: (err) => this.logger?.warn(`token store ${this.file}: lock lost while held (${err.message})`),
+      });
+    } catch (err) {
+      throw new TbdavError('TBDAV_RETRYABLE', `token store ${this.file}: locked by another process for too long`, { cause: err });
+    }
+    try {
+      return await fn();
+    } finally {
+      await release().catch((err: unknown) => this.logger?.warn(`token store ${this.file}: releasing the lock failed`, { error: String(err) }));
+    }
   }
 
   async load(): Promise<StoredTokens | null> {
@@ -122,4 +178,10 @@ export class MemoryTokenStore implements TokenStore {
   async clear(): Promise<void> {
     this.tokens = null;
   }
+  withLock<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.lockChain.then(fn);
+    this.lockChain = run.catch(() => undefined);
+    return run;
+  }
+  private lockChain: Promise<unknown> = Promise.resolve();
 }
