@@ -19,6 +19,7 @@ import { Readable } from 'node:stream';
 import type { CallOptions } from '../remote/types.js';
 import { TbdavError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
+import type { Observer } from '../shared/observer.js';
 import { silentLogger } from '../shared/logger.js';
 import { redactUrl, registerSecret } from '../shared/redact.js';
 import {
@@ -170,12 +171,14 @@ export class TeraboxClient {
   readonly http: HttpCaller;
   readonly auth: Authenticator;
   readonly logger: Logger;
+  private readonly observer: Observer | undefined;
   private readonly transferTimeoutMs: number | undefined;
   private readonly requestTimeoutMs: number;
   private paging: 'unknown' | 'fills' | 'short' = 'unknown';
 
   constructor(opts: TeraboxClientOptions) {
     this.logger = opts.logger ?? silentLogger();
+    this.observer = opts.observer;
     this.http = new HttpCaller({
       logger: this.logger,
       concurrency: opts.concurrency,
@@ -194,6 +197,7 @@ export class TeraboxClient {
       privateSecret: opts.privateSecret,
       tokenStore: opts.tokenStore,
       logger: this.logger,
+      observer: opts.observer,
       refreshMarginSec: opts.refreshMarginSec,
     });
     this.transferTimeoutMs = opts.transferTimeoutMs;
@@ -508,6 +512,7 @@ export class TeraboxClient {
       },
       opts,
     );
+    this.observer?.transfer?.({ direction: 'up', bytes: file.length });
     return res.data;
   }
 

@@ -12,6 +12,8 @@ import { join } from 'node:path';
 import { startEmulator } from '../../src/emulator/index.js';
 import { FileTokenStore, TOKEN_FILE } from '../../src/terabox/auth/token-store.js';
 import { TeraboxClient } from '../../src/terabox/client.js';
+import { TeraboxRemote } from '../../src/terabox/remote.js';
+import { makeSpool } from './setup.js';
 
 const dirs: string[] = [];
 after(async () => {
@@ -68,6 +70,35 @@ test('a pair saved by another process is adopted before refreshing; a logout els
   } finally {
     await a.close();
     await b.close();
+    await emu.close();
+  }
+});
+
+test('the observer hears every refresh attempt (ok or refused) and the shard bytes sent', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'tbdav-token-lock-'));
+  dirs.push(dir);
+  const emu = await startEmulator({ dataDir: join(dir, 'emu') });
+  const refreshes: boolean[] = [];
+  let up = 0;
+  const observer = { tokenRefresh: (e: { ok: boolean }) => refreshes.push(e.ok), transfer: (e: { direction: string; bytes: number }) => (up += e.direction === 'up' ? e.bytes : 0) };
+  const c = new TeraboxClient({ authUrl: emu.authUrl, ...emu.credentials, tokenStore: new FileTokenStore(join(dir, 'state')), observer });
+  try {
+    await c.exchangeCode(emu.issueAuthorizationCode());
+    await c.refresh();
+    assert.deepEqual(refreshes, [true]);
+    const f = await makeSpool(dir, 'obs.bin', 5 * 1024 * 1024 + 3);
+    await new TeraboxRemote(c, { root: emu.appRoot }).write('/obs.bin', f, { overwrite: false });
+    assert.equal(up, f.size);
+    // a refused refresh: the stored pair's refresh token spent behind our back
+    const store = new FileTokenStore(join(dir, 'state'));
+    const t = (await store.load())!;
+    await store.save({ ...t, refreshToken: 'not-a-refresh-token-at-all' });
+    const d = new TeraboxClient({ authUrl: emu.authUrl, ...emu.credentials, tokenStore: new FileTokenStore(join(dir, 'state')), observer });
+    await assert.rejects(d.refresh(), { code: 'TBDAV_AUTH' });
+    await d.close();
+    assert.deepEqual(refreshes, [true, false]);
+  } finally {
+    await c.close();
     await emu.close();
   }
 });

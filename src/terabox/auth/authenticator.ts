@@ -16,6 +16,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TbdavError, abortError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
+import type { Observer } from '../../shared/observer.js';
 import { registerSecret } from '../../shared/redact.js';
 import {
   ENDPOINTS,
@@ -47,6 +48,8 @@ export interface AuthenticatorOptions {
   domainTtlMs?: number;
   /** Clock (tests). */
   now?: () => number;
+  /** Told of every refresh attempt (metrics). */
+  observer?: Observer;
 }
 
 export interface CallerInfo {
@@ -102,6 +105,7 @@ export class Authenticator {
   private readonly marginMs: number;
   private readonly domainTtlMs: number;
   private readonly now: () => number;
+  private readonly observer: Observer | undefined;
 
   private current: StoredTokens | null = null;
   private loaded = false;
@@ -122,6 +126,7 @@ export class Authenticator {
     this.marginMs = (opts.refreshMarginSec ?? 600) * 1000;
     this.domainTtlMs = Math.min(opts.domainTtlMs ?? HOUR_MS, HOUR_MS);
     this.now = opts.now ?? Date.now;
+    this.observer = opts.observer;
     registerSecret(opts.clientSecret);
     registerSecret(opts.privateSecret);
   }
@@ -414,6 +419,7 @@ export class Authenticator {
         ...opts,
       });
     } catch (err) {
+      this.observer?.tokenRefresh?.({ ok: false });
       if (isTeraboxApiError(err) && err.errno === ERRNO.INVALID_REFRESH_TOKEN) {
         // a process that does not take the lock (an older version) may have used it: if the
         // store holds a newer pair now, take that one
@@ -436,6 +442,7 @@ export class Authenticator {
       }
       throw err;
     }
+    this.observer?.tokenRefresh?.({ ok: true });
     const next: StoredTokens = { ...this.fromTokenData(res.data.data), ...(old.domains ? { domains: old.domains } : {}) };
     await this.store.save(next);
     this.current = next;
