@@ -494,7 +494,10 @@ export class Vfs implements FileSystem {
     } catch (err) {
       // The folder may exist now (made before a reset/5xx, or EXISTS: made by another client or an
       // earlier attempt): a cached "absent" for it must not outlive this (PUT into it would get 409).
-      this.cache.unsure(p);
+      // Except EXISTS while the cache holds the folder's listing: a concurrent MKCOL of ours made it
+      // and seeded it (rclone --transfers 8 makes the parent of every upload at once); forgetting
+      // that would cost a lookup per upload into it (issue 10).
+      if (!(isTbdavError(err, 'TBDAV_EXISTS') && this.cache.getListing(p) !== undefined)) this.cache.unsure(p);
       throw err;
     }
     return this.decorate(e);
