@@ -47,10 +47,12 @@ export interface Config {
   cache: { ttlSeconds: number };
   upload: { concurrency: number; mode: 'writethrough' | 'writeback'; waitSeconds: number; spoolMaxBytes: number };
   ignore: string[];
+  shares: { folder: string; copyWaitSeconds: number };
+  streaming: { enabled: boolean; type: 'M3U8_AUTO_480' | 'M3U8_AUTO_720' | 'M3U8_AUTO_1080' };
   log: { level: LogLevel; format: 'text' | 'json' };
 }
 
-type Kind = 'string' | 'int' | 'number' | 'url' | 'path' | 'users' | 'list' | 'enum' | 'root';
+type Kind = 'string' | 'int' | 'number' | 'url' | 'path' | 'users' | 'list' | 'enum' | 'root' | 'bool';
 
 export interface KeyDef {
   key: string;
@@ -135,6 +137,28 @@ export const CONFIG_KEYS: readonly KeyDef[] = [
   { key: 'upload.waitSeconds', kind: 'int', min: 0, max: 3600, default: 0, doc: 'writeback: wait up to this long for the upload before answering (0 = answer at once).' },
   { key: 'upload.spoolMaxBytes', kind: 'int', min: 0, max: Number.MAX_SAFE_INTEGER, default: 10 * 1024 ** 3, doc: 'writeback: bytes of not-yet-uploaded bodies kept on disk at most; beyond it a PUT gets 507.' },
   { key: 'ignore', kind: 'list', default: DEFAULT_IGNORE, doc: 'Name patterns (* and ?) kept on local disk only, never uploaded (Finder/Explorer clutter). Env/flag form: JSON or comma list.' },
+  {
+    key: 'shares.folder',
+    kind: 'root',
+    default: '/Shared with me',
+    doc: 'Folder of the WebDAV tree where each TeraBox share added with `terabox-dav share add` appears as a read-only subfolder (shown while at least one share is added; it hides a drive folder of the same name).',
+  },
+  {
+    key: 'shares.copyWaitSeconds',
+    kind: 'int',
+    min: 0,
+    max: 3600,
+    default: 60,
+    doc: 'COPY from a share into the drive (done by TeraBox, no download): answered 201 when complete, or 202 after this long while TeraBox goes on (the status page follows it).',
+  },
+  { key: 'streaming.enabled', kind: 'bool', default: false, doc: 'Show a virtual read-only `<video>.m3u8` (HLS) next to each video of the drive and of shares; players stream through the bridge without a TeraBox token.' },
+  {
+    key: 'streaming.type',
+    kind: 'enum',
+    values: ['M3U8_AUTO_480', 'M3U8_AUTO_720', 'M3U8_AUTO_1080'],
+    default: 'M3U8_AUTO_720',
+    doc: 'Resolution TeraBox transcodes the streams to.',
+  },
   { key: 'log.level', kind: 'enum', values: LOG_LEVELS, default: 'info', doc: 'error, warn, info, http, verbose, debug or silly.', aliases: ['log-level'] },
   { key: 'log.format', kind: 'enum', values: ['text', 'json'], default: 'text', doc: 'text for people, json for log collectors.' },
 ];
@@ -269,6 +293,15 @@ function coerce(def: KeyDef, raw: unknown, src: Source, home: string): unknown {
     case 'string': {
       if (typeof raw !== 'string' || raw === '') fail('must be a non-empty string');
       return raw;
+    }
+    case 'bool': {
+      if (typeof raw === 'boolean') return raw;
+      if (fromText && typeof raw === 'string') {
+        const t = raw.trim().toLowerCase();
+        if (['true', '1', 'yes', 'on'].includes(t)) return true;
+        if (['false', '0', 'no', 'off'].includes(t)) return false;
+      }
+      return fail(fromText ? 'must be true or false' : 'must be true or false (a JSON boolean)');
     }
     case 'enum': {
       if (typeof raw !== 'string' || !def.values!.includes(raw)) fail(`must be one of ${def.values!.join(', ')}`);
@@ -443,6 +476,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   // Addresses and ranges are checked here, so that a typo stops the start (ConfigError naming the key).
   new TrustedProxies(cfg.server.trustedProxies);
   if (!isAbsolute(cfg.stateDir) || !isAbsolute(cfg.cacheDir)) throw new ConfigError('stateDir', 'must be an absolute path');
+  if (cfg.shares.folder === '/') throw new ConfigError('shares.folder', 'must be a folder below the root (e.g. /Shared with me)');
   return cfg;
 }
 

@@ -3,7 +3,9 @@
  *
  *   [embedded emulator, when no TeraBox credentials are configured]
  *     -> TeraboxClient (FileTokenStore in the state dir) -> TeraboxRemote (terabox.root)
- *     -> [WritebackQueue, when upload.mode is writeback] -> Vfs (state + spool/cache dirs) -> startBridge (server.host/port/users/tls)
+ *     -> [WritebackQueue, when upload.mode is writeback] -> Vfs (state + spool/cache dirs)
+ *     -> MountFs (shares under shares.folder) -> [StreamingFs, when streaming.enabled] (shares-wiring.ts)
+ *     -> startBridge (server.host/port/users/tls)
  *
  * Nothing else builds these objects for real use; tests build the same stack through
  * test/helpers/stack.ts (port 0, temp dirs). close() stops them in reverse order.
@@ -27,6 +29,7 @@ import { TeraboxRemote } from '../terabox/remote.js';
 import { Vfs } from '../vfs/vfs.js';
 import { WritebackQueue } from '../vfs/writeback.js';
 import { hasCredentials, type Config } from './config.js';
+import { wireShares, type SharesWiring } from './shares-wiring.js';
 
 /** How long a stopping server lets running write-back uploads finish before leaving them journalled. */
 const WRITEBACK_DRAIN_MS = 5000;
@@ -45,6 +48,8 @@ export interface Stack {
   client: TeraboxClient;
   remote: TeraboxRemote;
   vfs: Vfs;
+  /** Shares (registry, store, mounts), the tree served, and transfers answered 202. */
+  shares: SharesWiring;
   /** The write-back queue when upload.mode is 'writeback'. */
   writeback?: WritebackQueue;
   bridge: Bridge;
@@ -191,8 +196,11 @@ export async function startStack(config: Config, opts: StackOptions = {}): Promi
     vfsRef = vfs;
     // The vfs closes after the queue: insert its cleanup below the queue's.
     cleanups.splice(queue ? cleanups.length - 1 : cleanups.length, 0, () => vfs.close());
+    // Shares under shares.folder and (streaming.enabled) virtual playlists: wrappers of the Vfs.
+    const shares = wireShares(config, { client, vfs, driveRoot: root, storeDir: tokenDir(config), logger });
     const bridge = await startBridge({
-      fs: vfs,
+      fs: shares.fs,
+      ...(shares.streaming ? { hls: shares.streaming } : {}),
       host: config.server.host,
       port: config.server.port,
       users: config.server.users,
@@ -214,6 +222,7 @@ export async function startStack(config: Config, opts: StackOptions = {}): Promi
       vfs,
       writeback: queue,
       bridge,
+      shares,
       logger,
       close: () => (closing ??= runCleanups()),
     };

@@ -17,6 +17,7 @@ const STATUS: Record<ErrorCode, number> = {
   TBDAV_BAD_REQUEST: 400,
   TBDAV_RANGE: 416,
   TBDAV_LOCKED: 423,
+  TBDAV_FORBIDDEN: 403, // the message says why (read-only share, virtual playlist)
   TBDAV_PRECONDITION: 412,
   TBDAV_INSUFFICIENT_STORAGE: 507,
   TBDAV_ABORTED: 400, // the client went away; nobody reads this answer

@@ -23,7 +23,7 @@ const TYPES: Record<string, string> = {
   mp4: 'video/mp4', m4v: 'video/x-m4v', mov: 'video/quicktime', mkv: 'video/x-matroska', webm: 'video/webm',
   avi: 'video/x-msvideo', wmv: 'video/x-ms-wmv', flv: 'video/x-flv', ts: 'video/mp2t', m2ts: 'video/mp2t',
   mpg: 'video/mpeg', mpeg: 'video/mpeg', '3gp': 'video/3gpp',
-  srt: 'application/x-subrip', vtt: 'text/vtt', ttf: 'font/ttf', otf: 'font/otf', woff: 'font/woff', woff2: 'font/woff2',
+  m3u8: 'application/vnd.apple.mpegurl', srt: 'application/x-subrip', vtt: 'text/vtt', ttf: 'font/ttf', otf: 'font/otf', woff: 'font/woff', woff2: 'font/woff2',
 };
 
 export const DEFAULT_CONTENT_TYPE = 'application/octet-stream';

@@ -26,6 +26,7 @@ import { ConfigError, isTbdavError } from '../shared/errors.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
 import { redact } from '../shared/redact.js';
 import type { FileSystem } from '../vfs/types.js';
+import type { HlsService } from '../vfs/streaming.js';
 import { BasicAuthenticator, LoginThrottle, parseBasic, type BridgeUser, type LoginThrottleOptions } from './auth.js';
 import { computeClientInfo, setClientInfo, TrustedProxies } from './client-info.js';
 import type { DavDeps, DavHandler, DavRequest } from './context.js';
@@ -41,6 +42,7 @@ import { handlePropfind } from './methods/propfind.js';
 import { handleProppatch } from './methods/proppatch.js';
 import { handleDelete, handleMkcol, handlePut } from './methods/write.js';
 import { createDavHost } from './host.js';
+import { handleHls, isHlsRequest } from './hls.js';
 import { decodePath, hrefFor, pathOfTarget, type DecodedPath } from './paths.js';
 import { PathScope, readOnlyError, scopeFileSystem, WRITE_METHODS } from './user-scope.js';
 
@@ -70,6 +72,8 @@ export interface BridgeOptions {
   trustedProxies?: string[];
   /** The failed-login throttle, or its tuning (tests; defaults in LoginThrottle). */
   loginThrottle?: LoginThrottleOptions | LoginThrottle;
+  /** HLS playlists and segments under /.terabox-dav/hls/ (streaming.enabled; ./hls.ts): no Basic auth, the URL is the capability. */
+  hls?: HlsService;
 }
 
 export interface BridgeCloseOptions {
@@ -260,6 +264,10 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
     res.setHeader('MS-Author-Via', 'DAV');
 
     const rawUrl = req.url ?? '/';
+    if (opts.hls && isHlsRequest(rawUrl)) {
+      void handleHls(req, res, opts.hls, logger, requestId);
+      return;
+    }
     let decoded: DecodedPath | undefined;
     let targetError: unknown;
     try {

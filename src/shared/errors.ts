@@ -15,6 +15,7 @@ export type ErrorCode =
   | 'TBDAV_BAD_REQUEST' // the caller sent something malformed
   | 'TBDAV_RANGE' // unsatisfiable range
   | 'TBDAV_LOCKED' // a lock forbids the operation
+  | 'TBDAV_FORBIDDEN' // never allowed here, whoever asks: a read-only share or virtual file (the message says why)
   | 'TBDAV_PRECONDITION' // a condition (If-Match, Overwrite: F...) failed
   | 'TBDAV_INSUFFICIENT_STORAGE' // local spool is full
   | 'TBDAV_ABORTED' // the caller's signal fired

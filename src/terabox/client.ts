@@ -676,23 +676,30 @@ export class TeraboxClient {
   }
 
   /**
-   * POST /openapi/share/transfer: copy share files into the drive. 'unsafe' (a repeat could copy
-   * twice). `from` is the sharer's uk.
+   * POST /openapi/share/transfer: copy share files into the drive folder `path` (absolute).
+   * Query: shareid, from (the sharer's uk, as the spec's example), async, ondup, sekey; body:
+   * fsidlist or filelist, path. 'unsafe' (a repeat could copy twice). A failed item's errno is the
+   * call's error (-8 exists, -9 not in the share), as for filemanager.
    */
   async shareTransfer(
     shareid: number | string,
     from: number | string,
     sekey: string,
-    what: { fsIds?: (number | string)[]; filelist?: string[]; path?: string; ondup?: 'fail' | 'newcopy'; async?: 0 | 1 | 2 },
+    what: { fsIds?: (number | string)[]; filelist?: string[]; path: string; ondup?: 'fail' | 'newcopy'; async: 0 | 1 | 2 },
     opts: CallOptions = {},
   ): Promise<ShareTransferResponse> {
     const form: Record<string, string | undefined> = {
       fsidlist: what.fsIds ? JSON.stringify(what.fsIds.map(String)) : undefined,
       filelist: what.filelist ? JSON.stringify(what.filelist) : undefined,
-      path: what.path ?? '/',
+      path: what.path,
     };
-    const query = { shareid, from, sekey, async: what.async ?? 0, ondup: what.ondup };
-    return (await this.api<ShareTransferResponse>('shareTransfer', { method: 'POST', retry: 'unsafe', query, form }, opts)).data;
+    const query = { shareid, from, sekey, async: what.async, ondup: what.ondup };
+    const errnoFrom = (json: unknown): number => {
+      const o = json as { errno?: number; info?: { errno?: number }[] } | undefined;
+      const item = o?.info?.find((i) => Number(i.errno ?? 0) !== 0);
+      return item ? Number(item.errno) : Number(o?.errno ?? 0);
+    };
+    return (await this.api<ShareTransferResponse>('shareTransfer', { method: 'POST', retry: 'unsafe', query, form, errnoFrom }, opts)).data;
   }
 
   /** GET /openapi/share/streaming: m3u8 text (its table names the token `access_token`). */

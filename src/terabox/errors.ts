@@ -43,7 +43,7 @@ export const ERRNO_TABLE: ReadonlyMap<number, ErrnoInfo> = new Map<number, Errno
   // identity (openapi)
   [ERRNO.ACCESS_DENIED, { code: 'TBDAV_AUTH', meaning: 'identity check failed' }],
   [ERRNO.TOKEN_INVALID_111, { code: 'TBDAV_AUTH', meaning: 'access token invalid' }],
-  [ERRNO.SHARE_PWD_WRONG, { code: 'TBDAV_AUTH', meaning: 'share extraction code wrong' }],
+  [ERRNO.SHARE_PWD_WRONG, { code: 'TBDAV_FORBIDDEN', meaning: 'share extraction code wrong' }],
   // oauth
   [ERRNO.INVALID_CLIENT, { code: 'TBDAV_AUTH', meaning: 'client_id or client_secret invalid' }],
   [ERRNO.INVALID_CODE, { code: 'TBDAV_AUTH', meaning: 'code invalid or expired' }],

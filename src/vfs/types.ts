@@ -42,6 +42,8 @@ export interface PutResult {
 export interface CopyMoveResult {
   /** True when the destination did not exist before (WebDAV 201), false when replaced (204). */
   created: boolean;
+  /** The copy goes on in the background (a server-side copy out of a share): WebDAV 202. */
+  accepted?: boolean;
 }
 
 /** Dead properties of one resource: key is `{namespace}localName`, value the raw inner XML. */

@@ -132,7 +132,7 @@ test('share endpoints: verify, shorturlinfo, list, download, streaming, mediamet
   assert.equal(typeof mm.duration, 'number');
 
   await rig.client.createDir(`${root}/transfer-in`);
-  await rig.client.shareTransfer(shareid, uk, v.sekey, { fsIds: [fid], path: `${root}/transfer-in` });
+  await rig.client.shareTransfer(shareid, uk, v.sekey, { fsIds: [fid], path: `${root}/transfer-in`, async: 0 });
   assert.deepEqual((await rig.client.listAll(`${root}/transfer-in`)).map((f) => f.server_filename), ['song.mp3']);
 });
 

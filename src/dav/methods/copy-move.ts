@@ -69,5 +69,6 @@ export async function handleCopyMove(r: DavRequest, deps: DavDeps): Promise<void
     ? await deps.fs.move(r.path, to, { ...r.call, ...extra, overwrite })
     : await deps.fs.copy(r.path, to, { ...r.call, ...extra, overwrite, depth });
   if (isMove) deps.locks.forgetTree(r.path);
-  endEmpty(r, result.created && !existing ? 201 : 204);
+  // 202: a server-side copy out of a share still running (followed in the background, status page)
+  endEmpty(r, result.accepted ? 202 : result.created && !existing ? 201 : 204);
 }
