@@ -17,7 +17,9 @@ import { tokenFilePath } from '../terabox/auth/token-store.js';
 import { isTeraboxApiError } from '../terabox/errors.js';
 import { CONFIG_KEYS, hasCredentials, loadConfig, redactConfig, type Config } from './config.js';
 import { pngFromDataUrl, pngToTerminalQr } from './qr-terminal.js';
-import { clientFor, loggerFor, startStack, type Stack } from './stack.js';
+import { clientFor, loggerFor, startStack, tokenDir, type Stack } from './stack.js';
+import { ShareStore } from '../terabox/share-store.js';
+import { addShare } from '../terabox/shares.js';
 
 export interface CliIo {
   env: Record<string, string | undefined>;
@@ -373,6 +375,58 @@ export async function main(argv: string[], ioOverrides: Partial<CliIo> = {}): Pr
         }
       },
     )
+    .command('share', 'TeraBox shares shown read-only under shares.folder: share add <link>, share list, share remove <name>', (y) =>
+      y
+        .command(
+          'add <link>',
+          'Add a share link (verified with TeraBox; a running serve picks it up within seconds)',
+          (yy) =>
+            yy
+              .positional('link', { type: 'string', describe: 'The share link, e.g. https://www.terabox.com/s/1AbCd (a ?pwd=CODE in it counts)' })
+              .option('pwd', { type: 'string', describe: 'Extraction code (4 digits or lowercase letters)' })
+              .option('name', { type: 'string', describe: 'Folder name under shares.folder (default: the shared item\'s name)' }),
+          async (args) => {
+            const cfg = config(args);
+            needCredentials(cfg, 'share add');
+            const logger = loggerFor(cfg);
+            const client = clientFor(cfg, logger);
+            try {
+              if (!(await client.auth.tokens())) throw new TbdavError('TBDAV_NOT_LOGGED_IN', 'not logged in: run terabox-dav login');
+              const rec = await addShare(client, new ShareStore(tokenDir(cfg)), {
+                link: String(args.link),
+                ...(typeof args.pwd === 'string' ? { pwd: args.pwd } : {}),
+                ...(typeof args.name === 'string' ? { name: args.name } : {}),
+              }, logger);
+              out(`Added share "${rec.name}": ${cfg.shares.folder}/${rec.name} (read-only; COPY from it saves into your drive without a download).`);
+            } finally {
+              await client.close();
+            }
+          },
+        )
+        .command('list', 'List the shares added', () => undefined, async (args) => {
+          const cfg = config(args);
+          const shares = await new ShareStore(tokenDir(cfg)).load();
+          if (shares.length === 0) {
+            out('No shares. Add one with: terabox-dav share add <link> [--pwd CODE]');
+            return;
+          }
+          for (const s of shares) {
+            out(`${s.name}\t${s.link}\t${s.pwd ? 'with code' : 'no code'}\tadded ${new Date(s.addedAt).toISOString().slice(0, 10)}\t${cfg.shares.folder}/${s.name}`);
+          }
+        })
+        .command(
+          'remove <name>',
+          'Remove a share (its folder disappears; nothing is deleted on TeraBox)',
+          (yy) => yy.positional('name', { type: 'string', describe: 'The share\'s name (see share list)' }),
+          async (args) => {
+            const cfg = config(args);
+            const name = String(args.name);
+            if (!(await new ShareStore(tokenDir(cfg)).remove(name))) throw new TbdavError('TBDAV_NOT_FOUND', `share remove: no share named ${JSON.stringify(name)} (see terabox-dav share list)`);
+            out(`Removed share "${name}".`);
+          },
+        )
+        .demandCommand(1, 'Give a share command: add, list or remove'),
+    )
     .command(
       'emulator',
       'Run the TeraBox API emulator alone (for trying clients and tests), until Ctrl-C',
@@ -434,7 +488,7 @@ export async function main(argv: string[], ioOverrides: Partial<CliIo> = {}): Pr
         out(await hashPassword(pw));
       },
     )
-    .demandCommand(1, 'Give a command: serve, login, logout, whoami, emulator, config or hash-password (--help for details)')
+    .demandCommand(1, 'Give a command: serve, login, logout, whoami, share, emulator, config or hash-password (--help for details)')
     .recommendCommands();
 
   try {

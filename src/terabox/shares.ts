@@ -137,6 +137,11 @@ export class ShareRegistry {
     this.now = opts.now ?? Date.now;
   }
 
+  /** Look at the store again on the next current() (after a change made in this process). */
+  invalidate(): void {
+    this.checkedAt = -Infinity;
+  }
+
   /** The shares now (re-reads the store when its file changed). */
   async current(): Promise<ShareRemote[]> {
     if (this.now() - this.checkedAt >= (this.opts.checkEveryMs ?? 2000)) {
