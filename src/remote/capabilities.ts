@@ -21,11 +21,12 @@ export interface CopyOutHandle {
 
 export interface CopyOut {
   /**
-   * Copy `from` (a file or folder of this remote) to `to` (a path of the drive remote; its parent
-   * exists, nothing is at `to`: the caller removed it when overwriting). Resolves once the service
-   * accepted the copy; `done` settles when it is complete.
+   * Copy `from` (a file or folder of this remote) to `to` (a path of the drive remote whose parent
+   * exists). With `overwrite`, what is at `to` is replaced once the copy is complete (it stays
+   * until then, and when the copy fails); without it, nothing may be at `to`. Resolves once the
+   * service accepted the copy; `done` settles when it is complete.
    */
-  copyOut(from: string, to: string, opts?: CallOptions): Promise<CopyOutHandle>;
+  copyOut(from: string, to: string, opts?: CallOptions & { overwrite?: boolean }): Promise<CopyOutHandle>;
 }
 
 /** What a relayed HLS segment answered. */

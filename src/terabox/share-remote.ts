@@ -274,7 +274,7 @@ export class ShareRemote implements Remote, CopyOut, Streaming {
     );
   }
 
-  copyOut(from: string, to: string, opts: CallOptions = {}): Promise<CopyOutHandle> {
+  copyOut(from: string, to: string, opts: CallOptions & { overwrite?: boolean } = {}): Promise<CopyOutHandle> {
     return startShareTransfer(this, from, to, { logger: this.logger, ...this.opts.transfer }, opts);
   }
 

@@ -3,10 +3,11 @@
  * (spec 3.5.4), followed to the end. No byte passes through the bridge.
  *
  * share/transfer copies into a destination FOLDER and keeps the item's name. So:
- *  - same name at the destination (COPY /share/a.mp4 -> /x/a.mp4): transfer into /x directly;
- *  - another name: transfer into a staging folder `<dest parent>/.terabox-dav-transfer-<id>`, then
- *    move the item to its name (filemanager) and delete the staging folder.
- * The caller has removed whatever was at the destination (COPY with Overwrite: T).
+ *  - same name at a free destination (COPY /share/a.mp4 -> /x/a.mp4): transfer into /x directly;
+ *  - another name, or replacing what is at the destination (`overwrite`): transfer into a staging
+ *    folder `<dest parent>/.terabox-dav-transfer-<id>`, then move the item to its place
+ *    (filemanager move, ondup overwrite when replacing) and delete the staging folder. What was at
+ *    the destination stays until the copy is complete, and stays when it fails.
  *
  * Completion: the call is sent with async=1 (the service decides). A synchronous answer
  * (`task_id` 0 or absent, the item's errno 0) is complete. An asynchronous one has a task id and
@@ -111,7 +112,13 @@ async function driveItem(client: TeraboxClient, abs: string, opts: CallOptions):
  * Start copying `from` (a share path) to `to` (a drive path relative to the drive root). Resolves
  * once the service has the request; the handle's `done` settles when the copy is complete.
  */
-export async function startShareTransfer(src: TransferSource, from: string, to: string, o: ShareTransferOptions, opts: CallOptions = {}): Promise<CopyOutHandle> {
+export async function startShareTransfer(
+  src: TransferSource,
+  from: string,
+  to: string,
+  o: ShareTransferOptions,
+  opts: CallOptions & { overwrite?: boolean } = {},
+): Promise<CopyOutHandle> {
   const logger = o.logger ?? silentLogger();
   const client = src.client;
   const pollBase = o.pollBaseMs ?? 250;
@@ -125,7 +132,7 @@ export async function startShareTransfer(src: TransferSource, from: string, to: 
   const root = src.driveRoot.replace(/\/+$/, '');
   const abs = (p: string): string => (p === '/' ? root || '/' : root + p);
   const destParent = parentPath(to);
-  const direct = baseName(to) === item.name;
+  const direct = baseName(to) === item.name && !opts.overwrite;
   const staging = direct ? undefined : `${destParent === '/' ? '' : destParent}/${TRANSFER_STAGING_PREFIX}${randomBytes(6).toString('hex')}`;
   const landingFolder = staging ?? destParent;
   const landed = `${landingFolder === '/' ? '' : landingFolder}/${item.name}`;
@@ -175,11 +182,14 @@ export async function startShareTransfer(src: TransferSource, from: string, to: 
       logger.info(`${subject}: transfer complete`);
     }
     if (staging) {
-      await client.filemanager('move', [{ path: abs(landed), dest: abs(destParent), newname: baseName(to) }], { ondup: 'fail' });
       try {
-        await client.filemanager('delete', [abs(staging)]);
-      } catch (err) {
-        logger.warn(`${subject}: the staging folder ${staging} could not be removed`, { error: String(err) });
+        await client.filemanager('move', [{ path: abs(landed), dest: abs(destParent), newname: baseName(to) }], { ondup: opts.overwrite ? 'overwrite' : 'fail' });
+      } finally {
+        try {
+          await client.filemanager('delete', [abs(staging)]);
+        } catch (err) {
+          logger.warn(`${subject}: the staging folder ${staging} could not be removed`, { error: String(err) });
+        }
       }
     }
   };

@@ -252,11 +252,15 @@ export class MountFs implements FileSystem {
       if (isTbdavError(err, 'TBDAV_NOT_FOUND')) return undefined;
       throw err;
     });
-    if (existing) {
-      if (!opts.overwrite) throw new TbdavError('TBDAV_PRECONDITION', `COPY ${from} -> ${to}: destination exists`);
-      await this.main.remove(to, opts);
-    }
+    if (existing && !opts.overwrite) throw new TbdavError('TBDAV_PRECONDITION', `COPY ${from} -> ${to}: destination exists`);
     const created = existing === undefined;
+    // A drive entry is replaced by the service once the copy is complete (kept if it fails); a
+    // local or pending one (placeholder, write-back upload) is removed first, through the Vfs.
+    let replace = false;
+    if (existing) {
+      if (existing.local || existing.pending || inner === '/' || (src.isDir && opts.depth === 0)) await this.main.remove(to, opts);
+      else replace = true;
+    }
     if (src.isDir && opts.depth === 0) {
       await this.main.mkdir(to, opts);
       return { created };
@@ -273,7 +277,7 @@ export class MountFs implements FileSystem {
       for (const it of items) handles.push(await copier.copyOut(it.path, joinPath(to, it.name), call));
       handle = { done: Promise.all(handles.map((h) => h.done)).then(() => undefined) };
     } else {
-      handle = await copier.copyOut(inner, to, call);
+      handle = await copier.copyOut(inner, to, { ...call, overwrite: replace });
     }
     this.opts.onMainChanged?.(to);
     const waitMs = this.opts.copyWaitMs ?? DEFAULT_COPY_WAIT_MS;

@@ -120,12 +120,24 @@ test('copyOut: a file (synchronous, same name), a file under another name (stagi
   assert.deepEqual(names, ['pic.jpg', 'renamed.jpg'], 'the staging folder is gone');
   assert.ok(!names.some(isTransferStaging));
 
+  // replacing (through a staging folder, the old entry kept until the copy is there); without overwrite: EXISTS
+  await put('/inbox/old.jpg', Buffer.from('old content'));
+  const h2b = await remote.copyOut('/srC/pic.jpg', '/inbox/old.jpg', { overwrite: true });
+  await h2b.done;
+  assert.equal((await drive.stat('/inbox/old.jpg')).size, data.length);
+  await drive.mkdir('/inbox/afolder');
+  const h2c = await remote.copyOut('/srC/pic.jpg', '/inbox/afolder', {});
+  await assert.rejects(h2c.done, (e: unknown) => isTbdavError(e, 'TBDAV_EXISTS'));
+  assert.equal((await drive.stat('/inbox/afolder')).isDir, true, 'kept');
+  assert.ok(!(await drive.list('/inbox')).some((e) => isTransferStaging(e.name)), 'no staging folder left after a failure');
+
   const h3 = await remote.copyOut('/srC/album', '/inbox/album');
   assert.equal((await drive.list('/inbox')).some((e) => e.name === 'album'), false, 'asynchronous: not there when accepted');
   await h3.done;
   assert.deepEqual((await drive.list('/inbox/album/deeper')).map((e) => e.name), ['two.txt']);
   assert.equal(md5(await readAll(await drive.openRead('/inbox/album/deeper/two.txt'))), md5(Buffer.from('two two')));
   assert.equal(rig.emu.counters.bytesServed - served, Buffer.from('two two').length, 'only the check read above moved bytes');
+  assert.deepEqual((await drive.list('/inbox')).map((e) => e.name), ['afolder', 'album', 'old.jpg', 'pic.jpg', 'renamed.jpg']);
 });
 
 test('playlist and media info of a shared video', async () => {
