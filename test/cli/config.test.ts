@@ -222,3 +222,24 @@ test('server.users: readOnly and root per user (issue 11); server.trustedProxies
     const dump = JSON.stringify(redactConfig(loadConfig({ env: {}, configFile: file })));
     assert.ok(!dump.includes('secret-pw') && dump.includes('"readOnly":true') && dump.includes('"root":"/V"'), dump);
   }));
+
+test('shares.* and streaming.* (issue 12): defaults, booleans from text, a folder that is not the root', () =>
+  withTempDir('tbdav-config-', async (dir) => {
+    const base = { home: '/home/u', cwd: '/' };
+    const d = loadConfig({ env: {}, ...base });
+    assert.deepEqual(d.shares, { folder: '/Shared with me', copyWaitSeconds: 60 });
+    assert.deepEqual(d.streaming, { enabled: false, type: 'M3U8_AUTO_720' });
+    for (const [text, want] of [['true', true], ['YES', true], ['1', true], ['off', false], ['0', false]] as const) {
+      assert.equal(loadConfig({ env: { TERABOX_DAV_STREAMING_ENABLED: text }, ...base }).streaming.enabled, want, text);
+    }
+    assert.equal(loadConfig({ env: {}, flags: { 'streaming.enabled': 'true' }, ...base }).streaming.enabled, true);
+    assert.throws(() => loadConfig({ env: { TERABOX_DAV_STREAMING_ENABLED: 'maybe' }, ...base }), (e: unknown) => isTbdavError(e, 'TBDAV_CONFIG') && /streaming\.enabled: must be true or false/.test((e as Error).message));
+    const file = join(dir, 'c.json');
+    await writeFile(file, JSON.stringify({ streaming: { enabled: 'true' } }));
+    assert.throws(() => loadConfig({ env: {}, configFile: file, ...base }), /streaming\.enabled: must be true or false \(a JSON boolean\)/);
+    await writeFile(file, JSON.stringify({ streaming: { enabled: true, type: 'M3U8_AUTO_1080' }, shares: { folder: '/TeraBox shares/', copyWaitSeconds: 5 } }));
+    const c = loadConfig({ env: {}, configFile: file, ...base });
+    assert.deepEqual([c.streaming.enabled, c.streaming.type, c.shares.folder, c.shares.copyWaitSeconds], [true, 'M3U8_AUTO_1080', '/TeraBox shares', 5]);
+    assert.throws(() => loadConfig({ env: { TERABOX_DAV_SHARES_FOLDER: '/' }, ...base }), /shares\.folder: must be a folder below the root/);
+    assert.throws(() => loadConfig({ env: { TERABOX_DAV_STREAMING_TYPE: 'M3U8_MP3_128' }, ...base }), /streaming\.type: must be one of/);
+  }));
