@@ -175,7 +175,7 @@ test("share examples: share/list's emd5 decodes to its md5; share/transfer's md5
     const item = listed.list[0] as { md5?: string; emd5?: string };
     assert.equal(item.md5, '167cc21acbeefb8c5e5b615cad997b2b');
     assert.equal(item.emd5, item.md5, 'the obfuscated emd5 names the same content');
-    const moved = await c.shareTransfer(561062645, 4402034215677, 'sekey', { fsIds: ['234678677993557'], path: '/' });
+    const moved = await c.shareTransfer(561062645, 4402034215677, 'sekey', { fsIds: ['234678677993557'], path: '/', async: 1 });
     const meta = (moved.extra?.list[0] as unknown as { meta: { md5: string; block_list: string[] } }).meta;
     assert.equal(meta.block_list.length, 97);
     assert.equal(meta.md5, createHash('md5').update(JSON.stringify(meta.block_list)).digest('hex'), 'decoded: the block-list rule');
