@@ -4,7 +4,8 @@
  * `/Shared with me/<share name>/...`. The WebDAV layer sees one tree; vfs.ts knows nothing of it.
  *
  *  - The mount folder appears (in its parent's listing and on stat) while at least one mount is
- *    configured; it shadows a drive folder of the same name. A mount whose root answers NOT_FOUND
+ *    configured; it shadows a drive folder of the same name. Folders above it that the drive lacks
+ *    (shares.folder = /TeraBox/shares) appear too, empty but for the way down. A mount whose root answers NOT_FOUND
  *    (the share's link expired) is left out of the listing and answers 404.
  *  - Writes inside the mount folder (PUT, MKCOL, DELETE, PROPPATCH, MOVE from or into it, COPY
  *    into it) answer TBDAV_FORBIDDEN with a message saying why (WebDAV 403).
@@ -125,15 +126,34 @@ export class MountFs implements FileSystem {
     return new TbdavError('TBDAV_NOT_FOUND', `${op} ${path}: no such share`);
   }
 
-  /** Main-tree listing with hidden names left out and, in the mount folder's parent, the mount folder. */
+  /** A folder on the way to the mount folder (e.g. /TeraBox for /TeraBox/shares) that the drive lacks. */
+  private virtualAncestor(path: string): VfsEntry {
+    return { path, name: baseName(path), isDir: true, size: 0, mtime: this.startedAt, ctime: this.startedAt };
+  }
+
+  /**
+   * Main-tree listing with hidden names left out and, in the mount folder's parent and the folders
+   * above it, the next folder on the way to the mount folder (virtual where the drive has none).
+   */
   private async mainList(path: string, opts?: CallOptions): Promise<VfsEntry[]> {
-    let entries = await this.main.list(path, opts);
+    const onTheWay = isInside(this.folder, path) && (await this.opts.mounts()).length > 0;
+    let entries: VfsEntry[];
+    try {
+      entries = await this.main.list(path, opts);
+    } catch (err) {
+      if (!onTheWay || !isTbdavError(err, 'TBDAV_NOT_FOUND')) throw err;
+      entries = [];
+    }
     if (this.opts.hide) entries = entries.filter((e) => !this.opts.hide!(e.name));
-    if (path === parentPath(this.folder) && (await this.opts.mounts()).length > 0) {
-      const name = baseName(this.folder);
-      entries = entries.filter((e) => e.name !== name);
-      entries.push(this.folderEntry());
-      entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    if (onTheWay) {
+      const next = joinPath(path, this.folder.slice(path === '/' ? 1 : path.length + 1).split('/')[0]!);
+      const name = baseName(next);
+      const real = entries.find((e) => e.name === name);
+      if (next === this.folder || !real?.isDir) {
+        entries = entries.filter((e) => e.name !== name);
+        entries.push(next === this.folder ? this.folderEntry() : this.virtualAncestor(next));
+        entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      }
     }
     return entries;
   }
@@ -167,7 +187,15 @@ export class MountFs implements FileSystem {
     if (w.kind === 'main') {
       const p = w.path;
       if (p !== '/' && this.opts.hide?.(baseName(p))) throw new TbdavError('TBDAV_NOT_FOUND', `stat ${p}: not found`);
-      return this.main.stat(p, opts);
+      if (!isInside(this.folder, p)) return this.main.stat(p, opts);
+      // a folder on the way to the mount folder: the drive's, else a virtual one while shares exist
+      try {
+        const e = await this.main.stat(p, opts);
+        if (e.isDir || (await this.opts.mounts()).length === 0) return e;
+      } catch (err) {
+        if (!isTbdavError(err, 'TBDAV_NOT_FOUND') || (await this.opts.mounts()).length === 0) throw err;
+      }
+      return this.virtualAncestor(p);
     }
     if (w.kind === 'folder') return this.folderEntry();
     if (w.kind === 'missing') throw this.notFound('stat', w.path);

@@ -181,3 +181,24 @@ test('StreamingFs: a virtual .m3u8 next to videos where a source streams; read-o
     await f.close();
   }
 });
+
+test('MountFs: a nested mount folder shows the folders on its way, virtual where the drive has none', async () => {
+  const f = await fixture();
+  try {
+    await f.put('/top.txt', 't');
+    const remote = await shareRemote({ '/x.txt': 'x' });
+    let mounts: Mount[] = [];
+    const fs = new MountFs({ main: f.vfs, folder: '/TeraBox/Shared', mounts: async () => mounts });
+    await assert.rejects(fs.stat('/TeraBox'), (e: unknown) => isTbdavError(e, 'TBDAV_NOT_FOUND'), 'no shares: nothing invented');
+    mounts = [{ name: 'S', fs: new ReadOnlyFs({ remote, reason: 'ro' }) }];
+    assert.deepEqual((await fs.list('/')).map((e) => [e.name, e.isDir]), [['TeraBox', true], ['top.txt', false]]);
+    assert.equal((await fs.stat('/TeraBox')).isDir, true);
+    assert.deepEqual((await fs.list('/TeraBox')).map((e) => e.path), ['/TeraBox/Shared']);
+    assert.deepEqual((await fs.list('/TeraBox/Shared/S')).map((e) => e.path), ['/TeraBox/Shared/S/x.txt']);
+    await f.vfs.mkdir('/TeraBox');
+    await f.put('/TeraBox/mine.txt', 'm');
+    assert.deepEqual((await fs.list('/TeraBox')).map((e) => e.name), ['Shared', 'mine.txt'], 'a real folder on the way keeps its files');
+  } finally {
+    await f.close();
+  }
+});
