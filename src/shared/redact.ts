@@ -1,6 +1,7 @@
 /**
  * The one redaction step. Everything that may reach a log line or an error message passes through
- * here: access/refresh tokens, client secret, private secret, cookies, dlink signatures, Basic auth.
+ * here: access/refresh tokens, client secret, private secret, cookies, dlink signatures, Basic auth,
+ * the signatures of the bridge's HLS URLs.
  *
  * Two mechanisms:
  *  - pattern rules for the shapes secrets take inside URLs, headers and JSON;
@@ -47,6 +48,8 @@ const JSON_RE = new RegExp(
 );
 const HEADER_RE = /\b(authorization|cookie|set-cookie|proxy-authorization)(\s*[:=]\s*)([^\r\n]+)/gi;
 const COOKIE_RE = /\b(BOXCLND|ndus|BDUSS|STOKEN)=([^;\s&"']+)/gi;
+/** The signature of the bridge's HLS URLs (`/.terabox-dav/hls/<sig>/...`): a capability, like a dlink sign. */
+const HLS_RE = /(\/\.terabox-dav\/hls\/)([A-Za-z0-9_-]+)/g;
 
 export function redact(text: string): string {
   let out = text;
@@ -57,6 +60,7 @@ export function redact(text: string): string {
   out = out.replace(JSON_RE, '$1[REDACTED]$3');
   out = out.replace(HEADER_RE, '$1$2[REDACTED]');
   out = out.replace(COOKIE_RE, '$1=[REDACTED]');
+  out = out.replace(HLS_RE, '$1[REDACTED]');
   return out;
 }
 

@@ -48,3 +48,8 @@ test('the logger redacts messages and metadata', async () => {
   assert.ok(captured.length > 0, 'log line written');
   for (const s of ['SECRET_TOKEN_1', 'SECRET_TOKEN_2', 'SECRET_3']) assert.ok(!captured.includes(s), `${s} leaked: ${captured}`);
 });
+
+test("the signature of the bridge's HLS URLs is masked (a capability, like a dlink sign)", () => {
+  const out = redact('GET /.terabox-dav/hls/kvxVvuIjZimp02JL_M-fWl/L1ZpZGVvcy9jbGlwLnRz/seg/3.ts: 206');
+  assert.equal(out, 'GET /.terabox-dav/hls/[REDACTED]/L1ZpZGVvcy9jbGlwLnRz/seg/3.ts: 206');
+});
