@@ -14,6 +14,8 @@
  *    dlink is dropped and fetched again.
  *  - `dlinkFetches`: fs_id -> the download call in flight, so that concurrent reads of one file
  *    (players, Finder's parallel Range GETs) share one /openapi/api/download call.
+ *  - `hostEtagIsMd5`: set once (false -> true) by any read whose answer's ETag matched the file md5.
+ *  - a read's KnownFile (its first ETag) is written by that read's own hops only.
  *  - a ResumableRead's own fields (current body, byte reached, counters, state) are touched only by
  *    that stream's event handlers and its one resume loop.
  */
@@ -25,8 +27,10 @@ import { clampRange } from '../remote/range.js';
 import { TbdavError, abortError, isTbdavError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { silentLogger } from '../shared/logger.js';
+import { SHARD_MIN_BYTES } from './api/types.js';
 import { DlinkExpiredError, type DlinkResponse } from './client.js';
 import { isTeraboxApiError, relabelError } from './errors.js';
+import { decodeServiceMd5, isHexMd5 } from './md5.js';
 
 /** What the reader needs of the API client (TeraboxClient; tests may script it). */
 export interface DlinkClient {
@@ -59,20 +63,57 @@ export interface DownloadReaderOptions {
   resumeMaxMs?: number;
 }
 
-/** What a resumed download must still see: the same file version. */
-export interface FileIdentity {
-  total: number;
+/** What every answer for one read must agree with. */
+export interface KnownFile {
+  /** The file's size (from the listing): Content-Range totals and 200 lengths must equal it. */
+  size: number;
+  /** md5s the file is known by (hex): the service's md5, the content md5 when known. */
+  md5s: string[];
+  /** An ETag that is an md5 must be one of `md5s` (the host was seen to send the file md5 as ETag). */
+  etagMustBeMd5: boolean;
+  /** The ETag of the first answer that had one: every later hop of the same read must carry it. */
   etag?: string;
 }
 
-/** One opened download body. */
+/** One opened download body, checked. */
 export interface Opened {
   body: Readable;
   /** Bytes to drop first (a 200 answer to a Range request). */
   skip: number;
-  /** The file's size as the answer states it (Content-Range total, or Content-Length of a 200). */
-  total?: number;
+}
+
+/**
+ * Why an answer does not fit what was asked and what is known: 'status' (not 200/206), 'range'
+ * (a Content-Range for other bytes, or none), 'length' (Content-Length not that of the bytes
+ * announced), 'size' (a file of another size), 'etag' (another ETag or md5 than known). The last two
+ * also describe a changed file: when every retry says the same, the read ends with TBDAV_INTEGRITY.
+ */
+export type MisfitKind = 'status' | 'range' | 'length' | 'size' | 'etag';
+
+/** An answer of the download host that does not fit: a retryable fault of that hop. */
+export class MisfitError extends TbdavError {
+  override readonly name = 'MisfitError';
+  constructor(
+    readonly kind: MisfitKind,
+    message: string,
+  ) {
+    super('TBDAV_RETRYABLE', message, { detail: { misfit: kind } });
+  }
+}
+
+/** The head of an answer to check. */
+export interface AnswerHead {
+  statusCode: number;
+  headers: Record<string, string | string[] | undefined>;
+}
+
+export interface AnswerFit {
+  /** Bytes to drop first (200 to a Range request). */
+  skip: number;
+  /** The ETag (weak prefix dropped), if any. */
   etag?: string;
+  /** The ETag read as an md5 (plain or obfuscated, decoded), if it is one. */
+  etagMd5?: string;
 }
 
 /** Opens bytes from..end (inclusive) of one file; rejects with a TbdavError. */
@@ -82,11 +123,123 @@ function headerOf(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
+/**
+ * Stop a body we will not read. An undici body destroyed before its end emits an abort error: that
+ * error is the expected outcome here, so it is taken (a body without an 'error' listener would
+ * throw it out of the process).
+ */
+export function discard(body: Readable): void {
+  body.on('error', () => undefined);
+  body.destroy();
+}
+
+const DECIMAL = /^\s*\d+\s*$/;
+
+/**
+ * THE check of a download answer, before any of its bytes is passed on. We always ask
+ * `Range: bytes=from-end`, so the answer must be:
+ *  - 206 with `Content-Range: bytes from-b/size`, b <= end (a host may send less: the rest is
+ *    resumed), and a Content-Length, if any, of b-from+1;
+ *  - or 200 (the host ignored the range: the reader skips to `from`) with a Content-Length, if
+ *    any, of the file's size;
+ *  - an ETag, if any, equal to the first one of this read (known.etag), and, when it is an md5 and
+ *    known.etagMustBeMd5, one of the file's md5s.
+ * Anything else throws a MisfitError (TBDAV_RETRYABLE). Pure: the caller destroys the body.
+ */
+export function checkAnswer(what: string, from: number, end: number, res: AnswerHead, known: KnownFile): AnswerFit {
+  const cl = headerOf(res.headers['content-length']);
+  if (cl !== undefined && !DECIMAL.test(cl)) throw new MisfitError('length', `${what}: the host sent Content-Length ${JSON.stringify(cl)}`);
+  const length = cl === undefined ? undefined : Number(cl);
+  let skip = 0;
+  if (res.statusCode === 206) {
+    const cr = headerOf(res.headers['content-range']);
+    const m = cr === undefined ? null : /^\s*bytes\s+(\d+)-(\d+)\/(\d+|\*)\s*$/i.exec(cr);
+    if (!m) throw new MisfitError('range', `${what}: 206 with Content-Range ${cr === undefined ? '(none)' : JSON.stringify(cr)}`);
+    const a = Number(m[1]);
+    const b = Number(m[2]);
+    if (m[3] !== '*' && Number(m[3]) !== known.size) {
+      throw new MisfitError('size', `${what}: the host answers for a file of ${m[3]} bytes, this one has ${known.size}`);
+    }
+    if (m[3] === '*' || a !== from || b < a || b > end) {
+      throw new MisfitError('range', `${what}: asked bytes ${from}-${end}, the host answered ${cr!.trim()}`);
+    }
+    if (length !== undefined && length !== b - a + 1) {
+      throw new MisfitError('length', `${what}: Content-Length ${length} for bytes ${a}-${b}`);
+    }
+  } else if (res.statusCode === 200) {
+    if (length !== undefined && length !== known.size) {
+      throw new MisfitError('size', `${what}: the host sends a whole file of ${length} bytes, this one has ${known.size}`);
+    }
+    skip = from;
+  } else {
+    throw new MisfitError('status', `${what}: the host answered HTTP ${res.statusCode} to a Range request`);
+  }
+  const fit: AnswerFit = { skip };
+  const etag = headerOf(res.headers.etag)?.trim().replace(/^W\//, '');
+  if (etag) {
+    fit.etag = etag;
+    if (known.etag !== undefined && etag !== known.etag) {
+      throw new MisfitError('etag', `${what}: ETag ${etag}, the first answer of this read had ${known.etag}`);
+    }
+    const md5 = decodeServiceMd5(etag.replace(/^"|"$/g, ''));
+    if (isHexMd5(md5)) {
+      fit.etagMd5 = md5;
+      if (known.etagMustBeMd5 && !known.md5s.includes(md5)) {
+        throw new MisfitError('etag', `${what}: the host names md5 ${md5}, the file is ${known.md5s.join(' / ')}`);
+      }
+    }
+  }
+  return fit;
+}
+
+/** Backoff before the n-th try in a row (n >= 1): base doubled per try, capped, jittered 50-100 %. */
+function backoffMs(policy: ResumePolicy, n: number): number {
+  const delay = Math.min(policy.maxMs, policy.baseMs * 2 ** (n - 1));
+  return Math.round(delay * (0.5 + Math.random() / 2));
+}
+
+/**
+ * The error a read ends with after too many failed tries: TBDAV_INTEGRITY when the host kept
+ * describing another version of the file (size or ETag), else TBDAV_RETRYABLE.
+ */
+function giveUpError(message: string, cause: unknown): TbdavError {
+  if (cause instanceof MisfitError && (cause.kind === 'size' || cause.kind === 'etag')) {
+    return new TbdavError('TBDAV_INTEGRITY', `${message}: the file changed or the host keeps answering another one (${cause.message}); not serving it`, { cause });
+  }
+  return new TbdavError('TBDAV_RETRYABLE', message, { cause });
+}
+
+/**
+ * The first GET of a read: an answer that does not fit (MisfitError) is asked again, with the
+ * resume policy's backoff, at most `policy.attempts` times; any other failure is the caller's.
+ */
+export async function openFitting(what: string, open: OpenAt, start: number, end: number, policy: ResumePolicy, logger: Logger, opts: CallOptions): Promise<Opened> {
+  const stop = new AbortController();
+  const signal = opts.signal ?? stop.signal;
+  for (let misfits = 0; ; ) {
+    try {
+      return await open(start, end, signal);
+    } catch (err) {
+      if (!(err instanceof MisfitError) || opts.signal?.aborted) throw err;
+      misfits++;
+      if (misfits > policy.attempts) throw giveUpError(`${what}: no fitting answer in ${misfits} tries`, err);
+      logger.info(`${err.message}; asking again (attempt ${misfits})`, { requestId: opts.requestId });
+      try {
+        await sleep(backoffMs(policy, misfits), undefined, { signal });
+      } catch {
+        throw abortError(what, opts.signal);
+      }
+    }
+  }
+}
+
 export class DownloadReader {
   private readonly logger: Logger;
   private readonly dlinks: LRUCache<string, string>;
   private readonly dlinkFetches = new Map<string, Promise<string>>();
   private readonly policy: ResumePolicy;
+  /** Learned: the download host's ETag is the file md5 (an ETag matched a known md5 once). */
+  private hostEtagIsMd5 = false;
 
   constructor(
     private readonly client: DlinkClient,
@@ -101,78 +254,77 @@ export class DownloadReader {
 
   /**
    * A stream of exactly the bytes of `range` (clamped to the file) of the file `entry`, resumed
-   * when an upstream body breaks. Rejects before any byte when the first GET fails.
+   * when an upstream body breaks. Rejects before any byte when the first GET fails; an answer that
+   * does not fit (checkAnswer) is asked again first, with the resume policy's backoff.
    */
   async open(path: string, entry: Entry, range: ByteRange | undefined, opts: CallOptions): Promise<Readable> {
     const { start, end } = clampRange('openRead', path, entry.size, range);
     if (end - start + 1 <= 0) return Readable.from([]);
     if (!entry.id) throw new TbdavError('TBDAV_FATAL', `openRead ${path}: no file id`);
     const fsId = entry.id;
-    const first = await this.openAt(path, fsId, start, end, opts);
-    const expect: FileIdentity = { total: first.total ?? entry.size };
-    if (first.etag !== undefined) expect.etag = first.etag;
-    const reopen: OpenAt = (from, to, signal) => this.openAt(path, fsId, from, to, { signal, requestId: opts.requestId }, expect);
-    return new ResumableRead({ what: `openRead ${path}`, open: reopen, first, start, end, policy: this.policy, logger: this.logger, ...opts }).stream;
+    const what = `openRead ${path}`;
+    const known = this.knownOf(entry);
+    const open: OpenAt = (from, to, signal) => this.openAt(path, fsId, from, to, known, { signal, requestId: opts.requestId });
+    const first = await openFitting(what, open, start, end, this.policy, this.logger, opts);
+    return new ResumableRead({ what, open, first, start, end, policy: this.policy, logger: this.logger, ...opts }).stream;
+  }
+
+  /** What the answers for `entry` must agree with. */
+  private knownOf(entry: Entry): KnownFile {
+    const md5s = new Set<string>();
+    for (const v of [entry.hash, entry.contentMd5]) {
+      const d = v === undefined ? undefined : decodeServiceMd5(v);
+      if (d !== undefined && isHexMd5(d)) md5s.add(d);
+    }
+    // a host whose ETags were the file md5 before must name one of ours, where ours surely include
+    // the content md5 (known, or a file of one shard, whose service md5 is its content md5)
+    const contentMd5Known = entry.contentMd5 !== undefined || entry.size <= SHARD_MIN_BYTES;
+    return { size: entry.size, md5s: [...md5s], etagMustBeMd5: this.hostEtagIsMd5 && contentMd5Known && md5s.size > 0 };
   }
 
   /**
-   * One GET of bytes `from`..`end` through the file's dlink (a fresh dlink once when it is refused).
-   * With `expect` (a resumed download) the answer must describe the same file version: same total
-   * size in Content-Range and, where both have one, the same ETag; otherwise TBDAV_INTEGRITY (bytes
-   * of a changed file are never spliced onto those already delivered).
+   * One GET of bytes `from`..`end` through the file's dlink (a fresh dlink once when it is refused),
+   * checked against what is known of the file (checkAnswer) before it is handed on: a misfit is a
+   * MisfitError (TBDAV_RETRYABLE), never bytes. The first fitting ETag is remembered in `known`,
+   * so that every later hop of the same read must carry it too.
    */
-  private async openAt(path: string, fsId: string, from: number, end: number, opts: CallOptions, expect?: FileIdentity): Promise<Opened> {
+  private async openAt(path: string, fsId: string, from: number, end: number, known: KnownFile, opts: CallOptions): Promise<Opened> {
+    const what = `openRead ${path}`;
     for (let attempt = 1; ; attempt++) {
       const dlink = await this.dlinkFor(fsId, path, opts);
+      let res: DlinkResponse;
       try {
-        const res = await this.client.openDlink(dlink, { start: from, end }, opts.signal, opts.requestId);
-        let skip = 0;
-        let total: number | undefined;
-        if (res.statusCode === 206) {
-          const cr = headerOf(res.headers['content-range']) ?? '';
-          const m = /bytes\s+(\d+)-(\d+)\/(\d+|\*)/.exec(cr);
-          if (m && Number(m[1]) !== from) {
-            res.body.destroy();
-            throw new TbdavError('TBDAV_RETRYABLE', `openRead ${path}: the service answered another range (${cr})`);
-          }
-          if (m && m[3] !== '*') total = Number(m[3]);
-        } else {
-          if (from > 0) skip = from; // range ignored: skip to it ourselves
-          const cl = Number(headerOf(res.headers['content-length']));
-          if (headerOf(res.headers['content-length']) !== undefined && Number.isSafeInteger(cl)) total = cl;
-        }
-        const etag = headerOf(res.headers.etag)?.replace(/^W\//, '');
-        if (expect) {
-          const changed =
-            (total !== undefined && total !== expect.total) || (etag !== undefined && expect.etag !== undefined && etag !== expect.etag);
-          if (changed) {
-            res.body.destroy();
-            throw new TbdavError(
-              'TBDAV_INTEGRITY',
-              `openRead ${path}: the file changed during the download (size ${expect.total} -> ${total ?? '?'}, etag ${expect.etag ?? '-'} -> ${etag ?? '-'}); not resuming`,
-            );
-          }
-        }
-        const opened: Opened = { body: res.body, skip };
-        if (total !== undefined) opened.total = total;
-        if (etag !== undefined) opened.etag = etag;
-        return opened;
+        res = await this.client.openDlink(dlink, { start: from, end }, opts.signal, opts.requestId);
       } catch (err) {
         if (err instanceof DlinkExpiredError && attempt === 1) {
-          this.logger.debug(`openRead ${path}: dlink refused, asking a fresh one`, { requestId: opts.requestId });
+          this.logger.debug(`${what}: dlink refused, asking a fresh one`, { requestId: opts.requestId });
           this.dlinks.delete(fsId);
           continue;
         }
-        if (opts.signal?.aborted) throw abortError(`openRead ${path}`, opts.signal);
+        if (opts.signal?.aborted) throw abortError(what, opts.signal);
         if (isTeraboxApiError(err) && err.httpStatus === 416) {
-          throw new TbdavError('TBDAV_RANGE', `openRead ${path}: range not satisfiable`, { cause: err });
+          throw new TbdavError('TBDAV_RANGE', `${what}: range not satisfiable`, { cause: err });
         }
         throw relabelError('openRead', path, err);
       }
+      let fit: AnswerFit;
+      try {
+        fit = checkAnswer(what, from, end, res, known);
+      } catch (err) {
+        discard(res.body);
+        throw err;
+      }
+      if (fit.etagMd5 !== undefined && known.md5s.includes(fit.etagMd5) && !this.hostEtagIsMd5) {
+        this.hostEtagIsMd5 = true;
+        this.logger.debug(`${what}: the download host's ETag is the file md5; checking it from now on`, { requestId: opts.requestId });
+      }
+      if (fit.etag !== undefined && known.etag === undefined) known.etag = fit.etag;
+      return { body: res.body, skip: fit.skip };
     }
   }
 
   private async dlinkFor(fsId: string, path: string, opts: CallOptions): Promise<string> {
+    const what = `openRead ${path}`;
     const cached = this.dlinks.get(fsId);
     if (cached) return cached;
     let fetch = this.dlinkFetches.get(fsId);
@@ -183,9 +335,9 @@ export class DownloadReader {
     }
     if (!opts.signal) return fetch;
     const signal = opts.signal;
-    if (signal.aborted) throw abortError(`openRead ${path}`, signal);
+    if (signal.aborted) throw abortError(what, signal);
     return new Promise<string>((resolve, reject) => {
-      const onAbort = () => reject(abortError(`openRead ${path}`, signal));
+      const onAbort = () => reject(abortError(what, signal));
       signal.addEventListener('abort', onAbort, { once: true });
       fetch.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
     });
@@ -342,14 +494,13 @@ export class ResumableRead {
       this.breaks++;
       const why = cause instanceof Error ? cause.message : cause === undefined ? 'ended early' : String(cause);
       if (this.stalled > policy.attempts || this.breaks > policy.attempts * 10) {
-        return this.fail(new TbdavError('TBDAV_RETRYABLE', `${what}: download broke at byte ${this.pos} (${why}); gave up after ${this.breaks} resumes`, { cause }));
+        return this.fail(giveUpError(`${what}: download broke at byte ${this.pos} (${why}); gave up after ${this.breaks} resumes`, cause));
       }
       logger.info(`${what}: upstream broke at byte ${this.pos} of ${this.init.start}-${this.init.end} (${why}), resuming (attempt ${this.breaks})`, {
         requestId: this.init.requestId,
       });
-      const delay = Math.min(policy.maxMs, policy.baseMs * 2 ** (this.stalled - 1));
       try {
-        await sleep(Math.round(delay * (0.5 + Math.random() / 2)), undefined, { signal: this.signal });
+        await sleep(backoffMs(policy, this.stalled), undefined, { signal: this.signal });
       } catch {
         // stopped while waiting: by destroy (nothing to report) or by the caller's signal
         if (!this.finished()) this.fail(this.aborted());
@@ -367,7 +518,7 @@ export class ResumableRead {
         continue;
       }
       if (this.finished()) {
-        next.body.destroy();
+        discard(next.body);
         return;
       }
       this.body = next.body;

@@ -187,3 +187,19 @@ test('scripted: destroying the stream during the backoff cancels the resume', as
   await new Promise((r) => setTimeout(r, 700));
   assert.equal(calls.length, 1, 'no GET after destroy');
 });
+
+test('scripted: answers that are not the file (200 with a wrong Content-Length, 206 for other bytes; cut bodies) are asked again, first GET and resume alike: exactly the bytes (issue 9.7)', async () => {
+  const data = Buffer.from(Array.from({ length: 9000 }, (_, i) => (i * 13) % 256));
+  const bogus = (statusCode: number, headers: Record<string, string>): Answer => () => ({ statusCode, headers, body: breaking(Buffer.alloc(700, 0xee)) });
+  const { client, calls } = scripted([
+    bogus(200, { 'content-length': '4096' }),
+    bogus(206, { 'content-range': 'bytes 5-4100/9000', 'content-length': '4096' }),
+    answer(data, { cutAfter: 3000 }),
+    bogus(206, { 'content-range': 'bytes 3000-8999/4096' }),
+    answer(data),
+  ]);
+  const remote = new TeraboxRemote(client, { root: '/r', resumeBaseMs: 1 });
+  const got = await readAll(await remote.openRead('/x.bin', undefined, { entry: entryOf(9000) }));
+  assert.ok(got.equals(data), 'none of the bogus bytes reached the reader');
+  assert.deepEqual(calls.map((c) => c.start), [0, 0, 0, 3000, 3000]);
+});
