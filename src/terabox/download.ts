@@ -3,17 +3,17 @@
  * file at an offset through its dlink, and keeps one uninterrupted stream for the reader when an
  * upstream body breaks, by reopening from the byte reached.
  *
- * Two parts:
- *  - DownloadReader: dlink lookup and cache, open-at-offset (one GET of bytes from..end through the
- *    dlink, a fresh dlink once when the host refuses it), the identity check of a resumed answer.
+ * Parts:
+ *  - DownloadReader: open-at-offset (one GET of bytes from..end through the file's dlink, a fresh
+ *    dlink once when the host refuses it), every answer checked before a byte is passed on
+ *    (checkAnswer, issue 9.7), a misfit asked again (openFitting).
+ *  - DlinkBook: dlink lookup and cache; lookups within a few ms share one download call, topped up
+ *    with the links of files listed next to them (issue 10).
  *  - ResumableRead: the resume state machine. It knows nothing of dlinks: it is given a function
  *    that opens bytes from..end, and is tested alone over a local HTTP server.
  *
  * Shared state (concurrency):
- *  - `dlinks`: fs_id -> dlink (an LRU with the dlink TTL), read and written by open only; a refused
- *    dlink is dropped and fetched again.
- *  - `dlinkFetches`: fs_id -> the download call in flight, so that concurrent reads of one file
- *    (players, Finder's parallel Range GETs) share one /openapi/api/download call.
+ *  - `links` (DlinkBook): the dlink cache, the demands in flight and the next batch; see its header.
  *  - `hostEtagIsMd5`: set once (false -> true) by any read whose answer's ETag matched the file md5.
  *  - a read's KnownFile (its first ETag) is written by that read's own hops only.
  *  - a ResumableRead's own fields (current body, byte reached, counters, state) are touched only by
@@ -61,6 +61,8 @@ export interface DownloadReaderOptions {
   /** Backoff before a resume: base (default 200 ms), doubled per break in a row, capped (default 5 s). */
   resumeBaseMs?: number;
   resumeMaxMs?: number;
+  /** How long a dlink demand waits for others to share its download call (default 5 ms). */
+  dlinkBatchWindowMs?: number;
 }
 
 /** What every answer for one read must agree with. */
@@ -235,8 +237,8 @@ export async function openFitting(what: string, open: OpenAt, start: number, end
 
 export class DownloadReader {
   private readonly logger: Logger;
-  private readonly dlinks: LRUCache<string, string>;
-  private readonly dlinkFetches = new Map<string, Promise<string>>();
+  /** The dlinks (cache + batched lookup). */
+  readonly links: DlinkBook;
   private readonly policy: ResumePolicy;
   /** Learned: the download host's ETag is the file md5 (an ETag matched a known md5 once). */
   private hostEtagIsMd5 = false;
@@ -246,8 +248,7 @@ export class DownloadReader {
     opts: DownloadReaderOptions = {},
   ) {
     this.logger = opts.logger ?? client.logger ?? silentLogger();
-    const ttl = opts.dlinkTtlMs ?? 50 * 60_000;
-    this.dlinks = new LRUCache<string, string>({ max: 10_000, ttl: Math.max(1, ttl) });
+    this.links = new DlinkBook(client, { logger: this.logger, ttlMs: opts.dlinkTtlMs ?? 50 * 60_000, windowMs: opts.dlinkBatchWindowMs });
     const baseMs = Math.max(0, opts.resumeBaseMs ?? 200);
     this.policy = { attempts: Math.max(0, opts.resumeAttempts ?? 5), baseMs, maxMs: Math.max(baseMs, opts.resumeMaxMs ?? 5000) };
   }
@@ -298,7 +299,7 @@ export class DownloadReader {
       } catch (err) {
         if (err instanceof DlinkExpiredError && attempt === 1) {
           this.logger.debug(`${what}: dlink refused, asking a fresh one`, { requestId: opts.requestId });
-          this.dlinks.delete(fsId);
+          this.links.forget(fsId);
           continue;
         }
         if (opts.signal?.aborted) throw abortError(what, opts.signal);
@@ -323,37 +324,196 @@ export class DownloadReader {
     }
   }
 
-  private async dlinkFor(fsId: string, path: string, opts: CallOptions): Promise<string> {
-    const what = `openRead ${path}`;
-    const cached = this.dlinks.get(fsId);
-    if (cached) return cached;
-    let fetch = this.dlinkFetches.get(fsId);
-    if (!fetch) {
-      // shared by every reader of this file: not tied to the first caller's signal
-      fetch = this.fetchDlink(fsId, path, { requestId: opts.requestId }).finally(() => this.dlinkFetches.delete(fsId));
-      this.dlinkFetches.set(fsId, fetch);
+  /** The dlink of `fsId` (cached, or asked in a batch), tied to the caller's signal. */
+  private dlinkFor(fsId: string, path: string, opts: CallOptions): Promise<string> {
+    return this.links.get(fsId, path, opts);
+  }
+}
+
+// ------------------------------------------------------------------ dlink lookup and cache
+
+export interface DlinkBookOptions {
+  logger: Logger;
+  /** How long a dlink is reused. */
+  ttlMs: number;
+  /** How long a first demand waits for others to share its call (default 5 ms). */
+  windowMs?: number;
+  /** fs_ids per download call (default 100, the service's limit). */
+  maxBatch?: number;
+}
+
+interface Demand {
+  path: string;
+  requestId: string | undefined;
+  resolve(dlink: string | undefined): void;
+  reject(err: unknown): void;
+}
+
+/**
+ * The dlinks of files: a cache (fs_id -> dlink, for dlinkTtlMs) in front of batched
+ * /openapi/api/download calls. Demands arriving within `windowMs` of the first share one call (up
+ * to `maxBatch` fs_ids); a call also fetches, in the same request, the links of files listed next
+ * to a demanded one (`noteListing`), so that reading the files of a folder one after the other
+ * costs one call per `maxBatch` files. A call refused for the whole batch (the service answers -9
+ * when any fs_id is unknown, e.g. a listed sibling deleted since) is asked again without the
+ * siblings, then one file at a time, so that one stale id never fails the others.
+ *
+ * Shared state: `cache`, `inflight` (fs_id -> the promise of its demand, so that concurrent readers
+ * of one file share it), `queue` (demands of the next call) and `listings` (fs_id -> the fs_ids of
+ * the listing it was seen in, an LRU) are touched by get/flush/noteListing on the one event loop.
+ */
+export class DlinkBook {
+  private readonly cache: LRUCache<string, string>;
+  /** fs_id -> the call asking it: a demand (resolves the link or rejects) or a sibling fetched ahead (resolves undefined when the call did not bring it). */
+  private readonly inflight = new Map<string, Promise<string | undefined>>();
+  private queue = new Map<string, Demand>();
+  private timer: NodeJS.Timeout | undefined;
+  private readonly listings: LRUCache<string, string[]>;
+  private readonly windowMs: number;
+  private readonly maxBatch: number;
+  /** Download calls made (for tests and status). */
+  calls = 0;
+
+  constructor(
+    private readonly client: Pick<DlinkClient, 'download'>,
+    private readonly opts: DlinkBookOptions,
+  ) {
+    this.cache = new LRUCache<string, string>({ max: 10_000, ttl: Math.max(1, opts.ttlMs) });
+    this.listings = new LRUCache<string, string[]>({ max: 20_000 });
+    this.windowMs = Math.max(0, opts.windowMs ?? 5);
+    this.maxBatch = Math.max(1, opts.maxBatch ?? 100);
+  }
+
+  /** The files of one listing (in its order): their links may be fetched together. */
+  noteListing(fsIds: readonly string[]): void {
+    if (fsIds.length < 2) return;
+    const group = [...fsIds];
+    for (const id of group) this.listings.set(id, group);
+  }
+
+  /** Forget a refused dlink: the next get asks a fresh one. */
+  forget(fsId: string): void {
+    this.cache.delete(fsId);
+  }
+
+  /**
+   * The dlink of `fsId`: from the cache, from a call already asking it (a demand, or a sibling
+   * fetched ahead), or demanded in the next batch. The shared call is not tied to the caller's
+   * signal; the caller's wait is.
+   */
+  async get(fsId: string, path: string, opts: CallOptions): Promise<string> {
+    for (;;) {
+      const cached = this.cache.get(fsId);
+      if (cached) return cached;
+      const link = await this.waitFor(this.inflight.get(fsId) ?? this.demand(fsId, path, opts.requestId), path, opts.signal);
+      if (link !== undefined) return link;
+      // a sibling's call that did not bring it (refused as a whole): demand it on its own
     }
-    if (!opts.signal) return fetch;
-    const signal = opts.signal;
-    if (signal.aborted) throw abortError(what, signal);
-    return new Promise<string>((resolve, reject) => {
-      const onAbort = () => reject(abortError(what, signal));
+  }
+
+  private demand(fsId: string, path: string, requestId: string | undefined): Promise<string | undefined> {
+    const p = new Promise<string | undefined>((resolve, reject) => {
+      this.queue.set(fsId, { path, requestId, resolve, reject });
+    });
+    this.track(fsId, p);
+    if (this.queue.size >= this.maxBatch) this.flush();
+    else this.timer ??= setTimeout(() => this.flush(), this.windowMs);
+    return p;
+  }
+
+  /** `p` answers for `fsId` until it settles. */
+  private track(fsId: string, p: Promise<string | undefined>): void {
+    this.inflight.set(fsId, p);
+    const done = (): void => {
+      if (this.inflight.get(fsId) === p) this.inflight.delete(fsId);
+    };
+    p.then(done, done);
+  }
+
+  private waitFor<T>(p: Promise<T>, path: string, signal: AbortSignal | undefined): Promise<T> {
+    if (!signal) return p;
+    const what = `openRead ${path}`;
+    if (signal.aborted) return Promise.reject(abortError(what, signal));
+    return new Promise<T>((resolve, reject) => {
+      const onAbort = (): void => reject(abortError(what, signal));
       signal.addEventListener('abort', onAbort, { once: true });
-      fetch.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+      p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
     });
   }
 
-  private async fetchDlink(fsId: string, path: string, opts: CallOptions): Promise<string> {
-    let links;
-    try {
-      links = await this.client.download([fsId], opts);
-    } catch (err) {
-      throw relabelError('openRead', path, err);
+  /** Send the queued demands (up to maxBatch per call), each call topped up with listed siblings. */
+  private flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    while (this.queue.size > 0) {
+      const demands = new Map<string, Demand>();
+      for (const [id, d] of this.queue) {
+        if (demands.size >= this.maxBatch) break;
+        demands.set(id, d);
+      }
+      for (const id of demands.keys()) this.queue.delete(id);
+      void this.call(demands, this.siblingsOf(demands));
     }
-    const link = links.find((l) => l.fs_id === fsId) ?? links[0];
-    if (!link?.dlink) throw new TbdavError('TBDAV_NOT_FOUND', `openRead ${path}: no download link`);
-    this.dlinks.set(fsId, link.dlink);
-    return link.dlink;
+  }
+
+  /** fs_ids listed next to the demanded ones (after them first), not cached nor asked: to fill the call. */
+  private siblingsOf(demands: Map<string, Demand>): string[] {
+    const room = this.maxBatch - demands.size;
+    const out = new Set<string>();
+    if (room <= 0) return [];
+    for (const id of demands.keys()) {
+      const group = this.listings.get(id);
+      if (!group) continue;
+      const at = group.indexOf(id);
+      const order = [...group.slice(at + 1), ...group.slice(0, Math.max(0, at)).reverse()];
+      for (const s of order) {
+        if (out.size >= room) return [...out];
+        if (demands.has(s) || out.has(s) || this.inflight.has(s) || this.cache.has(s)) continue;
+        out.add(s);
+      }
+    }
+    return [...out];
+  }
+
+  private async call(demands: Map<string, Demand>, extra: string[]): Promise<void> {
+    const ids = [...demands.keys(), ...extra];
+    const first = demands.values().next().value as Demand;
+    let settleExtra: (links: Map<string, string>) => void = () => undefined;
+    if (extra.length > 0) {
+      const ahead = new Promise<Map<string, string>>((resolve) => {
+        settleExtra = resolve;
+      });
+      for (const id of extra) this.track(id, ahead.then((m) => m.get(id)));
+    }
+    let links: { fs_id: string; dlink: string }[];
+    try {
+      this.calls++;
+      links = await this.client.download(ids, { requestId: first.requestId });
+    } catch (err) {
+      settleExtra(new Map());
+      if (isTbdavError(err, 'TBDAV_NOT_FOUND') && ids.length > 1) {
+        // one unknown fs_id fails the whole call: ask again without the siblings, then one by one
+        this.opts.logger.debug(`dlinks: a call for ${ids.length} files was refused (${(err as Error).message}), asking ${extra.length > 0 ? 'without the listed siblings' : 'one file at a time'}`, {
+          requestId: first.requestId,
+        });
+        if (extra.length > 0) return this.call(demands, []);
+        await Promise.all([...demands].map(([id, d]) => this.call(new Map([[id, d]]), [])));
+        return;
+      }
+      for (const d of demands.values()) d.reject(relabelError('openRead', d.path, err));
+      return;
+    }
+    const byId = new Map<string, string>();
+    for (const l of links) if (l?.dlink) byId.set(String(l.fs_id), l.dlink);
+    // a single-file answer whose fs_id is spelled otherwise is still that file's
+    if (ids.length === 1 && byId.size === 0 && links[0]?.dlink) byId.set(ids[0]!, links[0].dlink);
+    for (const [id, dlink] of byId) this.cache.set(id, dlink);
+    settleExtra(byId);
+    for (const [id, d] of demands) {
+      const dlink = byId.get(id);
+      if (dlink) d.resolve(dlink);
+      else d.reject(new TbdavError('TBDAV_NOT_FOUND', `openRead ${d.path}: no download link`));
+    }
   }
 }
 

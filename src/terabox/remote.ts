@@ -149,9 +149,12 @@ export class TeraboxRemote implements Remote {
       if (!e.isDir) throw new TbdavError('TBDAV_CONFLICT', `list ${path}: not a folder`);
     }
     const base = path === '/' ? '' : path;
-    return items
+    const entries = items
       .map((i) => this.entryOf(`${base}/${i.server_filename}`, i))
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    // files read one after the other from a listed folder get their dlinks in one call
+    this.reader.links.noteListing(entries.flatMap((e) => (!e.isDir && e.id ? [e.id] : [])));
+    return entries;
   }
 
   /** The entry at `path`, or undefined. */
