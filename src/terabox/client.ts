@@ -16,6 +16,7 @@
 import { createReadStream } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
+import { Agent } from 'undici';
 import type { CallOptions } from '../remote/types.js';
 import { TbdavError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
@@ -75,6 +76,11 @@ export interface TeraboxClientOptions extends Omit<HttpCallerOptions, 'random'> 
    * (default 60 s; a stalled download body fails after the same time without data).
    */
   transferTimeoutMs?: number;
+  /**
+   * Connections per host of the download pool (dlink and CDN hosts; default 32). Download hops
+   * are not API calls: they use this pool of their own and never wait for the API pacer.
+   */
+  downloadPoolConnections?: number;
 }
 
 export interface ListOptions extends CallOptions {
@@ -175,6 +181,8 @@ export class TeraboxClient {
   private readonly transferTimeoutMs: number | undefined;
   private readonly requestTimeoutMs: number;
   private paging: 'unknown' | 'fills' | 'short' = 'unknown';
+  /** The download pool: dlink and CDN hops only (see openDlink). */
+  private readonly downloadPool: Agent;
 
   constructor(opts: TeraboxClientOptions) {
     this.logger = opts.logger ?? silentLogger();
@@ -202,10 +210,12 @@ export class TeraboxClient {
     });
     this.transferTimeoutMs = opts.transferTimeoutMs;
     this.requestTimeoutMs = opts.requestTimeoutMs ?? 30_000;
+    this.downloadPool = new Agent({ keepAliveTimeout: 10_000, connections: Math.max(1, opts.downloadPoolConnections ?? 32) });
   }
 
   async close(): Promise<void> {
     await this.http.close();
+    await this.downloadPool.close();
   }
 
   // ================================================================ oauth (auth host)
@@ -717,9 +727,10 @@ export class TeraboxClient {
   // ================================================================ download
 
   /**
-   * Open a dlink: appends the access token, follows one redirect (http/https only) to the CDN,
-   * sends Range, and returns the answer with its body as a stream (destroy it to stop the
-   * transfer). A 403/410 rejects with DlinkExpiredError: ask a fresh dlink and try again.
+   * Open a dlink: appends the access token, follows up to three redirects (http/https only, the
+   * token never added to the next hop) to the CDN, sends Range, and returns the answer with its
+   * body as a stream (destroy it to stop the transfer). A 403/410 rejects with DlinkExpiredError:
+   * ask a fresh dlink and try again. The hops go through the download pool, not the API pacer.
    */
   async openDlink(dlink: string, range?: { start: number; end?: number }, signal?: AbortSignal, requestId?: string): Promise<DlinkResponse> {
     const first = new URL(dlink);
@@ -741,7 +752,9 @@ export class TeraboxClient {
           headers,
           retry: 'idempotent',
           expect: 'stream',
-          pace: 'start',
+          // not an API call: no pacer, and a pool of its own (a seek never waits behind API calls)
+          pace: 'none',
+          dispatcher: this.downloadPool,
           timeoutMs: this.transferTimeoutMs ?? Math.max(this.requestTimeoutMs, 60_000),
           passStatuses: [301, 302, 303, 307, 308, 401, 403, 410],
           signal,

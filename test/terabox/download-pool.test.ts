@@ -1,0 +1,38 @@
+/**
+ * The pacer paces API calls, not bytes (issue 10): dlink and CDN hops go through the client's
+ * download pool with `pace: 'none'`, so with a ceiling of one API call per 2 s, a file whose dlink
+ * is cached reads (whole, and seek after seek) without the pacer counting a single call; the one
+ * API call is the download call for the dlink. Counted from the pacer's own stats and the
+ * emulator's counters.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { TeraboxRemote } from '../../src/terabox/remote.js';
+import { startRig, makeSpool, readAll, type Rig } from './setup.js';
+
+let rig: Rig;
+before(async () => {
+  rig = await startRig();
+});
+after(async () => {
+  await rig?.close();
+});
+
+test('with a ceiling of 0.5 API calls/s, reads and seeks through a cached dlink take no pacer slot', { timeout: 30_000 }, async () => {
+  const f = await makeSpool(rig.dir, 'seek.bin', 3 * 1024 * 1024 + 5);
+  await new TeraboxRemote(rig.client, { root: rig.emu.appRoot }).write('/seek.bin', f, { overwrite: false });
+  const slow = rig.newClient({ callsPerSecond: 0.5 }); // shares the rig's saved login
+  const remote = new TeraboxRemote(slow, { root: rig.emu.appRoot });
+  const entry = (await new TeraboxRemote(rig.client, { root: rig.emu.appRoot }).list('/')).find((e) => e.name === 'seek.bin')!;
+  const calls0 = slow.http.pacerStats().calls;
+  const hops0 = rig.count('/content');
+  assert.ok((await readAll(await remote.openRead('/seek.bin', undefined, { entry }))).equals(f.data));
+  assert.equal(slow.http.pacerStats().calls - calls0, 1, 'one API call: the download call for the dlink');
+  for (let i = 0; i < 8; i++) {
+    const start = (i * 397_111) % f.size;
+    const got = await readAll(await remote.openRead('/seek.bin', { start, end: Math.min(f.size - 1, start + 65_535) }, { entry }));
+    assert.ok(got.equals(f.data.subarray(start, start + 65_536)), `seek ${i}`);
+  }
+  assert.equal(slow.http.pacerStats().calls - calls0, 1, 'the seeks took no pacer slot');
+  assert.equal(rig.count('/content') - hops0, 9, 'every read reached the CDN');
+});
