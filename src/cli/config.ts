@@ -46,6 +46,7 @@ export interface Config {
   cacheDir: string;
   cache: { ttlSeconds: number };
   upload: { concurrency: number; mode: 'writethrough' | 'writeback'; waitSeconds: number; spoolMaxBytes: number };
+  download: { connections: number };
   ignore: string[];
   shares: { folder: string; copyWaitSeconds: number };
   streaming: { enabled: boolean; type: 'M3U8_AUTO_480' | 'M3U8_AUTO_720' | 'M3U8_AUTO_1080' };
@@ -136,6 +137,14 @@ export const CONFIG_KEYS: readonly KeyDef[] = [
   },
   { key: 'upload.waitSeconds', kind: 'int', min: 0, max: 3600, default: 0, doc: 'writeback: wait up to this long for the upload before answering (0 = answer at once).' },
   { key: 'upload.spoolMaxBytes', kind: 'int', min: 0, max: Number.MAX_SAFE_INTEGER, default: 10 * 1024 ** 3, doc: 'writeback: bytes of not-yet-uploaded bodies kept on disk at most; beyond it a PUT gets 507.' },
+  {
+    key: 'download.connections',
+    kind: 'int',
+    min: 1,
+    max: 16,
+    default: 4,
+    doc: 'Connections one download may use: a GET longer than 4 MiB is fetched ahead as 2 MiB ranges over up to this many connections (TeraBox throttles each connection of a free account) and delivered in order; a download holds at most this many ranges in memory. 1: one connection per GET.',
+  },
   { key: 'ignore', kind: 'list', default: DEFAULT_IGNORE, doc: 'Name patterns (* and ?) kept on local disk only, never uploaded (Finder/Explorer clutter). Env/flag form: JSON or comma list.' },
   {
     key: 'shares.folder',

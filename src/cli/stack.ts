@@ -164,7 +164,7 @@ export async function startStack(config: Config, opts: StackOptions = {}): Promi
       cacheDir = join(config.cacheDir, 'emulator');
     }
 
-    const remote = new TeraboxRemote(client, { root, uploadConcurrency: config.upload.concurrency, logger });
+    const remote = new TeraboxRemote(client, { root, uploadConcurrency: config.upload.concurrency, connections: config.download.connections, logger });
     await ensureRoot(client, remote, root, logger);
     await mkdir(vfsStateDir, { recursive: true, mode: 0o700 });
     await mkdir(cacheDir, { recursive: true, mode: 0o700 });

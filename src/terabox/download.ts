@@ -26,6 +26,7 @@ import type { ByteRange, CallOptions, Entry } from '../remote/types.js';
 import { clampRange } from '../remote/range.js';
 import { TbdavError, abortError, isTbdavError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
+import type { Observer } from '../shared/observer.js';
 import { silentLogger } from '../shared/logger.js';
 import { SHARD_MIN_BYTES } from './api/types.js';
 import { DlinkExpiredError, type DlinkResponse } from './client.js';
@@ -63,6 +64,18 @@ export interface DownloadReaderOptions {
   resumeMaxMs?: number;
   /** How long a dlink demand waits for others to share its download call (default 5 ms). */
   dlinkBatchWindowMs?: number;
+  /**
+   * Connections one read may use (config `download.connections`, default 4): a read longer than
+   * two chunks is fetched ahead as ranged GETs of `chunkBytes` over up to this many connections
+   * and delivered in order (ParallelRead). 1 = one GET per read, as before.
+   */
+  connections?: number;
+  /** Bytes per ranged GET of a parallel read (default 2 MiB). */
+  chunkBytes?: number;
+  /** Bytes a parallel read delivers on one connection before it opens the others (default 1 MiB). */
+  rampBytes?: number;
+  /** Body bytes received are reported here (metrics). */
+  observer?: Pick<Observer, 'transfer'>;
 }
 
 /** What every answer for one read must agree with. */
@@ -242,6 +255,9 @@ export class DownloadReader {
   private readonly policy: ResumePolicy;
   /** Learned: the download host's ETag is the file md5 (an ETag matched a known md5 once). */
   private hostEtagIsMd5 = false;
+  private readonly parallel: ParallelPolicy;
+  private readonly gauge = new BufferGauge();
+  private readonly onBytes: ((n: number) => void) | undefined;
 
   constructor(
     private readonly client: DlinkClient,
@@ -249,6 +265,10 @@ export class DownloadReader {
   ) {
     this.logger = opts.logger ?? client.logger ?? silentLogger();
     this.links = new DlinkBook(client, { logger: this.logger, ttlMs: opts.dlinkTtlMs ?? 50 * 60_000, windowMs: opts.dlinkBatchWindowMs });
+    const chunkBytes = Math.max(1, Math.floor(opts.chunkBytes ?? 2 * 1024 * 1024));
+    this.parallel = { connections: Math.max(1, Math.floor(opts.connections ?? 4)), chunkBytes, rampBytes: Math.max(0, opts.rampBytes ?? Math.min(chunkBytes, 1024 * 1024)) };
+    const observer = opts.observer;
+    this.onBytes = observer?.transfer ? (bytes: number) => observer.transfer?.({ direction: 'down', bytes }) : undefined;
     const baseMs = Math.max(0, opts.resumeBaseMs ?? 200);
     this.policy = { attempts: Math.max(0, opts.resumeAttempts ?? 5), baseMs, maxMs: Math.max(baseMs, opts.resumeMaxMs ?? 5000) };
   }
@@ -266,8 +286,22 @@ export class DownloadReader {
     const what = `openRead ${path}`;
     const known = this.knownOf(entry);
     const open: OpenAt = (from, to, signal) => this.openAt(path, fsId, from, to, known, { signal, requestId: opts.requestId });
-    const first = await openFitting(what, open, start, end, this.policy, this.logger, opts);
-    return new ResumableRead({ what, open, first, start, end, policy: this.policy, logger: this.logger, ...opts }).stream;
+    const onBytes = this.onBytes;
+    /** A resumable stream of from..to (its first GET done before it is handed out). */
+    const openRange = async (from: number, to: number, signal: AbortSignal | undefined): Promise<Readable> => {
+      const first = await openFitting(what, open, from, to, this.policy, this.logger, { signal, requestId: opts.requestId });
+      return new ResumableRead({ what, open, first, start: from, end: to, policy: this.policy, logger: this.logger, signal, requestId: opts.requestId, onBytes }).stream;
+    };
+    const { connections, chunkBytes, rampBytes } = this.parallel;
+    if (connections < 2 || end - start + 1 <= 2 * chunkBytes) return openRange(start, end, opts.signal);
+    // a long read: its first chunk is opened here (a failure rejects before any byte), the rest ahead
+    const first = await openRange(start, start + chunkBytes - 1, opts.signal);
+    return new ParallelRead({ what, start, end, first, openRange, policy: { connections, chunkBytes, rampBytes }, gauge: this.gauge, signal: opts.signal }).stream;
+  }
+
+  /** Bytes held by parallel reads not yet taken by their readers (now, and the most ever). */
+  bufferStats(): { buffered: number; peak: number } {
+    return { buffered: this.gauge.current, peak: this.gauge.peak };
   }
 
   /** What the answers for `entry` must agree with. */
@@ -531,6 +565,8 @@ export interface ResumableReadInit extends CallOptions {
   end: number;
   policy: ResumePolicy;
   logger: Logger;
+  /** Told the size of every piece of body received (metrics). */
+  onBytes?: (bytes: number) => void;
 }
 
 /**
@@ -615,6 +651,7 @@ export class ResumableRead {
 
   private onData(b: Readable, chunk: Buffer): void {
     if (this.state !== 'streaming' || b !== this.body) return;
+    this.init.onBytes?.(chunk.length);
     let c = chunk;
     if (this.toSkip > 0) {
       if (c.length <= this.toSkip) {
@@ -686,6 +723,191 @@ export class ResumableRead {
       this.state = 'streaming';
       this.attach(this.body);
       return;
+    }
+  }
+}
+
+// ------------------------------------------------------------------ parallel ranged reads
+
+export interface ParallelPolicy {
+  /** Ranged GETs in flight at once (>= 2). */
+  connections: number;
+  /** Bytes per ranged GET. */
+  chunkBytes: number;
+  /** Bytes delivered on the first connection before the others open (an abandoned read costs one chunk). */
+  rampBytes: number;
+}
+
+/** Bytes held by parallel reads and not yet taken by their readers: now and the most ever. */
+export class BufferGauge {
+  current = 0;
+  peak = 0;
+  add(n: number): void {
+    this.current += n;
+    if (this.current > this.peak) this.peak = this.current;
+  }
+  sub(n: number): void {
+    this.current -= n;
+  }
+}
+
+export interface ParallelReadInit extends Pick<CallOptions, 'signal'> {
+  what: string;
+  start: number;
+  /** Inclusive. */
+  end: number;
+  /** The stream of the first chunk, start..start+chunkBytes-1, already opened. */
+  first: Readable;
+  /** Opens a resumable stream of from..to (rejects with the first GET's failure). */
+  openRange(from: number, to: number, signal: AbortSignal): Promise<Readable>;
+  policy: ParallelPolicy;
+  gauge: BufferGauge;
+}
+
+/** One ranged GET of a parallel read. */
+interface Chunk {
+  start: number;
+  end: number;
+  stop: AbortController;
+  stream: Readable | undefined;
+  /** Received, not yet delivered. */
+  parts: Buffer[];
+  buffered: number;
+  ended: boolean;
+}
+
+/**
+ * A long read fetched ahead as ranged GETs of `chunkBytes` over up to `connections` connections
+ * (TeraBox throttles per connection) and delivered in order, each range resumable on its own
+ * (ResumableRead) and checked like any answer. Every byte is asked once: the ranges are disjoint.
+ *
+ * Memory: a chunk's bytes are held until the reader takes them, and a new chunk starts only when
+ * the head chunk is delivered, so a read holds at most `connections` x `chunkBytes` (BufferGauge
+ * counts them). The first `rampBytes` come over one connection: a read abandoned early (a player
+ * probing, a seek) costs at most the first chunk. Destroying the stream (or the caller's signal)
+ * aborts every chunk, queued and in flight.
+ *
+ * Shared state: the fields below are touched only by this read's stream callbacks and its chunks'
+ * event handlers; `gauge` is shared by the reads of one DownloadReader (a sum, same event loop).
+ */
+export class ParallelRead {
+  readonly stream: Readable;
+  /** In order, the head first. */
+  private readonly chunks: Chunk[] = [];
+  /** First byte not yet given to a chunk. */
+  private next: number;
+  private delivered = 0;
+  private done = false;
+  private wantMore = true;
+
+  constructor(private readonly init: ParallelReadInit) {
+    const { start, policy } = init;
+    const firstEnd = Math.min(init.end, start + policy.chunkBytes - 1);
+    this.next = firstEnd + 1;
+    const self = this;
+    this.stream = new Readable({
+      highWaterMark: 1024 * 1024,
+      read() {
+        self.wantMore = true;
+        self.pump();
+      },
+      destroy(err, cb) {
+        self.stopAll();
+        cb(err);
+      },
+    });
+    const head = this.newChunk(start, firstEnd);
+    this.attach(head, init.first);
+    init.signal?.addEventListener('abort', this.onAbort, { once: true });
+    this.fill(); // opens the others at once when rampBytes is 0
+  }
+
+  private readonly onAbort = (): void => {
+    this.fail(abortError(this.init.what, this.init.signal));
+  };
+
+  private newChunk(start: number, end: number): Chunk {
+    const c: Chunk = { start, end, stop: new AbortController(), stream: undefined, parts: [], buffered: 0, ended: false };
+    this.chunks.push(c);
+    return c;
+  }
+
+  private attach(c: Chunk, stream: Readable): void {
+    c.stream = stream;
+    stream.on('data', (b: Buffer) => {
+      if (this.done) return;
+      c.parts.push(b);
+      c.buffered += b.length;
+      this.init.gauge.add(b.length);
+      if (c === this.chunks[0]) this.pump();
+    });
+    stream.on('end', () => {
+      c.ended = true;
+      if (c === this.chunks[0]) this.pump();
+    });
+    stream.on('error', (err) => this.fail(err));
+  }
+
+  /** Open chunks ahead, up to the connections allowed now. */
+  private fill(): void {
+    const { policy, end } = this.init;
+    const allowed = this.delivered >= policy.rampBytes ? policy.connections : 1;
+    while (!this.done && this.chunks.length < allowed && this.next <= end) {
+      const c = this.newChunk(this.next, Math.min(end, this.next + policy.chunkBytes - 1));
+      this.next = c.end + 1;
+      const signal = this.init.signal ? AbortSignal.any([this.init.signal, c.stop.signal]) : c.stop.signal;
+      this.init.openRange(c.start, c.end, signal).then(
+        (stream) => {
+          if (this.done || c.stop.signal.aborted) return discard(stream);
+          this.attach(c, stream);
+        },
+        (err: unknown) => this.fail(err),
+      );
+    }
+  }
+
+  /** Deliver what the head chunk holds, in order; move on when it is complete. */
+  private pump(): void {
+    while (!this.done && this.wantMore) {
+      const head = this.chunks[0];
+      if (!head) {
+        this.done = true;
+        this.init.signal?.removeEventListener('abort', this.onAbort);
+        this.stream.push(null);
+        return;
+      }
+      const part = head.parts.shift();
+      if (part) {
+        head.buffered -= part.length;
+        this.init.gauge.sub(part.length);
+        const before = this.delivered;
+        this.delivered += part.length;
+        this.wantMore = this.stream.push(part);
+        if (before < this.init.policy.rampBytes && this.delivered >= this.init.policy.rampBytes) this.fill();
+        continue;
+      }
+      if (!head.ended) return; // more of the head is on its way
+      this.chunks.shift();
+      this.fill();
+    }
+  }
+
+  private fail(err: unknown): void {
+    if (this.done) return;
+    this.stopAll();
+    this.stream.destroy(err instanceof Error ? err : new Error(String(err)));
+  }
+
+  /** Abort every chunk and release what they hold. */
+  private stopAll(): void {
+    this.done = true;
+    this.init.signal?.removeEventListener('abort', this.onAbort);
+    for (const c of this.chunks.splice(0)) {
+      c.stop.abort();
+      if (c.stream) discard(c.stream);
+      this.init.gauge.sub(c.buffered);
+      c.buffered = 0;
+      c.parts = [];
     }
   }
 }
