@@ -7,8 +7,8 @@
  *  - DownloadReader: open-at-offset (one GET of bytes from..end through the file's dlink, a fresh
  *    dlink once when the host refuses it), every answer checked before a byte is passed on
  *    (checkAnswer, issue 9.7), a misfit asked again (openFitting).
- *  - DlinkBook: dlink lookup and cache; lookups within a few ms share one download call, topped up
- *    with the links of files listed next to them (issue 10).
+ *  - DlinkBook: dlink lookup and cache; lookups within a few ms share one download call (Batcher),
+ *    topped up with the links of files listed next to them (issue 10).
  *  - ResumableRead: the resume state machine. It knows nothing of dlinks: it is given a function
  *    that opens bytes from..end, and is tested alone over a local HTTP server.
  *
@@ -29,6 +29,7 @@ import type { Logger } from '../shared/logger.js';
 import type { Observer } from '../shared/observer.js';
 import { silentLogger } from '../shared/logger.js';
 import { SHARD_MIN_BYTES } from './api/types.js';
+import { Batcher, type BatchResult } from './batcher.js';
 import { DlinkExpiredError, type DlinkResponse } from './client.js';
 import { isTeraboxApiError, relabelError } from './errors.js';
 import { decodeServiceMd5, isHexMd5 } from './md5.js';
@@ -62,7 +63,7 @@ export interface DownloadReaderOptions {
   /** Backoff before a resume: base (default 200 ms), doubled per break in a row, capped (default 5 s). */
   resumeBaseMs?: number;
   resumeMaxMs?: number;
-  /** How long a dlink demand waits for others to share its download call (default 5 ms). */
+  /** How long a dlink demand waits for others to share its download call (default 3 ms). */
   dlinkBatchWindowMs?: number;
   /**
    * Connections one read may use (config `download.connections`, default 4): a read longer than
@@ -370,43 +371,33 @@ export interface DlinkBookOptions {
   logger: Logger;
   /** How long a dlink is reused. */
   ttlMs: number;
-  /** How long a first demand waits for others to share its call (default 5 ms). */
+  /** How long a first demand waits for others to share its call (default: the Batcher's 3 ms). */
   windowMs?: number;
   /** fs_ids per download call (default 100, the service's limit). */
   maxBatch?: number;
 }
 
-interface Demand {
-  path: string;
-  requestId: string | undefined;
-  resolve(dlink: string | undefined): void;
-  reject(err: unknown): void;
-}
-
 /**
  * The dlinks of files: a cache (fs_id -> dlink, for dlinkTtlMs) in front of batched
- * /openapi/api/download calls. Demands arriving within `windowMs` of the first share one call (up
- * to `maxBatch` fs_ids); a call also fetches, in the same request, the links of files listed next
- * to a demanded one (`noteListing`), so that reading the files of a folder one after the other
- * costs one call per `maxBatch` files. A call refused for the whole batch (the service answers -9
- * when any fs_id is unknown, e.g. a listed sibling deleted since) is asked again without the
- * siblings, then one file at a time, so that one stale id never fails the others.
+ * /openapi/api/download calls. Demands arriving within a few ms share one call (the Batcher, up to
+ * `maxBatch` fs_ids); a call also fetches, in the same request, the links of files listed next to a
+ * demanded one (`noteListing`), so that reading the files of a folder one after the other costs one
+ * call per `maxBatch` files. A call refused as a whole (the service answers -9 when any fs_id is
+ * unknown, e.g. a listed sibling deleted since) is asked again without the siblings, then one file
+ * at a time, so that one stale id never fails the others.
  *
- * Shared state: `cache`, `inflight` (fs_id -> the promise of its demand, so that concurrent readers
- * of one file share it), `queue` (demands of the next call) and `listings` (fs_id -> the fs_ids of
- * the listing it was seen in, an LRU) are touched by get/flush/noteListing on the one event loop.
+ * Shared state: `cache`, `inflight` (fs_id -> the promise of the call asking it, so that a reader
+ * of a file whose link is on its way, demanded or fetched ahead, waits for that call) and
+ * `listings` (fs_id -> the fs_ids of the listing it was seen in, an LRU) are touched by
+ * get/noteListing and the batch runs on the one event loop.
  */
 export class DlinkBook {
   private readonly cache: LRUCache<string, string>;
-  /** fs_id -> the call asking it: a demand (resolves the link or rejects) or a sibling fetched ahead (resolves undefined when the call did not bring it). */
+  /** fs_id -> the call asking it: resolves its link, or undefined when that call did not bring it. */
   private readonly inflight = new Map<string, Promise<string | undefined>>();
-  private queue = new Map<string, Demand>();
-  private timer: NodeJS.Timeout | undefined;
   private readonly listings: LRUCache<string, string[]>;
-  private readonly windowMs: number;
   private readonly maxBatch: number;
-  /** Download calls made (for tests and status). */
-  calls = 0;
+  private readonly batcher: Batcher<string, string>;
 
   constructor(
     private readonly client: Pick<DlinkClient, 'download'>,
@@ -414,8 +405,8 @@ export class DlinkBook {
   ) {
     this.cache = new LRUCache<string, string>({ max: 10_000, ttl: Math.max(1, opts.ttlMs) });
     this.listings = new LRUCache<string, string[]>({ max: 20_000 });
-    this.windowMs = Math.max(0, opts.windowMs ?? 5);
     this.maxBatch = Math.max(1, opts.maxBatch ?? 100);
+    this.batcher = new Batcher<string, string>({ windowMs: opts.windowMs, maxBatch: this.maxBatch, run: (ids, requestId) => this.run(ids, requestId) });
   }
 
   /** The files of one listing (in its order): their links may be fetched together. */
@@ -436,23 +427,25 @@ export class DlinkBook {
    * signal; the caller's wait is.
    */
   async get(fsId: string, path: string, opts: CallOptions): Promise<string> {
+    const what = `openRead ${path}`;
     for (;;) {
       const cached = this.cache.get(fsId);
       if (cached) return cached;
-      const link = await this.waitFor(this.inflight.get(fsId) ?? this.demand(fsId, path, opts.requestId), path, opts.signal);
+      let pending = this.inflight.get(fsId);
+      if (!pending) {
+        pending = this.batcher.get(fsId, { requestId: opts.requestId });
+        this.track(fsId, pending);
+      }
+      let link: string | undefined;
+      try {
+        link = await waitFor(pending, what, opts.signal);
+      } catch (err) {
+        if (isTbdavError(err, 'TBDAV_ABORTED') || isTeraboxApiError(err) || !isTbdavError(err)) throw relabelError('openRead', path, err);
+        throw new TbdavError(err.code, `${what}: ${err.message}`, { cause: err });
+      }
       if (link !== undefined) return link;
-      // a sibling's call that did not bring it (refused as a whole): demand it on its own
+      // fetched ahead by a call that did not bring it (refused as a whole): demand it
     }
-  }
-
-  private demand(fsId: string, path: string, requestId: string | undefined): Promise<string | undefined> {
-    const p = new Promise<string | undefined>((resolve, reject) => {
-      this.queue.set(fsId, { path, requestId, resolve, reject });
-    });
-    this.track(fsId, p);
-    if (this.queue.size >= this.maxBatch) this.flush();
-    else this.timer ??= setTimeout(() => this.flush(), this.windowMs);
-    return p;
   }
 
   /** `p` answers for `fsId` until it settles. */
@@ -464,91 +457,86 @@ export class DlinkBook {
     p.then(done, done);
   }
 
-  private waitFor<T>(p: Promise<T>, path: string, signal: AbortSignal | undefined): Promise<T> {
-    if (!signal) return p;
-    const what = `openRead ${path}`;
-    if (signal.aborted) return Promise.reject(abortError(what, signal));
-    return new Promise<T>((resolve, reject) => {
-      const onAbort = (): void => reject(abortError(what, signal));
-      signal.addEventListener('abort', onAbort, { once: true });
-      p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  /** One batch: the demanded fs_ids, topped up with listed siblings; every link it brings is cached. */
+  private async run(ids: string[], requestId: string | undefined): Promise<BatchResult<string>[]> {
+    const extra = this.siblingsOf(ids);
+    let settleAhead: (links: Map<string, string>) => void = () => undefined;
+    if (extra.length > 0) {
+      const ahead = new Promise<Map<string, string>>((resolve) => {
+        settleAhead = resolve;
+      });
+      for (const id of extra) this.track(id, ahead.then((m) => m.get(id)));
+    }
+    let links: Map<string, string>;
+    try {
+      links = await this.fetch(ids, extra, requestId);
+    } catch (err) {
+      settleAhead(new Map());
+      throw err;
+    }
+    for (const [id, dlink] of links) this.cache.set(id, dlink);
+    settleAhead(links);
+    return ids.map((id) => {
+      const dlink = links.get(id);
+      return dlink ? { value: dlink } : { error: new TbdavError('TBDAV_NOT_FOUND', 'no download link') };
     });
   }
 
-  /** Send the queued demands (up to maxBatch per call), each call topped up with listed siblings. */
-  private flush(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    while (this.queue.size > 0) {
-      const demands = new Map<string, Demand>();
-      for (const [id, d] of this.queue) {
-        if (demands.size >= this.maxBatch) break;
-        demands.set(id, d);
+  /**
+   * The links of `ids` and `extra` in one call. Refused as a whole for an unknown fs_id: again
+   * without `extra`, then one fs_id at a time (an unknown one is then left out).
+   */
+  private async fetch(ids: string[], extra: string[], requestId: string | undefined): Promise<Map<string, string>> {
+    const all = [...ids, ...extra];
+    try {
+      const links = await this.client.download(all, { requestId });
+      const out = new Map<string, string>();
+      for (const l of links) if (l?.dlink) out.set(String(l.fs_id), l.dlink);
+      // a single-file answer whose fs_id is spelled otherwise is still that file's
+      if (all.length === 1 && out.size === 0 && links[0]?.dlink) out.set(all[0]!, links[0].dlink);
+      return out;
+    } catch (err) {
+      if (!isTbdavError(err, 'TBDAV_NOT_FOUND') || all.length === 1) throw err;
+      this.opts.logger.debug(`dlinks: a call for ${all.length} files was refused (${(err as Error).message}), asking ${extra.length > 0 ? 'without the listed siblings' : 'one file at a time'}`, { requestId });
+      if (extra.length > 0) return this.fetch(ids, [], requestId);
+      const out = new Map<string, string>();
+      for (const one of await Promise.allSettled(ids.map((id) => this.fetch([id], [], requestId)))) {
+        if (one.status === 'fulfilled') for (const [k, v] of one.value) out.set(k, v);
+        else if (!isTbdavError(one.reason, 'TBDAV_NOT_FOUND')) throw one.reason;
       }
-      for (const id of demands.keys()) this.queue.delete(id);
-      void this.call(demands, this.siblingsOf(demands));
+      return out;
     }
   }
 
-  /** fs_ids listed next to the demanded ones (after them first), not cached nor asked: to fill the call. */
-  private siblingsOf(demands: Map<string, Demand>): string[] {
-    const room = this.maxBatch - demands.size;
-    const out = new Set<string>();
+  /** fs_ids listed next to the demanded ones (after them first), neither cached nor asked: to fill the call. */
+  private siblingsOf(ids: string[]): string[] {
+    const room = this.maxBatch - ids.length;
     if (room <= 0) return [];
-    for (const id of demands.keys()) {
+    const asked = new Set(ids);
+    const out = new Set<string>();
+    for (const id of ids) {
       const group = this.listings.get(id);
       if (!group) continue;
       const at = group.indexOf(id);
-      const order = [...group.slice(at + 1), ...group.slice(0, Math.max(0, at)).reverse()];
-      for (const s of order) {
+      for (const s of [...group.slice(at + 1), ...group.slice(0, Math.max(0, at)).reverse()]) {
         if (out.size >= room) return [...out];
-        if (demands.has(s) || out.has(s) || this.inflight.has(s) || this.cache.has(s)) continue;
+        if (asked.has(s) || out.has(s) || this.inflight.has(s) || this.cache.has(s)) continue;
         out.add(s);
       }
     }
     return [...out];
   }
+}
 
-  private async call(demands: Map<string, Demand>, extra: string[]): Promise<void> {
-    const ids = [...demands.keys(), ...extra];
-    const first = demands.values().next().value as Demand;
-    let settleExtra: (links: Map<string, string>) => void = () => undefined;
-    if (extra.length > 0) {
-      const ahead = new Promise<Map<string, string>>((resolve) => {
-        settleExtra = resolve;
-      });
-      for (const id of extra) this.track(id, ahead.then((m) => m.get(id)));
-    }
-    let links: { fs_id: string; dlink: string }[];
-    try {
-      this.calls++;
-      links = await this.client.download(ids, { requestId: first.requestId });
-    } catch (err) {
-      settleExtra(new Map());
-      if (isTbdavError(err, 'TBDAV_NOT_FOUND') && ids.length > 1) {
-        // one unknown fs_id fails the whole call: ask again without the siblings, then one by one
-        this.opts.logger.debug(`dlinks: a call for ${ids.length} files was refused (${(err as Error).message}), asking ${extra.length > 0 ? 'without the listed siblings' : 'one file at a time'}`, {
-          requestId: first.requestId,
-        });
-        if (extra.length > 0) return this.call(demands, []);
-        await Promise.all([...demands].map(([id, d]) => this.call(new Map([[id, d]]), [])));
-        return;
-      }
-      for (const d of demands.values()) d.reject(relabelError('openRead', d.path, err));
-      return;
-    }
-    const byId = new Map<string, string>();
-    for (const l of links) if (l?.dlink) byId.set(String(l.fs_id), l.dlink);
-    // a single-file answer whose fs_id is spelled otherwise is still that file's
-    if (ids.length === 1 && byId.size === 0 && links[0]?.dlink) byId.set(ids[0]!, links[0].dlink);
-    for (const [id, dlink] of byId) this.cache.set(id, dlink);
-    settleExtra(byId);
-    for (const [id, d] of demands) {
-      const dlink = byId.get(id);
-      if (dlink) d.resolve(dlink);
-      else d.reject(new TbdavError('TBDAV_NOT_FOUND', `openRead ${d.path}: no download link`));
-    }
-  }
+/** `p`, or TBDAV_ABORTED as soon as `signal` fires (p goes on for its other waiters). */
+function waitFor<T>(p: Promise<T>, what: string, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return p;
+  if (signal.aborted) return Promise.reject(abortError(what, signal));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(abortError(what, signal));
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
 // ------------------------------------------------------------------ the resume state machine
