@@ -307,15 +307,11 @@ export class DownloadReader {
 
   /** What the answers for `entry` must agree with. */
   private knownOf(entry: Entry): KnownFile {
-    const md5s = new Set<string>();
-    for (const v of [entry.hash, entry.contentMd5]) {
-      const d = v === undefined ? undefined : decodeServiceMd5(v);
-      if (d !== undefined && isHexMd5(d)) md5s.add(d);
-    }
-    // a host whose ETags were the file md5 before must name one of ours, where ours surely include
-    // the content md5 (known, or a file of one shard, whose service md5 is its content md5)
-    const contentMd5Known = entry.contentMd5 !== undefined || entry.size <= SHARD_MIN_BYTES;
-    return { size: entry.size, md5s: [...md5s], etagMustBeMd5: this.hostEtagIsMd5 && contentMd5Known && md5s.size > 0 };
+    const md5 = entry.hash === undefined ? undefined : decodeServiceMd5(entry.hash);
+    const md5s = md5 !== undefined && isHexMd5(md5) ? [md5] : [];
+    // a host whose ETags were the file md5 before must name ours, where ours is surely the content
+    // md5 too (a file of one shard: the service's md5 is its content md5 under either rule)
+    return { size: entry.size, md5s, etagMustBeMd5: this.hostEtagIsMd5 && entry.size <= SHARD_MIN_BYTES && md5s.length > 0 };
   }
 
   /**
