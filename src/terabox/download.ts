@@ -363,6 +363,56 @@ export class DownloadReader {
 
 // ------------------------------------------------------------------ dlink lookup and cache
 
+/**
+ * The files known in each folder (name -> fs_id), from listings, uploads and lookups: the files a
+ * read's dlink may be fetched together with. Stale knowledge costs one call (DlinkBook's -9
+ * fallback), never a wrong answer. An LRU of folders; every method is synchronous.
+ */
+export class Neighbours {
+  private readonly folders = new LRUCache<string, Map<string, string>>({ max: 2000 });
+
+  /** A complete listing of `folder` (replaces what was known). */
+  setFolder(folder: string, files: Iterable<{ name: string; id: string }>): void {
+    const m = new Map<string, string>();
+    for (const f of files) m.set(f.name, f.id);
+    this.folders.set(folder, m);
+  }
+
+  /** One file seen (uploaded, looked up, read). */
+  add(path: string, id: string): void {
+    const folder = parentOf(path);
+    let m = this.folders.get(folder);
+    if (!m) this.folders.set(folder, (m = new Map()));
+    m.set(nameOf(path), id);
+  }
+
+  /** A file gone from `path` (removed, moved away). */
+  remove(path: string): void {
+    this.folders.get(parentOf(path))?.delete(nameOf(path));
+    this.folders.delete(path); // a folder removed: its files go with it
+  }
+
+  /** fs_ids of the other files of `path`'s folder: those after it by name first, then those before. */
+  around(path: string): string[] {
+    const m = this.folders.get(parentOf(path));
+    if (!m) return [];
+    const name = nameOf(path);
+    const names = [...m.keys()].sort();
+    const after = names.filter((n) => n > name);
+    const before = names.filter((n) => n < name).reverse();
+    return [...after, ...before].map((n) => m.get(n)!);
+  }
+}
+
+function parentOf(path: string): string {
+  const i = path.lastIndexOf('/');
+  return i <= 0 ? '/' : path.slice(0, i);
+}
+
+function nameOf(path: string): string {
+  return path.slice(path.lastIndexOf('/') + 1);
+}
+
 export interface DlinkBookOptions {
   logger: Logger;
   /** How long a dlink is reused. */
@@ -377,21 +427,21 @@ export interface DlinkBookOptions {
  * The dlinks of files: a cache (fs_id -> dlink, for dlinkTtlMs) in front of batched
  * /openapi/api/download calls. Demands arriving within a few ms share one call (the Batcher, up to
  * `maxBatch` fs_ids); a call also fetches, in the same request, the links of files listed next to a
- * demanded one (`noteListing`), so that reading the files of a folder one after the other costs one
- * call per `maxBatch` files. A call refused as a whole (the service answers -9 when any fs_id is
+ * demanded one (`neighbours`: what listings, uploads and lookups showed of its folder), so that
+ * reading the files of a folder one after the other costs one call per `maxBatch` files. A call refused as a whole (the service answers -9 when any fs_id is
  * unknown, e.g. a listed sibling deleted since) is asked again without the siblings, then one file
  * at a time, so that one stale id never fails the others.
  *
  * Shared state: `cache`, `inflight` (fs_id -> the promise of the call asking it, so that a reader
- * of a file whose link is on its way, demanded or fetched ahead, waits for that call) and
- * `listings` (fs_id -> the fs_ids of the listing it was seen in, an LRU) are touched by
- * get/noteListing and the batch runs on the one event loop.
+ * of a file whose link is on its way, demanded or fetched ahead, waits for that call), `pathOf`
+ * and `neighbours` are touched by get, the remote's notes and the batch runs on the one event loop.
  */
 export class DlinkBook {
   private readonly cache: LRUCache<string, string>;
   /** fs_id -> the call asking it: resolves its link, or undefined when that call did not bring it. */
   private readonly inflight = new Map<string, Promise<string | undefined>>();
-  private readonly listings: LRUCache<string, string[]>;
+  /** fs_id -> the path it was demanded for (to find its neighbours when its batch is sent). */
+  private readonly pathOf = new Map<string, string>();
   private readonly maxBatch: number;
   private readonly batcher: Batcher<string, string>;
 
@@ -400,17 +450,12 @@ export class DlinkBook {
     private readonly opts: DlinkBookOptions,
   ) {
     this.cache = new LRUCache<string, string>({ max: 10_000, ttl: Math.max(1, opts.ttlMs) });
-    this.listings = new LRUCache<string, string[]>({ max: 20_000 });
     this.maxBatch = Math.max(1, opts.maxBatch ?? 100);
     this.batcher = new Batcher<string, string>({ windowMs: opts.windowMs, maxBatch: this.maxBatch, run: (ids, requestId) => this.run(ids, requestId) });
   }
 
-  /** The files of one listing (in its order): their links may be fetched together. */
-  noteListing(fsIds: readonly string[]): void {
-    if (fsIds.length < 2) return;
-    const group = [...fsIds];
-    for (const id of group) this.listings.set(id, group);
-  }
+  /** The files known in each folder: a demanded file's neighbours are fetched in its call. */
+  readonly neighbours = new Neighbours();
 
   /** Forget a refused dlink: the next get asks a fresh one. */
   forget(fsId: string): void {
@@ -429,6 +474,7 @@ export class DlinkBook {
       if (cached) return cached;
       let pending = this.inflight.get(fsId);
       if (!pending) {
+        this.pathOf.set(fsId, path);
         pending = this.batcher.get(fsId, { requestId: opts.requestId });
         this.track(fsId, pending);
       }
@@ -456,6 +502,7 @@ export class DlinkBook {
   /** One batch: the demanded fs_ids, topped up with listed siblings; every link it brings is cached. */
   private async run(ids: string[], requestId: string | undefined): Promise<BatchResult<string>[]> {
     const extra = this.siblingsOf(ids);
+    for (const id of ids) this.pathOf.delete(id);
     let settleAhead: (links: Map<string, string>) => void = () => undefined;
     if (extra.length > 0) {
       const ahead = new Promise<Map<string, string>>((resolve) => {
@@ -504,17 +551,16 @@ export class DlinkBook {
     }
   }
 
-  /** fs_ids listed next to the demanded ones (after them first), neither cached nor asked: to fill the call. */
+  /** fs_ids of files next to the demanded ones (after them first), neither cached nor asked: to fill the call. */
   private siblingsOf(ids: string[]): string[] {
     const room = this.maxBatch - ids.length;
     if (room <= 0) return [];
     const asked = new Set(ids);
     const out = new Set<string>();
     for (const id of ids) {
-      const group = this.listings.get(id);
-      if (!group) continue;
-      const at = group.indexOf(id);
-      for (const s of [...group.slice(at + 1), ...group.slice(0, Math.max(0, at)).reverse()]) {
+      const path = this.pathOf.get(id);
+      if (path === undefined) continue;
+      for (const s of this.neighbours.around(path)) {
         if (out.size >= room) return [...out];
         if (asked.has(s) || out.has(s) || this.inflight.has(s) || this.cache.has(s)) continue;
         out.add(s);

@@ -153,7 +153,7 @@ export class TeraboxRemote implements Remote {
       .map((i) => this.entryOf(`${base}/${i.server_filename}`, i))
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     // files read one after the other from a listed folder get their dlinks in one call
-    this.reader.links.noteListing(entries.flatMap((e) => (!e.isDir && e.id ? [e.id] : [])));
+    this.reader.links.neighbours.setFolder(path, entries.flatMap((e) => (!e.isDir && e.id ? [{ name: e.name, id: e.id }] : [])));
     return entries;
   }
 
@@ -171,7 +171,9 @@ export class TeraboxRemote implements Remote {
       paths.map(async (p) => {
         try {
           const m = await this.metas.get(this.full(p), opts);
-          return m ? this.entryOf(p, m) : undefined;
+          const e = m ? this.entryOf(p, m) : undefined;
+          if (e && !e.isDir && e.id) this.reader.links.neighbours.add(p, e.id);
+          return e;
         } catch (err) {
           throw relabelError('stat', p, err);
         }
@@ -240,7 +242,9 @@ export class TeraboxRemote implements Remote {
     }
     const blockMd5s = file.blockMd5s.length > 0 ? file.blockMd5s : [EMPTY_MD5];
     try {
-      return await this.upload(path, file, blockMd5s, opts);
+      const done = await this.upload(path, file, blockMd5s, opts);
+      if (done.entry.id) this.reader.links.neighbours.add(path, done.entry.id); // its dlink may come with its neighbours'
+      return done;
     } catch (err) {
       if (opts.signal?.aborted) throw abortError(`write ${path}`, opts.signal);
       throw relabelError('write', path, err);
@@ -573,6 +577,7 @@ export class TeraboxRemote implements Remote {
     } catch (err) {
       throw relabelError('remove', path, err);
     }
+    this.reader.links.neighbours.remove(path);
   }
 
   private async transfer(op: 'move' | 'copy', from: string, to: string, opts: MoveOptions): Promise<void> {
@@ -601,6 +606,7 @@ export class TeraboxRemote implements Remote {
       }
       throw relabelError(op, from, err);
     }
+    if (op === 'move') this.reader.links.neighbours.remove(from);
   }
 
   move(from: string, to: string, opts: MoveOptions): Promise<void> {

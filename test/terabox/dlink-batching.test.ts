@@ -1,7 +1,8 @@
 /**
  * dlinks in batches (issue 10), counted from the emulator's counters over real HTTP:
  *  - 200 files of a listed folder read with 8 at a time: at most 20 /openapi/api/download calls
- *    (the files listed next to a demanded one come in the same call), every file exact;
+ *    (the files listed next to a demanded one come in the same call), every file exact; the same
+ *    for files the remote knows from uploading them (the vfs then answers listings from its cache);
  *  - concurrent reads of files the reader has never seen listed share one call;
  *  - a listed sibling deleted since the listing (the service then refuses the whole call with -9)
  *    does not fail the file asked for: the call is made again without the siblings;
@@ -56,6 +57,19 @@ test('200 files of a listed folder, 8 at a time: at most 20 download calls, ever
   const calls = rig.count(DOWNLOAD) - calls0;
   assert.ok(calls <= 20, `${calls} download calls for 200 files`);
   assert.ok(calls >= 2, `${calls}: at most 100 fs_ids per call`);
+});
+
+test('200 files the remote uploaded itself (no listing), 8 at a time: at most 20 download calls', { timeout: 120_000 }, async () => {
+  const entries = [...contents.keys()].map((path) => ({ path, entry: undefined as Entry | undefined }));
+  const meta = await new TeraboxRemote(rig.client, { root: rig.emu.appRoot }).list('/many'); // entries as the vfs would hold them
+  for (const e of entries) e.entry = meta.find((m) => m.path === e.path);
+  const calls0 = rig.count(DOWNLOAD);
+  await pool(entries, 8, async ({ path, entry }) => {
+    const got = await readAll(await remote.openRead(path, undefined, { entry }));
+    assert.ok(got.equals(contents.get(path)!), path);
+  });
+  const calls = rig.count(DOWNLOAD) - calls0;
+  assert.ok(calls <= 20, `${calls} download calls for 200 files`);
 });
 
 test('concurrent reads of files never listed share one download call', { timeout: 60_000 }, async () => {
