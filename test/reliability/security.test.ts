@@ -187,6 +187,9 @@ test('the client follows redirects only for downloads and only to http(s); API a
     let body = '';
     for await (const c of ok.body) body += String(c);
     assert.equal(body, 'landed');
+    const landed = hits.find((h) => h.startsWith('/landed'));
+    assert.ok(landed !== undefined && !landed.includes('acc-tok-redirect-test') && !/access_token/.test(landed), `the token is not forwarded to the redirect target: ${landed}`);
+    assert.ok(hits.some((h) => h.startsWith('/dl/http') && h.includes('access_tokens=acc-tok-redirect-test')), 'the dlink itself carries the token');
     for (const p of ['/dl/file', '/dl/ftp', '/dl/data']) {
       const before = hits.length;
       await assert.rejects(client.openDlink(`http://127.0.0.1:${port}${p}?fid=1`), /redirect|scheme/i, `${p} must be refused`);
