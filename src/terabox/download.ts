@@ -23,6 +23,7 @@ import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LRUCache } from 'lru-cache';
 import type { ByteRange, CallOptions, Entry } from '../remote/types.js';
+import { baseName, parentPath } from '../remote/paths.js';
 import { clampRange } from '../remote/range.js';
 import { TbdavError, abortError, isTbdavError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
@@ -380,37 +381,28 @@ export class Neighbours {
 
   /** One file seen (uploaded, looked up, read). */
   add(path: string, id: string): void {
-    const folder = parentOf(path);
+    const folder = parentPath(path);
     let m = this.folders.get(folder);
     if (!m) this.folders.set(folder, (m = new Map()));
-    m.set(nameOf(path), id);
+    m.set(baseName(path), id);
   }
 
   /** A file gone from `path` (removed, moved away). */
   remove(path: string): void {
-    this.folders.get(parentOf(path))?.delete(nameOf(path));
+    this.folders.get(parentPath(path))?.delete(baseName(path));
     this.folders.delete(path); // a folder removed: its files go with it
   }
 
   /** fs_ids of the other files of `path`'s folder: those after it by name first, then those before. */
   around(path: string): string[] {
-    const m = this.folders.get(parentOf(path));
+    const m = this.folders.get(parentPath(path));
     if (!m) return [];
-    const name = nameOf(path);
+    const name = baseName(path);
     const names = [...m.keys()].sort();
     const after = names.filter((n) => n > name);
     const before = names.filter((n) => n < name).reverse();
     return [...after, ...before].map((n) => m.get(n)!);
   }
-}
-
-function parentOf(path: string): string {
-  const i = path.lastIndexOf('/');
-  return i <= 0 ? '/' : path.slice(0, i);
-}
-
-function nameOf(path: string): string {
-  return path.slice(path.lastIndexOf('/') + 1);
 }
 
 export interface DlinkBookOptions {
