@@ -17,7 +17,7 @@ import { request } from 'undici';
 import { MisfitError, ResumableRead, checkAnswer, discard, openFitting, type AnswerHead, type KnownFile, type OpenAt, type Opened, type ResumePolicy } from '../../src/terabox/download.js';
 import { TbdavError, isTbdavError } from '../../src/shared/errors.js';
 import { silentLogger } from '../../src/shared/logger.js';
-import { readAll } from './setup.js';
+import { failureOf, readAll } from './setup.js';
 
 const data = Buffer.from(Array.from({ length: 200_000 }, (_, i) => (i * 7) % 251));
 
@@ -114,15 +114,6 @@ async function read(start: number, end: number, over: { policy?: ResumePolicy; s
   const first = await open(start, end, ac.signal);
   const stream = new ResumableRead({ what: 'read /f', open, first, start, end, policy: over.policy ?? policy, logger: silentLogger(), signal: over.signal });
   return { stream, first };
-}
-
-async function failureOf(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  assert.fail('expected a failure');
 }
 
 function reset(next: Script[]): void {

@@ -17,7 +17,7 @@ import type { TeraboxClient, DlinkResponse } from '../../src/terabox/client.js';
 import { isTbdavError } from '../../src/shared/errors.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import type { Entry } from '../../src/remote/types.js';
-import { startRig, makeSpool, readAll, type Rig } from './setup.js';
+import { startRig, makeSpool, readAll, failureOf, type Rig } from './setup.js';
 
 const MiB = 1024 * 1024;
 const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
@@ -123,15 +123,6 @@ function answer(data: Buffer, opts: { total?: number; etag?: string; cutAfter?: 
 }
 
 const entryOf = (size: number): Entry => ({ path: '/x.bin', name: 'x.bin', isDir: false, size, mtime: 0, ctime: 0, id: '42' });
-
-async function failureOf(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  assert.fail('expected a failure');
-}
 
 test('scripted: two breaks, then the rest: exact bytes, each resume asks from the byte reached', async () => {
   const data = Buffer.from(Array.from({ length: 1000 }, (_, i) => i % 251));

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { PassThrough } from 'node:stream';
+import assert from 'node:assert/strict';
 import winston from 'winston';
 import { startEmulator } from '../../src/emulator/index.js';
 import { createLogger, type Logger } from '../../src/shared/logger.js';
@@ -116,4 +117,14 @@ export async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
   const parts: Buffer[] = [];
   for await (const c of stream) parts.push(Buffer.isBuffer(c) ? c : Buffer.from(c as string));
   return Buffer.concat(parts);
+}
+
+/** The error `p` rejects with (the test fails when it resolves). */
+export async function failureOf(p: Promise<unknown>): Promise<unknown> {
+  try {
+    await p;
+  } catch (err) {
+    return err;
+  }
+  assert.fail('expected a failure');
 }
