@@ -97,18 +97,29 @@ export interface Ctx {
   readonly signKey: Buffer;
 }
 
+/**
+ * Where a route's parameters go, as its spec table says: `query` names, `body` names (POST form
+ * fields). The router refuses a request that has one of them in the other place (errno 2; 31023
+ * on superfile2); `ApiRequest.param` reads each only from its place. Routes without a declaration
+ * (shares, streaming) read `query`/`body` themselves.
+ */
+export interface ParamPlaces {
+  query?: readonly string[];
+  body?: readonly string[];
+}
+
 /** One API request as routes see it. */
 export interface ApiRequest {
   req: IncomingMessage;
   res: ServerResponse;
   url: URL;
-  /** Body fields (POST forms) first, then the query string. */
+  /** A parameter from the place the route declares for it (ParamPlaces); an undeclared name is a bug of the route (throws). */
   param(name: string): string | undefined;
   /** A query-string parameter only (where the spec's table puts a parameter in the query). */
   query(name: string): string | undefined;
   /** A body (form) field only (the spec's "body Parameters" tables). */
   body(name: string): string | undefined;
-  /** The access token given in the query (`access_tokens` or `access_token`). */
+  /** The access token given in the query, under the spelling(s) the endpoint's table names. */
   token?: string;
 }
 
@@ -118,9 +129,16 @@ export function requireParam(r: ApiRequest, name: string, errno = 2): string {
   return v;
 }
 
-export function intParam(r: ApiRequest, name: string, dflt: number, errno = 2): number {
+/** Pass as intParam's default to make the parameter mandatory. */
+export const requiredInt: unique symbol = Symbol('required');
+
+/** An integer parameter; `dflt` when absent, or missing-parameter `errno` when dflt is requiredInt. */
+export function intParam(r: ApiRequest, name: string, dflt: number | typeof requiredInt, errno = 2): number {
   const v = r.param(name);
-  if (v === undefined || v === '') return dflt;
+  if (v === undefined || v === '') {
+    if (dflt === requiredInt) throw new EmulatorErrno(errno, `missing parameter ${name}`);
+    return dflt;
+  }
   if (!/^-?\d{1,15}$/.test(v)) throw new EmulatorErrno(errno, `parameter ${name} is not an integer`);
   return Number(v);
 }
@@ -142,14 +160,15 @@ export function isStringArray(v: unknown): v is string[] {
 }
 
 /**
- * Check a path given to the API: absolute, normalised, inside the app folder (else -7), every
- * segment below the app folder a valid name (else -7). Returns it without a trailing slash.
- * `allowRoot`: the app folder itself is acceptable (list, search).
+ * Check a path given to the API, as given (nothing is normalised): absolute, inside the app folder
+ * (else -7), every segment below the app folder a valid name (else -7: so a trailing slash, a
+ * double slash, `.` or `..` are refused, not repaired). `allowRoot`: the app folder itself is
+ * acceptable (list, search).
  */
 export function checkPath(ctx: Ctx, raw: string, allowRoot = false): string {
-  let p = raw;
-  if (p.length > 1 && p.endsWith('/')) p = p.slice(0, -1);
+  const p = raw;
   if (p.length > 4096) throw new EmulatorErrno(-7, 'path too long');
+  if (!p.startsWith('/')) throw new EmulatorErrno(-7, 'path must start with /');
   if (p === ctx.appRoot) {
     if (allowRoot) return p;
     throw new EmulatorErrno(-7, 'the app folder itself may not be changed');

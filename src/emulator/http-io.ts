@@ -67,16 +67,24 @@ export function parseMultipartFields(body: Buffer, boundary: string): Map<string
   return out;
 }
 
-/** Form fields of a POST (urlencoded or multipart). `undefined` when the body is too large. */
-export async function readForm(req: IncomingMessage): Promise<Map<string, string> | undefined> {
+/** Why a POST body was not read as a form. */
+export type FormRefusal = 'too-large' | 'no-content-type' | 'bad-content-type';
+
+/**
+ * Form fields of a POST: `application/x-www-form-urlencoded` (curl --data-urlencode, the spec's
+ * openapi examples) or `multipart/form-data` (curl --form, its OAuth examples). A body without a
+ * Content-Type, or of another type, is refused (not guessed); an empty body without one is an
+ * empty form.
+ */
+export async function readForm(req: IncomingMessage): Promise<Map<string, string> | FormRefusal> {
   const { body, tooLarge } = await readSmallBody(req);
-  if (tooLarge) return undefined;
+  if (tooLarge) return 'too-large';
   const ct = req.headers['content-type'];
+  const out = new Map<string, string>();
+  if (ct === undefined || ct.trim() === '') return body.length === 0 ? out : 'no-content-type';
   const boundary = multipartBoundary(ct);
   if (boundary) return parseMultipartFields(body, boundary);
-  const out = new Map<string, string>();
-  if (body.length === 0) return out;
-  // urlencoded (also when the type is missing: curl --data sends it so)
+  if (!/^application\/x-www-form-urlencoded\s*(;|$)/i.test(ct)) return 'bad-content-type';
   for (const [k, v] of new URLSearchParams(body.toString('utf8'))) out.set(k, v);
   return out;
 }
@@ -105,6 +113,8 @@ export interface ReceivedFile {
   found: boolean;
   size: number;
   md5: string;
+  /** Names of every part of the body (the file field included). */
+  fields: string[];
 }
 
 /**
@@ -126,6 +136,7 @@ export async function receiveMultipartFile(
   let writing = false;
   let found = false;
   let size = 0;
+  const fields: string[] = [];
   const hash = createHash('md5');
   const ws = createWriteStream(destPath);
   const wsError = new Promise<never>((_, reject) => ws.once('error', reject));
@@ -174,6 +185,7 @@ export async function receiveMultipartFile(
           const head = pending.subarray(0, i).toString('utf8');
           pending = pending.subarray(i + 4);
           const name = /name="([^"]*)"/i.exec(head)?.[1];
+          if (name !== undefined) fields.push(name);
           if (name === field && !found) {
             found = true;
             writing = true;
@@ -188,5 +200,5 @@ export async function receiveMultipartFile(
     ws.end();
   }
   await Promise.race([once(ws, 'close'), wsError]);
-  return { found: found && state === 'done', size, md5: hash.digest('hex') };
+  return { found: found && state === 'done', size, md5: hash.digest('hex'), fields };
 }

@@ -15,12 +15,12 @@ import { silentLogger } from '../shared/logger.js';
 import { redactUrl } from '../shared/redact.js';
 import { AuthState } from './auth.js';
 import { rm } from 'node:fs/promises';
-import { type ApiRequest, BYTE_FAULTS, type Counters, type Ctx, type FaultKind, type Hosts, type ResolvedOptions, type UploadSession } from './context.js';
+import { type ApiRequest, BYTE_FAULTS, type Counters, type ParamPlaces, type Ctx, type FaultKind, type Hosts, type ResolvedOptions, type UploadSession } from './context.js';
 import { readForm, sendJson, sendText } from './http-io.js';
 import { handleContent, handleDlink, handleHop, servesBytes } from './routes-download.js';
 import { type Handler, fileRoutes } from './routes-files.js';
 import { oauthRoutes } from './routes-oauth.js';
-import { superfile2Route, uploadApiRoutes } from './routes-upload.js';
+import { ERRNO_PCS_PARAM, superfile2Route, uploadApiRoutes } from './routes-upload.js';
 import { type CreatedShare, ShareState, createShare, removeShare, setSharePwd, shareRoutes } from './shares.js';
 import { streamingRoutes } from './streaming.js';
 import { EmulatorErrno, Store } from './store.js';
@@ -144,6 +144,20 @@ interface Route {
   method: 'GET' | 'POST';
   handler: Handler;
   kind: 'oauth' | 'api' | 'upload';
+  params?: ParamPlaces;
+}
+
+/**
+ * The token parameter's spelling(s) per endpoint. Every openapi table and example says
+ * `access_tokens`, except: /openapi/active (no table; its address says access_tokens, its curl
+ * example access_token) and share/streaming, share/mediameta, share/download (their tables say
+ * access_token, their examples access_tokens): both spellings there. The token under another
+ * spelling is not looked at (as no token: -6).
+ */
+const TOKEN_BOTH_SPELLINGS: ReadonlySet<string> = new Set(['/openapi/active', '/openapi/share/streaming', '/openapi/share/mediameta', '/openapi/share/download']);
+
+function tokenOf(path: string, q: URLSearchParams): string | undefined {
+  return q.get('access_tokens') ?? (TOKEN_BOTH_SPELLINGS.has(path) ? q.get('access_token') : null) ?? undefined;
 }
 
 function makeCounters(): Counters {
@@ -380,15 +394,20 @@ export async function startEmulator(opts: EmulatorOptions): Promise<EmulatorHand
       sendText(res, 405, 'Method Not Allowed');
       return;
     }
-    let form: Map<string, string> | undefined = new Map();
-    const token = url.searchParams.get('access_tokens') ?? url.searchParams.get('access_token') ?? undefined;
+    let form: Map<string, string> = new Map();
+    const token = tokenOf(url.pathname, url.searchParams);
+    const places = route.params;
     const r: ApiRequest = {
       req,
       res,
       url,
-      param: (name) => form?.get(name) ?? url.searchParams.get(name) ?? undefined,
+      param: (name) => {
+        if (places?.body?.includes(name)) return form.get(name);
+        if (places === undefined || places.query?.includes(name)) return url.searchParams.get(name) ?? undefined;
+        throw new Error(`emulator route ${url.pathname}: parameter ${name} is not declared`);
+      },
       query: (name) => url.searchParams.get(name) ?? undefined,
-      body: (name) => form?.get(name),
+      body: (name) => form.get(name),
       ...(token !== undefined ? { token } : {}),
     };
     const base = (): Record<string, unknown> =>
@@ -402,10 +421,13 @@ export async function startEmulator(opts: EmulatorOptions): Promise<EmulatorHand
       answer(status, body);
     };
     try {
-      if (route.method === 'POST' && route.kind !== 'upload') form = await readForm(req);
-      if (form === undefined) {
-        fail(2, 'request body too large');
-        return;
+      if (route.method === 'POST' && route.kind !== 'upload') {
+        const read = await readForm(req);
+        if (typeof read === 'string') {
+          fail(ERRNO.PARAM, read === 'too-large' ? 'request body too large' : read === 'no-content-type' ? 'a request body needs a Content-Type' : 'the body must be a form (urlencoded or multipart)');
+          return;
+        }
+        form = read;
       }
       if (route.kind !== 'oauth') {
         const c = auth.checkAccess(token);
@@ -415,6 +437,13 @@ export async function startEmulator(opts: EmulatorOptions): Promise<EmulatorHand
           fail(c.reason === 'expired' ? ERRNO.TOKEN_EXPIRED : ERRNO.TOKEN_INVALID, c.reason === 'expired' ? 'access token expired' : 'access token invalid');
           return;
         }
+      }
+      // parameters only where the spec's table puts them
+      const wrongPlace = [...(places?.body ?? []).filter((n) => url.searchParams.has(n)).map((n) => `${n} belongs in the body`), ...(places?.query ?? []).filter((n) => form.has(n)).map((n) => `${n} belongs in the query`)];
+      if (wrongPlace.length > 0) {
+        if (route.kind === 'upload') req.resume();
+        fail(route.kind === 'upload' ? ERRNO_PCS_PARAM : ERRNO.PARAM, `parameter ${wrongPlace.join(', ')}`);
+        return;
       }
       const out = await route.handler(ctx, r);
       if (out === undefined) {

@@ -45,7 +45,8 @@ export async function handleDlink(ctx: Ctx, req: IncomingMessage, res: ServerRes
     dlError(res, 403, ERRNO_DL_EXPIRED, 'url expired');
     return;
   }
-  const token = q.get('access_tokens') ?? q.get('access_token') ?? undefined;
+  // the dlink takes the token as `access_tokens` (3.4.8: "concatenate the access_tokens request parameters")
+  const token = q.get('access_tokens') ?? undefined;
   const c = ctx.auth.checkAccess(token);
   if (!c.ok) {
     if (c.reason === 'expired') dlError(res, 403, 111, 'access token expired');

@@ -5,12 +5,14 @@
 import {
   type ApiRequest,
   type Ctx,
+  type ParamPlaces,
   checkPath,
   fileInfo,
   intParam,
   jsonParam,
   makeDlink,
   requireParam,
+  requiredInt,
 } from './context.js';
 import { EmulatorErrno, type Node, basenameOf, dirnameOf, joinPath } from './store.js';
 import { isValidName, nowSec, randomDigits, requestId } from './util.js';
@@ -34,6 +36,12 @@ import {
 /** A route's answer (a wire shape of wire.ts; the router adds errno and request_id unless it has them), or undefined when the route answered itself. */
 export type Answer = object | undefined;
 export type Handler = (ctx: Ctx, r: ApiRequest) => Answer | Promise<Answer>;
+/** A route: method, handler and where its parameters go (spec tables; see ParamPlaces). */
+export interface RouteDef {
+  method: 'GET' | 'POST';
+  handler: Handler;
+  params?: ParamPlaces;
+}
 
 /** errno of a batch (filemanager, share/transfer) where at least one item failed (xpan). */
 export const ERRNO_BATCH_PARTIAL = ERRNO.BATCH_PARTIAL;
@@ -101,8 +109,9 @@ const quota: Handler = (ctx): WireQuotaAnswer => ({
 
 const list: Handler = (ctx, r): WireListAnswer => {
   const dir = checkPath(ctx, requireParam(r, 'dir'), true);
-  const page = intParam(r, 'page', 1);
-  let num = intParam(r, 'num', 1000);
+  // page and num are mandatory (table 3.4.5)
+  const page = intParam(r, 'page', requiredInt);
+  let num = intParam(r, 'num', requiredInt);
   if (page < 1 || num < 1) throw new EmulatorErrno(2, 'page and num start at 1');
   if (num > 1000) num = 1000;
   const by = sortParam(r);
@@ -145,8 +154,11 @@ const filemetas: Handler = (ctx, r): WireFilemetasAnswer => {
 
 const search: Handler = (ctx, r): WireSearchAnswer => {
   const key = requireParam(r, 'key').toLowerCase();
-  const dir = checkPath(ctx, r.param('dir') || ctx.appRoot, true);
-  const recursion = r.param('recursion') === '1';
+  const dir = checkPath(ctx, r.param('dir') ?? ctx.appRoot, true);
+  // recursion is mandatory ("Pass 1", table 3.4.7); 0 searches only dir's children (xpan)
+  const recursionRaw = requireParam(r, 'recursion');
+  if (recursionRaw !== '0' && recursionRaw !== '1') throw new EmulatorErrno(2, 'recursion must be 0 or 1');
+  const recursion = recursionRaw === '1';
   const page = intParam(r, 'page', 1);
   let num = intParam(r, 'num', 100);
   if (page < 1 || num < 1) throw new EmulatorErrno(2, 'page and num start at 1');
@@ -281,13 +293,19 @@ const filemanager: Handler = (ctx, r): WireFilemanagerAnswer & { request_id?: nu
   return { errno: failed ? ERRNO_BATCH_PARTIAL : 0, info, request_id: requestId() };
 };
 
-export const fileRoutes: Record<string, { method: 'GET' | 'POST'; handler: Handler }> = {
-  '/openapi/uinfo': { method: 'GET', handler: uinfo },
-  '/openapi/active': { method: 'GET', handler: active },
-  '/openapi/api/quota': { method: 'GET', handler: quota },
-  '/openapi/api/list': { method: 'GET', handler: list },
-  '/openapi/api/filemetas': { method: 'GET', handler: filemetas },
-  '/openapi/api/search': { method: 'GET', handler: search },
-  '/openapi/api/download': { method: 'GET', handler: download },
-  '/openapi/api/filemanager': { method: 'POST', handler: filemanager },
+/**
+ * Parameter places (spec 3.2 - 3.4 tables). filemanager: opera, async (and ondup, which the spec
+ * does not name; xpan's) in the query, filelist in the body (3.4.4). list's table calls the page
+ * number `path`; its example (and xpan) say `page`, which is what is read. search's `dir` and
+ * `web` are xpan's (not in its table).
+ */
+export const fileRoutes: Record<string, RouteDef> = {
+  '/openapi/uinfo': { method: 'GET', handler: uinfo, params: { query: [] } },
+  '/openapi/active': { method: 'GET', handler: active, params: { query: [] } },
+  '/openapi/api/quota': { method: 'GET', handler: quota, params: { query: [] } },
+  '/openapi/api/list': { method: 'GET', handler: list, params: { query: ['dir', 'page', 'num', 'order', 'desc', 'web'] } },
+  '/openapi/api/filemetas': { method: 'GET', handler: filemetas, params: { query: ['target', 'dlink'] } },
+  '/openapi/api/search': { method: 'GET', handler: search, params: { query: ['key', 'dir', 'order', 'page', 'num', 'desc', 'recursion'] } },
+  '/openapi/api/download': { method: 'GET', handler: download, params: { query: ['fidlist', 'type'] } },
+  '/openapi/api/filemanager': { method: 'POST', handler: filemanager, params: { query: ['opera', 'async', 'ondup'], body: ['filelist'] } },
 };

@@ -4,7 +4,7 @@
  * sign (100001), grant_type (200001), code (100002 / 400001 / 300001).
  */
 import { type ApiRequest, type Ctx, safeEqual } from './context.js';
-import type { Handler } from './routes-files.js';
+import type { Handler, RouteDef } from './routes-files.js';
 import { EmulatorErrno } from './store.js';
 import { md5Hex, qrCodePng } from './util.js';
 import { ERRNO, type WireDeviceCodeData, type WireTokenInfoData } from './wire.js';
@@ -105,9 +105,10 @@ const refreshToken: Handler = (ctx, r) => {
   return { data: res };
 };
 
-export const oauthRoutes: Record<string, { method: 'GET' | 'POST'; handler: Handler }> = {
-  '/oauth/devicecode': { method: 'GET', handler: deviceCode },
-  '/oauth/gettoken': { method: 'POST', handler: getToken },
-  '/oauth/tokeninfo': { method: 'POST', handler: tokenInfo },
-  '/oauth/refreshtoken': { method: 'POST', handler: refreshToken },
+/** Parameter places: devicecode's in the query (GET, 2.2.1); the POSTs take form fields (1.4.2: curl --form). */
+export const oauthRoutes: Record<string, RouteDef> = {
+  '/oauth/devicecode': { method: 'GET', handler: deviceCode, params: { query: ['client_id'] } },
+  '/oauth/gettoken': { method: 'POST', handler: getToken, params: { body: ['client_id', 'client_secret', 'grant_type', 'code', 'timestamp', 'sign'] } },
+  '/oauth/tokeninfo': { method: 'POST', handler: tokenInfo, params: { body: ['access_token'] } },
+  '/oauth/refreshtoken': { method: 'POST', handler: refreshToken, params: { body: ['client_id', 'client_secret', 'refresh_token', 'timestamp', 'sign'] } },
 };

@@ -15,9 +15,9 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type ApiRequest, type Ctx, type UploadSession, checkPath, fileInfo, intParam, jsonParam, requireParam } from './context.js';
+import { type ApiRequest, type Ctx, type UploadSession, checkPath, fileInfo, intParam, jsonParam, requireParam, requiredInt } from './context.js';
 import { multipartBoundary, receiveMultipartFile } from './http-io.js';
-import type { Handler } from './routes-files.js';
+import type { Handler, RouteDef } from './routes-files.js';
 import { type BlobHandle, EmulatorErrno, type Node, blockKey, dirnameOf, joinPath } from './store.js';
 import { EMPTY_MD5, md5Hex, randomToken, requestId } from './util.js';
 import { md5ForWire } from './variants.js';
@@ -72,8 +72,9 @@ function blockListParam(r: ApiRequest): string[] {
   return blocks;
 }
 
-function rtypeParam(r: ApiRequest): 0 | 1 | 2 | 3 {
-  const v = intParam(r, 'rtype', 1);
+/** rtype: mandatory for create (table 3.4.3), optional (default 1) for precreate, whose table lacks it (xpan's). */
+function rtypeParam(r: ApiRequest, mandatory: boolean): 0 | 1 | 2 | 3 {
+  const v = intParam(r, 'rtype', mandatory ? requiredInt : 1);
   if (v < 0 || v > 3) throw new EmulatorErrno(2, 'rtype must be 0..3');
   return v as 0 | 1 | 2 | 3;
 }
@@ -133,7 +134,7 @@ const precreate: Handler = async (ctx, r): Promise<WirePrecreateAnswer | WirePre
   const sizeRaw = r.param('size');
   const size = sizeRaw === undefined || sizeRaw === '' ? undefined : intParam(r, 'size', 0);
   if (size !== undefined && size < 0) throw new EmulatorErrno(2, 'size must be >= 0');
-  const rtype = rtypeParam(r);
+  const rtype = rtypeParam(r, false);
   const zero = size === 0 || (blocks.length === 1 && blocks[0] === EMPTY_MD5);
   if (ctx.opts.refuseZeroByte && zero) throw new EmulatorErrno(ERRNO_ZERO_BYTE, 'empty files are not accepted');
   if (size !== undefined) checkQuota(ctx, size);
@@ -214,6 +215,12 @@ const superfile2: Handler = async (ctx, r): Promise<WireSuperfile2Answer> => {
     await drop();
     throw pcsError(ERRNO_PCS_PARAM, 'no file field');
   }
+  // the query parameters belong in the query only (3.4.2), not among the body's parts
+  const misplaced = got.fields.filter((f) => SUPERFILE2_QUERY.includes(f));
+  if (misplaced.length > 0) {
+    await drop();
+    throw pcsError(ERRNO_PCS_PARAM, `parameter ${misplaced.join(', ')} belongs in the query`);
+  }
   ctx.counters.bytesUploaded += got.size;
   const last = partseq === s.blocks.length - 1;
   if (!last && got.size < ctx.opts.minShardBytes) {
@@ -267,7 +274,7 @@ async function assemble(ctx: Ctx, s: UploadSession, size: number): Promise<BlobH
 
 const create: Handler = async (ctx, r): Promise<WireCreateAnswer> => {
   const path = checkPath(ctx, requireParam(r, 'path'));
-  const rtype = rtypeParam(r);
+  const rtype = rtypeParam(r, true);
   if (r.param('isdir') === '1') {
     const pre = ctx.store.get(path);
     let n: Node;
@@ -320,8 +327,14 @@ const create: Handler = async (ctx, r): Promise<WireCreateAnswer> => {
   }
 };
 
-export const uploadApiRoutes: Record<string, { method: 'GET' | 'POST'; handler: Handler }> = {
-  '/openapi/api/precreate': { method: 'POST', handler: precreate },
-  '/openapi/api/create': { method: 'POST', handler: create },
+/**
+ * Parameter places: precreate and create take every parameter in the body (3.4.1, 3.4.3 "body
+ * Request parameters"; size/rtype/isdir/local times of precreate and isdir/local times of create
+ * are xpan's); superfile2 takes its parameters in the query and only the file in the body (3.4.2).
+ */
+export const uploadApiRoutes: Record<string, RouteDef> = {
+  '/openapi/api/precreate': { method: 'POST', handler: precreate, params: { body: ['path', 'autoinit', 'block_list', 'size', 'rtype', 'isdir', 'local_ctime', 'local_mtime'] } },
+  '/openapi/api/create': { method: 'POST', handler: create, params: { body: ['path', 'size', 'uploadid', 'block_list', 'rtype', 'isdir', 'local_ctime', 'local_mtime'] } },
 };
-export const superfile2Route = { method: 'POST' as const, handler: superfile2 };
+export const SUPERFILE2_QUERY: readonly string[] = ['method', 'app_id', 'path', 'uploadid', 'partseq'];
+export const superfile2Route: RouteDef = { method: 'POST', handler: superfile2, params: { query: SUPERFILE2_QUERY, body: ['file'] } };

@@ -21,8 +21,11 @@ test('dlink: needs the token appended (403), answers 302 to the content with Ran
     assert.equal(badTok.status, 403);
     const forged = await getJson(`${dlink.replace(/sign=[^&]+/, 'sign=abc')}&access_tokens=${e.token}`);
     assert.equal(forged.status, 403);
-    // access_token (singular) works too
-    const r302 = await fetch(`${dlink}&access_token=${encodeURIComponent(e.token)}`, { redirect: 'manual' });
+    // the dlink takes access_tokens (3.4.8); the singular is not looked at
+    const singular = await getJson(`${dlink}&access_token=${encodeURIComponent(e.token)}`);
+    assert.equal(singular.status, 403);
+    assert.equal(singular.body.errno, -6);
+    const r302 = await fetch(`${dlink}&access_tokens=${encodeURIComponent(e.token)}`, { redirect: 'manual' });
     assert.equal(r302.status, 302);
     const loc = r302.headers.get('location')!;
     assert.ok(loc.startsWith(`http://${e.emu.downloadDomain}/content/`));

@@ -13,12 +13,12 @@ async function mkdir(e: Emu, path: string): Promise<void> {
 test('wrong host: each listener answers only its own family (404)', async () => {
   const e = await startEmu();
   try {
-    assert.equal((await api(e, '/openapi/api/list', { host: e.emu.uploadDomain, query: { dir: e.root } })).status, 404);
-    assert.equal((await api(e, '/openapi/api/list', { host: e.emu.downloadDomain, query: { dir: e.root } })).status, 404);
-    assert.equal((await api(e, '/openapi/api/list', { host: new URL(e.emu.authUrl).host, query: { dir: e.root } })).status, 404);
+    assert.equal((await api(e, '/openapi/api/list', { host: e.emu.uploadDomain, query: { page: '1', num: '1000', dir: e.root } })).status, 404);
+    assert.equal((await api(e, '/openapi/api/list', { host: e.emu.downloadDomain, query: { page: '1', num: '1000', dir: e.root } })).status, 404);
+    assert.equal((await api(e, '/openapi/api/list', { host: new URL(e.emu.authUrl).host, query: { page: '1', num: '1000', dir: e.root } })).status, 404);
     assert.equal((await getJson(`http://${e.emu.apiDomain}/oauth/tokeninfo`, { method: 'POST', body: new URLSearchParams({ access_token: e.token }) })).status, 404);
     assert.equal((await api(e, '/openapi/api/nope')).status, 404);
-    assert.equal((await api(e, '/openapi/api/list', { query: { dir: e.root } })).status, 200);
+    assert.equal((await api(e, '/openapi/api/list', { query: { page: '1', num: '1000', dir: e.root } })).status, 200);
     assert.equal(e.emu.counters.requests['/openapi/api/list'], 1);
     assert.equal(e.emu.counters.requests['404 /openapi/api/list'], 3);
   } finally {
@@ -42,11 +42,15 @@ test('fixed ports: a taken port fails the start cleanly', async () => {
   }
 });
 
-test('api auth: access_tokens or access_token; missing/unknown -6; expired 111 (HTTP 200)', async () => {
+test('api auth: the token as each table spells it (access_tokens; both where table and example disagree); missing/unknown -6; expired 111 (HTTP 200)', async () => {
   const e = await startEmu();
   try {
+    // quota's table and example say access_tokens: the singular is not looked at
     const viaSingular = await getJson(`http://${e.emu.apiDomain}/openapi/api/quota?access_token=${encodeURIComponent(e.token)}`);
-    assert.equal(viaSingular.body.errno, 0);
+    assert.equal(viaSingular.body.errno, -6);
+    // active's address says access_tokens, its curl example access_token: both
+    assert.equal((await getJson(`http://${e.emu.apiDomain}/openapi/active?access_token=${encodeURIComponent(e.token)}`)).body.errno, 0);
+    assert.equal((await api(e, '/openapi/active')).body.errno, 0);
     const none = await api(e, '/openapi/api/quota', { token: null });
     assert.equal(none.status, 200);
     assert.equal(none.body.errno, -6);
@@ -64,11 +68,11 @@ test('paths: outside the app folder and invalid names are -7; the app folder exi
   const e = await startEmu({ appName: 'my-app' });
   try {
     assert.equal(e.root, '/From: Other Applications/my-app');
-    const l = await api(e, '/openapi/api/list', { query: { dir: e.root } });
+    const l = await api(e, '/openapi/api/list', { query: { page: '1', num: '1000', dir: e.root } });
     assert.equal(l.body.errno, 0);
     assert.deepEqual(l.body.list, []);
-    assert.equal((await api(e, '/openapi/api/list', { query: { dir: '/' } })).body.errno, -7);
-    assert.equal((await api(e, '/openapi/api/list', { query: { dir: '/From: Other Applications/other' } })).body.errno, -7);
+    assert.equal((await api(e, '/openapi/api/list', { query: { page: '1', num: '1000', dir: '/' } })).body.errno, -7);
+    assert.equal((await api(e, '/openapi/api/list', { query: { page: '1', num: '1000', dir: '/From: Other Applications/other' } })).body.errno, -7);
     for (const bad of ['a?b', 'a|b', 'a"b', 'a<b', 'a>b', 'a:b', 'a*b', 'a,b', 'a\\b', 'a\u0001b', '..', '...', 'x'.repeat(256), 'é'.repeat(128)]) {
       const r = await api(e, '/openapi/api/create', { form: { path: `${e.root}/${bad}`, isdir: '1' } });
       assert.equal(r.body.errno, -7, JSON.stringify(bad));
@@ -91,7 +95,7 @@ test('list: paging, num cap 1000, order name|time|size, desc, folders first, -9 
     await upload(e, `${e.root}/d/c.txt`, Buffer.from('1'));
     await mkdir(e, `${e.root}/d/zdir`);
     const names = async (q: Record<string, string>): Promise<string[]> => {
-      const r = await api(e, '/openapi/api/list', { query: { dir: `${e.root}/d`, ...q } });
+      const r = await api(e, '/openapi/api/list', { query: { page: '1', num: '1000', dir: `${e.root}/d`, ...q } });
       assert.equal(r.body.errno, 0);
       return (r.body.list as { server_filename: string }[]).map((x) => x.server_filename);
     };
@@ -101,7 +105,7 @@ test('list: paging, num cap 1000, order name|time|size, desc, folders first, -9 
     assert.deepEqual(await names({ page: '1', num: '2' }), ['zdir', 'a.txt']);
     assert.deepEqual(await names({ page: '2', num: '2' }), ['b.txt', 'c.txt']);
     assert.deepEqual(await names({ page: '3', num: '2' }), []);
-    const full = await api(e, '/openapi/api/list', { query: { dir: `${e.root}/d` } });
+    const full = await api(e, '/openapi/api/list', { query: { page: '1', num: '1000', dir: `${e.root}/d` } });
     const dir = full.body.list[0];
     assert.equal(dir.isdir, 1);
     assert.equal(dir.dir_empty, 1);
@@ -111,10 +115,10 @@ test('list: paging, num cap 1000, order name|time|size, desc, folders first, -9 
     assert.equal(file.size, 3);
     assert.equal(typeof file.fs_id, 'number');
     assert.ok(file.server_mtime > 0 && file.local_mtime > 0 && file.server_ctime > 0);
-    assert.equal((await api(e, '/openapi/api/list', { query: { dir: `${e.root}/nope` } })).body.errno, -9);
-    assert.equal((await api(e, '/openapi/api/list', { query: { dir: `${e.root}/d/a.txt` } })).body.errno, -9);
-    assert.equal((await api(e, '/openapi/api/list', { query: { dir: `${e.root}/d`, order: 'color' } })).body.errno, 2);
-    assert.equal((await api(e, '/openapi/api/list', { query: { dir: `${e.root}/d`, page: 'x' } })).body.errno, 2);
+    assert.equal((await api(e, '/openapi/api/list', { query: { page: '1', num: '1000', dir: `${e.root}/nope` } })).body.errno, -9);
+    assert.equal((await api(e, '/openapi/api/list', { query: { page: '1', num: '1000', dir: `${e.root}/d/a.txt` } })).body.errno, -9);
+    assert.equal((await api(e, '/openapi/api/list', { query: { page: '1', num: '1000', dir: `${e.root}/d`, order: 'color' } })).body.errno, 2);
+    assert.equal((await api(e, '/openapi/api/list', { query: { dir: `${e.root}/d`, page: 'x', num: '10' } })).body.errno, 2);
     assert.equal((await api(e, '/openapi/api/list', { query: {} })).body.errno, 2);
   } finally {
     await e.stop();
@@ -248,7 +252,7 @@ test('filemanager: copy, move, rename, delete; -7, -8, -9 per item with errno 12
     r = await fm('rename', [{ path: `${R}/b/a2`, newname: 'renamed' }]);
     assert.equal(r.body.errno, 0);
     assert.ok(await exists(`${R}/b/renamed/sub/two.txt`));
-    const l = await api(e, '/openapi/api/list', { query: { dir: `${R}/b/renamed/sub` } });
+    const l = await api(e, '/openapi/api/list', { query: { page: '1', num: '1000', dir: `${R}/b/renamed/sub` } });
     assert.equal(l.body.list[0].path, `${R}/b/renamed/sub/two.txt`);
 
     // refusals
@@ -282,7 +286,7 @@ test('filemanager: copy, move, rename, delete; -7, -8, -9 per item with errno 12
     // newcopy
     r = await fm('copy', [{ path: `${R}/a/three.txt`, dest: `${R}/b`, newname: 'one.txt' }], { ondup: 'newcopy' });
     assert.equal(r.body.errno, 0);
-    const names = ((await api(e, '/openapi/api/list', { query: { dir: `${R}/b` } })).body.list as { server_filename: string }[]).map((x) => x.server_filename);
+    const names = ((await api(e, '/openapi/api/list', { query: { page: '1', num: '1000', dir: `${R}/b` } })).body.list as { server_filename: string }[]).map((x) => x.server_filename);
     assert.equal(names.length, 4);
     assert.ok(names.some((n) => /^one_\d{8}_\d{6}\.txt$/.test(n)), names.join());
     // async=2: taskid, empty info, work done

@@ -24,7 +24,7 @@ test('a restarted emulator keeps the drive, the tokens and the shares', async ()
     const b = await startEmu({}, dir);
     try {
       b.token = token;
-      const l = await api(b, '/openapi/api/list', { query: { dir: `${b.root}/keep` } });
+      const l = await api(b, '/openapi/api/list', { query: { page: '1', num: '1000', dir: `${b.root}/keep` } });
       assert.equal(l.body.errno, 0, 'the old token still works');
       assert.equal(l.body.list[0].fs_id, f.fs_id);
       assert.equal(l.body.list[0].md5, f.md5);
@@ -99,7 +99,7 @@ test('faults limited to endpoints and kinds; reset cuts a download mid-body; set
     const dlink = await dlinkOf(e, f.fs_id);
     e.emu.setOptions({ faults: { rate: 1, seed: 1, kinds: ['errno31034'], endpoints: ['/openapi/api/list'] } });
     assert.equal((await outcome(e, '/openapi/api/quota')), 'ok');
-    assert.equal((await api(e, '/openapi/api/list', { query: { dir: e.root } })).body.errno, 31034);
+    assert.equal((await api(e, '/openapi/api/list', { query: { page: '1', num: '1000', dir: e.root } })).body.errno, 31034);
     e.emu.setOptions({ faults: { rate: 1, seed: 1, kinds: ['reset'], endpoints: ['/content'] } });
     const before = e.emu.counters.bytesServed;
     await assert.rejects(async () => {
@@ -145,7 +145,7 @@ test("phase 'after': the request is processed and only the answer is lost", asyn
     e.emu.setOptions({ faults: { rate: 1, seed: 3, kinds: ['http5xx'], endpoints: ['/openapi/api/create'] } });
     assert.equal((await api(e, '/openapi/api/create', { form: { path: `${e.root}/never`, isdir: '1', rtype: '0' } })).status, 503);
     e.emu.setOptions({ faults: undefined });
-    const names = ((await api(e, '/openapi/api/list', { query: { dir: e.root } })).body.list as { server_filename: string }[]).map((x) => x.server_filename);
+    const names = ((await api(e, '/openapi/api/list', { query: { page: '1', num: '1000', dir: e.root } })).body.list as { server_filename: string }[]).map((x) => x.server_filename);
     assert.deepEqual(names, ['made-anyway', 'made-too']);
     assert.equal(e.emu.counters.faultsInjected, 3);
   } finally {

@@ -141,9 +141,9 @@ test('shares: async transfer lands later; async=1 is asynchronous for folders on
     assert.equal(t2.errno, 0);
     assert.ok(Number(t2.task_id) > 0);
     assert.equal(String(t2.data.task_id), String(t2.task_id));
-    assert.equal((await api(e, '/openapi/api/list', { query: { dir: `${R}/in2` } })).body.errno, -9, 'not landed yet');
+    assert.equal((await api(e, '/openapi/api/list', { query: { page: '1', num: '1000', dir: `${R}/in2` } })).body.errno, -9, 'not landed yet');
     await sleep(400);
-    const landed = await api(e, '/openapi/api/list', { query: { dir: `${R}/in2/pub/deep` } });
+    const landed = await api(e, '/openapi/api/list', { query: { page: '1', num: '1000', dir: `${R}/in2/pub/deep` } });
     assert.equal(landed.body.errno, 0);
     assert.equal(landed.body.list[0].server_filename, 'b.txt');
 
@@ -153,7 +153,7 @@ test('shares: async transfer lands later; async=1 is asynchronous for folders on
     const t1dir = await transfer(e, { ...base, async: '1' }, { fsidlist: JSON.stringify([folderId]), path: `${R}/in1` });
     assert.ok(Number(t1dir.task_id) > 0, 'a folder goes asynchronous');
     await sleep(400);
-    assert.equal((await api(e, '/openapi/api/list', { query: { dir: `${R}/in1/pub` } })).body.errno, 0);
+    assert.equal((await api(e, '/openapi/api/list', { query: { page: '1', num: '1000', dir: `${R}/in1/pub` } })).body.errno, 0);
   } finally {
     await e.stop();
   }

@@ -33,7 +33,7 @@ test('9 MiB upload as 4+4+1 MiB shards: md5 is md5 of the JSON shard list, bytes
     assert.notEqual(c.body.md5, md5(data));
     assert.equal(e.emu.counters.bytesUploaded, data.length);
     // parent folder was created
-    const l = await api(e, '/openapi/api/list', { query: { dir: `${e.root}/big` } });
+    const l = await api(e, '/openapi/api/list', { query: { page: '1', num: '1000', dir: `${e.root}/big` } });
     assert.equal(l.body.list[0].server_filename, 'nine.bin');
     assert.equal(l.body.list[0].md5, c.body.md5);
     const dl = await dlinkOf(e, c.body.fs_id);
@@ -81,11 +81,11 @@ test('refusals: short non-last shard 31299, missing shard 31363, block_list mism
     // the last shard may be short
     const s1 = await superfile2(e, { path, uploadid: pre.body.uploadid, partseq: 1 }, b);
     assert.equal(s1.body.md5, md5(b));
-    const c = await api(e, '/openapi/api/create', { form: { path, size: String(2 * MiB), uploadid: pre.body.uploadid, block_list: JSON.stringify(blocks) } });
+    const c = await api(e, '/openapi/api/create', { form: { path, size: String(2 * MiB), uploadid: pre.body.uploadid, block_list: JSON.stringify(blocks), rtype: '1' } });
     assert.equal(c.body.errno, 31363);
-    const mism = await api(e, '/openapi/api/create', { form: { path, size: String(2 * MiB), uploadid: pre.body.uploadid, block_list: JSON.stringify([md5(b), md5(a)]) } });
+    const mism = await api(e, '/openapi/api/create', { form: { path, size: String(2 * MiB), uploadid: pre.body.uploadid, block_list: JSON.stringify([md5(b), md5(a)]), rtype: '1' } });
     assert.equal(mism.body.errno, 31355);
-    const unknown = await api(e, '/openapi/api/create', { form: { path, size: '1', uploadid: 'N1-nope', block_list: JSON.stringify(blocks) } });
+    const unknown = await api(e, '/openapi/api/create', { form: { path, size: '1', uploadid: 'N1-nope', block_list: JSON.stringify(blocks), rtype: '1' } });
     assert.equal(unknown.body.errno, 31190);
     // partseq out of range, wrong path, wrong method
     const oor = await superfile2(e, { path, uploadid: pre.body.uploadid, partseq: 5 }, b);
@@ -96,7 +96,7 @@ test('refusals: short non-last shard 31299, missing shard 31363, block_list mism
     const one = Buffer.from('x');
     const pre2 = await api(e, '/openapi/api/precreate', { form: { path: `${e.root}/s.bin`, autoinit: '1', block_list: JSON.stringify([md5(one)]) } });
     await superfile2(e, { path: `${e.root}/s.bin`, uploadid: pre2.body.uploadid, partseq: 0 }, one);
-    const bad = await api(e, '/openapi/api/create', { form: { path: `${e.root}/s.bin`, size: '2', uploadid: pre2.body.uploadid, block_list: JSON.stringify([md5(one)]) } });
+    const bad = await api(e, '/openapi/api/create', { form: { path: `${e.root}/s.bin`, size: '2', uploadid: pre2.body.uploadid, block_list: JSON.stringify([md5(one)]), rtype: '1' } });
     assert.equal(bad.body.errno, 31355);
   } finally {
     await e.stop();
@@ -158,7 +158,7 @@ test('folders via create isdir=1; empty files; refuseZeroByte', async () => {
     assert.equal(d.body.isdir, 1);
     const again = await api(e, '/openapi/api/create', { form: { path: `${e.root}/x/y/z`, isdir: '1', rtype: '0' } });
     assert.equal(again.body.errno, -8);
-    const l = await api(e, '/openapi/api/list', { query: { dir: `${e.root}/x` } });
+    const l = await api(e, '/openapi/api/list', { query: { page: '1', num: '1000', dir: `${e.root}/x` } });
     assert.equal(l.body.list[0].path, `${e.root}/x/y`);
     const empty = await upload(e, `${e.root}/empty.txt`, Buffer.alloc(0));
     assert.equal(empty.errno, 0);
@@ -266,7 +266,7 @@ test('concurrent uploads with shards sent out of order and in parallel all land 
         assert.equal(md5(Buffer.from(await res.arrayBuffer())), md5(f.data));
       }),
     );
-    const l = await api(e, '/openapi/api/list', { query: { dir: `${e.root}/par` } });
+    const l = await api(e, '/openapi/api/list', { query: { page: '1', num: '1000', dir: `${e.root}/par` } });
     assert.equal(l.body.list.length, files.length);
   } finally {
     await e.stop();
