@@ -60,7 +60,7 @@ import type { StoredTokens, TokenStore } from './auth/token-store.js';
 import { ACCESS_TOKEN_ERRNOS, TeraboxApiError, isTeraboxApiError } from './errors.js';
 import { checkDrivePath } from './drive-path.js';
 import { decodeAnswerMd5s } from './md5.js';
-import { HttpCaller, type HttpCallerOptions, type HttpResponse, type RetryPolicy, type BodyFactory } from './http.js';
+import { HttpCaller, refusedBeforeActing, type HttpCallerOptions, type HttpResponse, type RetryPolicy, type BodyFactory } from './http.js';
 
 /** The HttpCaller's options (concurrency, rate, retries, timeouts, logger) plus the client's own. */
 export interface TeraboxClientOptions extends Omit<HttpCallerOptions, 'random'> {
@@ -143,7 +143,7 @@ interface ApiSpec {
   pace?: 'hold' | 'start';
   timeoutMs?: number;
   errnoFrom?: (json: unknown) => number;
-  onRetry?: () => void;
+  onRetry?: (err: unknown) => void;
 }
 
 function compact(o: Record<string, string | number | undefined> | undefined): Record<string, string> {
@@ -560,8 +560,9 @@ export class TeraboxClient {
           method: 'POST',
           retry: 'idempotent',
           form: { path, size: 0, isdir: 1, block_list: '[]', rtype: 0 },
-          onRetry: () => {
-            retried = true;
+          onRetry: (err) => {
+            // a refused attempt (31034, 429, not sent) made nothing: an "exists" after it is not ours
+            if (!refusedBeforeActing(err)) retried = true;
           },
         },
         opts,
@@ -608,8 +609,9 @@ export class TeraboxClient {
       {
         method: 'POST',
         retry: opera === 'delete' ? 'idempotent' : 'unsafe',
-        onRetry: () => {
-          retried = true;
+        onRetry: (err) => {
+          // a refused attempt (31034, 429, not sent) removed nothing: a "not found" after it is real
+          if (!refusedBeforeActing(err)) retried = true;
         },
         // spec 3.4.4: opera and async are query parameters, filelist the only body parameter
         // (ondup, not in the spec's table, goes with them; items carry their own ondup)

@@ -67,8 +67,11 @@ export interface HttpRequest {
   passStatuses?: readonly number[];
   /** Which errno an answer carries (default: `errno`, or superfile2's `error_code`). */
   errnoFrom?: (json: unknown) => number;
-  /** Called before each retry (callers that must know whether a repeat happened). */
-  onRetry?: () => void;
+  /**
+   * Called before each retry with the error of the attempt that failed (callers that must know
+   * whether a repeat may follow an attempt that acted: see refusedBeforeActing).
+   */
+  onRetry?: (err: unknown) => void;
 }
 
 export interface HttpResponse<T> {
@@ -146,6 +149,17 @@ function errCode(err: unknown): string | undefined {
 }
 
 /**
+ * The service surely did nothing with the request: it was not sent (connection refused, no such
+ * host...), or the service refused it before acting (HTTP 429, rate-limit errnos). A repeat after
+ * such an error is the first time the request acts (createDir: an "exists" then is not ours).
+ */
+export function refusedBeforeActing(err: unknown): boolean {
+  const code = errCode(err);
+  if (code && NOT_SENT_CODES.has(code)) return true;
+  return isTeraboxApiError(err) && err.code === 'TBDAV_RETRYABLE' && (err.httpStatus === 429 || (err.errno !== undefined && RATE_ERRNOS.has(err.errno)));
+}
+
+/**
  * THE retry classifier. Pure: decides from the error, the attempt count and the policy.
  *  - never after the caller's signal fired;
  *  - HTTP 429 and rate-limit errnos (31034, 42000, 300001): the service refused before acting,
@@ -164,18 +178,16 @@ export function classifyRetry(err: unknown, ctx: RetryContext): RetryDecision {
   if (ctx.attempt > ctx.maxRetries) return no('retries exhausted');
 
   let transient = false;
-  let safeForAny = false;
+  const safeForAny = refusedBeforeActing(err);
   let retryAfterSec: number | undefined;
   const code = errCode(err);
   if (code && NOT_SENT_CODES.has(code)) {
     transient = true;
-    safeForAny = true;
   } else if (code && IO_CODES.has(code)) {
     transient = true;
   } else if (isTeraboxApiError(err) && err.code === 'TBDAV_RETRYABLE') {
     transient = true;
     retryAfterSec = err.retryAfterSec;
-    if (err.httpStatus === 429 || (err.errno !== undefined && RATE_ERRNOS.has(err.errno))) safeForAny = true;
   }
   if (!transient) return no('not transient');
   if (!safeForAny && ctx.policy !== 'idempotent') return no('not idempotent');
@@ -333,7 +345,7 @@ export class HttpCaller {
           log.debug(`${req.endpoint}: backoff interrupted`, { requestId: req.requestId, error: String(sleepErr) });
           throw abortError(req.endpoint, req.signal);
         }
-        req.onRetry?.();
+        req.onRetry?.(err);
       }
     }
   }
