@@ -16,6 +16,7 @@ import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
+import { CONFIG_KEYS } from '../src/cli/config.js';
 
 const MiB = 1024 * 1024;
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -227,6 +228,37 @@ function diffCalls(a: Record<string, number>, b: Record<string, number>): Record
   return out;
 }
 
+/** download.connections by default (1 before issue 10 made ranged reads parallel). */
+const DOWNLOAD_CONNECTIONS = Number(CONFIG_KEYS.find((k) => k.key === 'download.connections')?.default ?? 1);
+
+/** Download-host paths of the emulator's counters (dlink hops and bytes: not API calls). */
+const DOWNLOAD_HOST = new Set(['/file', '/hop', '/content']);
+
+/** Deterministic PRNG (mulberry32): the same random offsets in every run. */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** rclone with `args` (one try of the whole command: --retries 1, so no failure hides behind a repeat): wall time, exit code, ERROR lines. */
+async function rcloneRun(args: string[], env: NodeJS.ProcessEnv): Promise<{ ms: number; code: number | null; errors: number; stderr: string }> {
+  const t0 = performance.now();
+  const p = spawn('rclone', [...args, '--retries', '1', '--config', String(env.RCLONE_CONFIG)], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  p.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const code = await new Promise<number | null>((resolve) => p.once('exit', (c) => resolve(c)));
+  const ms = performance.now() - t0;
+  const errors = stderr.split('\n').filter((l) => /\bERROR\b/.test(l)).length;
+  if (code !== 0 || errors > 0) console.error(`rclone ${args.join(' ')}: exit ${code}\n${stderr.slice(-2000)}`);
+  return { ms, code, errors, stderr };
+}
+
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
@@ -293,7 +325,8 @@ interface Result {
   unit: string;
   ratio: number | null;
   target: string;
-  pass: boolean;
+  /** null: a figure kept for information, without a target (e.g. get-1g on 2 cores). */
+  pass: boolean | null;
   details: Record<string, unknown>;
   machine?: Record<string, unknown>;
 }
@@ -313,7 +346,7 @@ async function record(r: Result): Promise<void> {
   results.push(r);
   await mkdir(join(HERE, 'results'), { recursive: true });
   await writeFile(join(HERE, 'results', `${r.name}.json`), JSON.stringify(r, null, 2) + '\n');
-  console.log(`${r.pass ? 'PASS' : 'FAIL'} ${r.name}: ${r.figure} ${r.unit}${r.reference !== null ? ` vs ${r.reference}` : ''}${r.ratio !== null ? ` (ratio ${r.ratio})` : ''} target ${r.target}`);
+  console.log(`${r.pass === null ? 'INFO' : r.pass ? 'PASS' : 'FAIL'} ${r.name}: ${r.figure} ${r.unit}${r.reference !== null ? ` vs ${r.reference}` : ''}${r.ratio !== null ? ` (ratio ${r.ratio})` : ''} target ${r.target}`);
 }
 
 async function writeReadme(): Promise<void> {
@@ -325,10 +358,10 @@ async function writeReadme(): Promise<void> {
     all.set(r.name, r);
   }
   const fmt = (x: number | null): string => (x === null ? '—' : String(x));
-  const order = ['get-1g', 'seek', 'propfind-10k', 'put-1g', 'memory', 'load-propfind', 'throttled'];
+  const order = ['get-1g', 'seek', 'propfind-10k', 'put-1g', 'memory', 'load-propfind', 'throttled', 'small-up', 'small-down', 'seek-ttfb', 'throttled-conns'];
   const rank = (n: string): number => (order.indexOf(n) + 1 || 99);
   const rows = [...all.values()].sort((a, b) => rank(a.name) - rank(b.name)).map(
-    (r) => `| ${r.title} | ${fmt(r.figure)} ${r.unit} | ${fmt(r.reference)} | ${fmt(r.ratio)} | ${r.target} | ${r.pass ? 'pass' : '**fail**'} | ${String(r.machine?.date ?? '').slice(0, 16)}${r.machine?.quick ? ' (quick)' : ''} |`,
+    (r) => `| ${r.title} | ${fmt(r.figure)} ${r.unit} | ${fmt(r.reference)} | ${fmt(r.ratio)} | ${r.target} | ${r.pass === null ? 'info' : r.pass ? 'pass' : '**fail**'} | ${String(r.machine?.date ?? '').slice(0, 16)}${r.machine?.quick ? ' (quick)' : ''} |`,
   );
   const section = [
     '<!-- bench:start -->',
@@ -370,7 +403,7 @@ async function main(): Promise<void> {
     url: br.url.replace(/\/$/, ''),
     pid: br.pid,
     call: (cmd: string, a: object = {}) => (['counters', 'patch', 'authCode', 'accessToken'].includes(cmd) ? emuProc : bridgeProc).call(cmd, a),
-    counters: async () => (await emuProc.call('counters')) as { requests: Record<string, number>; bytesServed: number },
+    counters: async () => (await emuProc.call('counters')) as { requests: Record<string, number>; bytesServed: number; rateLimited: number },
     close: async () => {
       await bridgeProc.close();
       await emuProc.close();
@@ -483,8 +516,10 @@ async function main(): Promise<void> {
           reference: round(td, 1),
           unit: 'MiB/s',
           ratio: round(tb / td),
-          target: 'ratio >= 0.9',
-          pass: tb / td >= 0.9,
+          // issue 10: the 0.9 target is retired on 2-core machines (three busy processes on two cores; the
+          // bridge is within a few % of a minimal Node proxy): the figure and the CPU breakdown stay as information
+          target: machine.cpus <= 2 ? 'information (0.9 retired on 2 cores)' : 'ratio >= 0.9',
+          pass: machine.cpus <= 2 ? null : tb / td >= 0.9,
           details: {
             bridgeMs: bridgeMs.map((x) => round(x)),
             directMs: directMs.map((x) => round(x)),
@@ -657,7 +692,9 @@ async function main(): Promise<void> {
         const g = await get(stack.url + '/throttled.bin');
         if (g.bytes !== size) throw new Error(`throttled GET: ${g.status} ${g.bytes}`);
         const idealPut = (size / (rate * conns)) * 1000;
-        const idealGet = (size / rate) * 1000;
+        // download.connections (issue 10) fetches a long GET over several connections: the ideal counts them
+        const getConns = Math.max(1, Math.min(DOWNLOAD_CONNECTIONS, Math.ceil(size / (2 * MiB))));
+        const idealGet = (size / (rate * getConns)) * 1000;
         const worst = Math.max(p.ms / idealPut, g.ms / idealGet);
         await record({
           name: 'throttled',
@@ -668,11 +705,184 @@ async function main(): Promise<void> {
           ratio: round(worst),
           target: '<= 1.2',
           pass: worst <= 1.2,
-          details: { putMs: round(p.ms), idealPutMs: round(idealPut), putConnections: conns, getMs: round(g.ms), idealGetMs: round(idealGet) },
+          details: { putMs: round(p.ms), idealPutMs: round(idealPut), putConnections: conns, getMs: round(g.ms), idealGetMs: round(idealGet), getConnections: getConns },
         });
       } finally {
         await stack.call('patch', { patch: { throughputBytesPerSec: 0, latencyMs: 0 } });
         await rm(f, { force: true });
+      }
+    }
+
+    if (want('small') || want('seek64') || want('conns') || want('issue10')) {
+      // ---- 9-11. Issue 10, side by side against the emulator at 30 ms latency and a frequency limit of
+      // 10 API calls/s (rateLimit: 31034 beyond it), each on a bridge of its own with the default
+      // configuration (terabox.callsPerSecond: the default ceiling; the pacer must find the limit itself).
+      const all = want('issue10');
+      const n = QUICK ? 50 : 200;
+      const seekSize = QUICK ? 128 * MiB : 1024 * MiB;
+      const connSize = QUICK ? 16 * MiB : 64 * MiB;
+      // The large files are uploaded straight through the remote before the latency and the limit apply.
+      const upload = async (name: string, size: number): Promise<void> => {
+        const f = join(tmp, name);
+        const made = await makeFile(f, size);
+        await stack.call('remoteWrite', { path: `/${name}`, file: { localPath: f, size, shardSize: 4 * MiB, blockMd5s: made.blockMd5s, contentMd5: made.contentMd5 } });
+        await rm(f);
+      };
+      if (all || want('seek64')) await upload('seek.bin', seekSize);
+      if (all || want('conns')) await upload('conns.bin', connSize);
+      const bridges: StackChild[] = [];
+      const extraBridge = async (flags: Record<string, unknown>): Promise<{ url: string; pid: number; ignored: string[]; child: StackChild }> => {
+        const child = StackChild.fork();
+        bridges.push(child);
+        const c = (await emuProc.call('authCode')) as string;
+        const r = (await child.call('startBridge', { authUrl: emu.authUrl, appRoot: emu.appRoot, code: c, flags })) as { url: string; pid: number; ignored: string[] };
+        return { ...r, url: r.url.replace(/\/$/, ''), child };
+      };
+      const b = await extraBridge({});
+      await stack.call('patch', { patch: { latencyMs: 30, rateLimit: { callsPerSecond: 10 } } });
+      try {
+        if (all || want('small')) {
+          // ---- 9. 200 x 10 KiB with rclone copy --transfers 8, up then down
+          const src = join(tmp, 'small-src');
+          const back = join(tmp, 'small-back');
+          await mkdir(src);
+          const sums = new Map<string, string>();
+          for (let i = 0; i < n; i++) {
+            const body = randomBytes(10 * 1024);
+            const name = `photo-${String(i).padStart(4, '0')}.jpg`;
+            await writeFile(join(src, name), body);
+            sums.set(name, createHash('md5').update(body).digest('hex'));
+          }
+          const env = { ...process.env, HOME: tmp, RCLONE_CONFIG: join(tmp, 'rclone.conf'), RCLONE_CONFIG_B_TYPE: 'webdav', RCLONE_CONFIG_B_URL: b.url, RCLONE_CONFIG_B_VENDOR: 'other' };
+          const direction = async (name: 'small-up' | 'small-down', args: string[], check: () => Promise<number>): Promise<void> => {
+            const before = await stack.counters();
+            const pacer0 = (await b.child.call('pacerStats')) as { calls: number; rateLimited: number; backoffs: number };
+            const r = await rcloneRun(args, env);
+            const after = await stack.counters();
+            const pacer1 = (await b.child.call('pacerStats')) as { calls: number; rateLimited: number; backoffs: number; intervalMs: number; targetMs?: number };
+            const calls = diffCalls(before.requests, after.requests);
+            const apiCalls = Object.entries(calls).filter(([k]) => !DOWNLOAD_HOST.has(k)).reduce((a, [, v]) => a + v, 0);
+            const hostCalls = Object.entries(calls).filter(([k]) => DOWNLOAD_HOST.has(k)).reduce((a, [, v]) => a + v, 0);
+            const refused = after.rateLimited - before.rateLimited;
+            const mismatched = await check();
+            const errors = r.errors + (r.code === 0 ? 0 : 1) + mismatched;
+            const filesPerSec = n / (r.ms / 1000);
+            const share = apiCalls > 0 ? refused / apiCalls : 0;
+            const goal = name === 'small-up' ? 2.5 : 15;
+            await record({
+              name,
+              title: `${n} x 10 KiB, rclone copy --transfers 8 ${name === 'small-up' ? 'up' : 'down'} (30 ms, limit 10 calls/s)`,
+              figure: round(filesPerSec, 2),
+              reference: null,
+              unit: 'files/s',
+              ratio: null,
+              target: `>= ${goal} files/s, < 10 % of calls answered 31034, 0 errors`,
+              pass: filesPerSec >= goal && share < 0.1 && errors === 0,
+              details: {
+                files: n,
+                ms: round(r.ms),
+                apiCallsPerFile: round(apiCalls / n, 2),
+                downloadHostCallsPerFile: round(hostCalls / n, 2),
+                answered31034: refused,
+                share31034: round(share, 4),
+                errors,
+                rcloneExit: r.code,
+                rcloneErrorLines: r.errors,
+                contentMismatches: mismatched,
+                calls,
+                pacer: { calls: pacer1.calls - pacer0.calls, rateLimited: pacer1.rateLimited - pacer0.rateLimited, backoffs: pacer1.backoffs - pacer0.backoffs, intervalMsAtEnd: round(pacer1.intervalMs), targetMsAtEnd: pacer1.targetMs === undefined ? null : round(pacer1.targetMs) },
+                bridge: 'default configuration (terabox.callsPerSecond = the default ceiling)',
+              },
+            });
+          };
+          await direction('small-up', ['copy', src, 'B:small', '--transfers', '8'], async () => 0);
+          await direction('small-down', ['copy', 'B:small', back, '--transfers', '8'], async () => {
+            let bad = 0;
+            for (const [name, sum] of sums) {
+              const got = await readFile(join(back, name)).catch(() => undefined);
+              if (!got || createHash('md5').update(got).digest('hex') !== sum) bad++;
+            }
+            return bad;
+          });
+        }
+
+        if (all || want('seek64')) {
+          // ---- 10. 20 sequential 64 KiB Range GETs at random offsets (a player seeking), after one opening read
+          const url = b.url + '/seek.bin';
+          const open = await get(url, { range: 'bytes=0-65535' });
+          if (open.status !== 206) throw new Error(`seek64 open: ${open.status}`);
+          const random = mulberry32(20261205);
+          const ttfb: number[] = [];
+          const pulled: number[] = [];
+          for (let i = 0; i < 20; i++) {
+            const off = Math.floor(random() * (seekSize - 64 * 1024));
+            const before = await stack.counters();
+            const r = await get(url, { range: `bytes=${off}-${off + 64 * 1024 - 1}` });
+            const after = await stack.counters();
+            if (r.status !== 206 || r.bytes !== 64 * 1024) throw new Error(`seek64 ${off}: ${r.status} ${r.bytes}`);
+            ttfb.push(r.ttfbMs);
+            pulled.push(after.bytesServed - before.bytesServed);
+          }
+          const slowest = Math.max(...ttfb);
+          const med = median(ttfb);
+          const maxPulled = Math.max(...pulled);
+          await record({
+            name: 'seek-ttfb',
+            title: `Seek: 20 x 64 KiB Range GETs at random offsets of ${seekSize / MiB} MiB (30 ms, limit 10 calls/s), slowest TTFB`,
+            figure: round(slowest, 1),
+            reference: round(med, 1),
+            unit: 'ms',
+            ratio: round(slowest / med),
+            target: 'slowest <= 100 ms and <= 5 x median; <= 2 MiB upstream each',
+            pass: slowest <= 100 && slowest <= 5 * med && maxPulled <= 2 * MiB,
+            details: { ttfbMs: ttfb.map((x) => round(x, 1)), medianMs: round(med, 1), bytesPulledUpstream: pulled, maxPulled, openingReadTtfbMs: round(open.ttfbMs, 1) },
+          });
+        }
+
+        if (all || want('conns')) {
+          // ---- 11. Per-connection throttle 2 MB/s: GET with download.connections 4 vs 1
+          await stack.call('patch', { patch: { throughputBytesPerSec: 2e6 } });
+          try {
+            const one = await extraBridge({ 'download.connections': 1 });
+            const four = await extraBridge({ 'download.connections': 4 });
+            const measure = async (br: { url: string; pid: number }): Promise<{ ms: number; peak: number }> => {
+              const sampler = new RssSampler(br.pid);
+              try {
+                const g = await get(br.url + '/conns.bin');
+                if (g.status !== 200 || g.bytes !== connSize) throw new Error(`conns GET: ${g.status} ${g.bytes}`);
+                return { ms: g.ms, peak: await sampler.peak() };
+              } finally {
+                sampler.stop();
+              }
+            };
+            const r1 = await measure(one);
+            const r4 = await measure(four);
+            const speedup = r1.ms / r4.ms;
+            const missing = four.ignored.includes('download.connections');
+            await record({
+              name: 'throttled-conns',
+              title: `Throttled 2 MB/s per connection: GET ${connSize / MiB} MiB with download.connections 4 vs 1`,
+              figure: round(speedup, 2),
+              reference: null,
+              unit: 'x one connection',
+              ratio: round(speedup, 2),
+              target: '>= 2.5 x; bridge peak RSS < 200 MB',
+              pass: !missing && speedup >= 2.5 && r4.peak < 200e6,
+              details: {
+                oneConnectionMs: round(r1.ms),
+                fourConnectionsMs: round(r4.ms),
+                idealOneMs: round((connSize / 2e6) * 1000),
+                peakRssBytes: { one: r1.peak, four: r4.peak },
+                ...(missing ? { note: 'download.connections is not a configuration key of this version: both bridges used one connection' } : {}),
+              },
+            });
+          } finally {
+            await stack.call('patch', { patch: { throughputBytesPerSec: 0 } });
+          }
+        }
+      } finally {
+        await stack.call('patch', { patch: { latencyMs: 0, rateLimit: undefined } });
+        for (const c of bridges) await c.close().catch((err: unknown) => console.error('closing a bridge:', err));
       }
     }
     void bigUploaded;
@@ -683,7 +893,7 @@ async function main(): Promise<void> {
     await rm(tmp, { recursive: true, force: true });
   }
   await writeReadme();
-  const failed = results.filter((r) => !r.pass).map((r) => r.name);
+  const failed = results.filter((r) => r.pass === false).map((r) => r.name);
   console.log(`${results.length} benchmarks, ${results.length - failed.length} pass${failed.length ? `, fail: ${failed.join(', ')}` : ''}`);
 }
 

@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig } from '../src/cli/config.js';
+import { CONFIG_KEYS, loadConfig } from '../src/cli/config.js';
 import { startStack, type Stack } from '../src/cli/stack.js';
 import { startEmulator, EMULATOR_CREDENTIALS, type EmulatorHandle } from '../src/emulator/index.js';
 import type { SpooledFile } from '../src/remote/types.js';
@@ -46,7 +46,7 @@ const handlers: Record<string, (m: Msg) => Promise<unknown>> = {
   },
   async counters() {
     const c = emu!.counters;
-    return { requests: { ...c.requests }, bytesServed: c.bytesServed, bytesUploaded: c.bytesUploaded };
+    return { requests: { ...c.requests }, bytesServed: c.bytesServed, bytesUploaded: c.bytesUploaded, rateLimited: c.rateLimited };
   },
   async patch(m) {
     emu!.setOptions(m.patch as never);
@@ -67,6 +67,14 @@ const handlers: Record<string, (m: Msg) => Promise<unknown>> = {
     const cacheDir = join(dir, 'cache');
     await mkdir(stateDir, { recursive: true, mode: 0o700 });
     const creds = EMULATOR_CREDENTIALS;
+    // extra configuration (m.flags); keys this version does not have are left out and reported
+    const keys = new Set(CONFIG_KEYS.map((k) => k.key));
+    const known: Record<string, unknown> = {};
+    const ignored: string[] = [];
+    for (const [k, v] of Object.entries((m.flags ?? {}) as Record<string, unknown>)) {
+      if (keys.has(k)) known[k] = v;
+      else ignored.push(k);
+    }
     const login = new TeraboxClient({ authUrl: m.authUrl as string, ...creds, tokenStore: new FileTokenStore(stateDir), logger: silentLogger() });
     await login.exchangeCode(m.code as string);
     await login.close();
@@ -83,11 +91,16 @@ const handlers: Record<string, (m: Msg) => Promise<unknown>> = {
         'terabox.clientSecret': creds.clientSecret,
         'terabox.privateSecret': creds.privateSecret,
         'terabox.root': appRoot,
-        'terabox.callsPerSecond': m.callsPerSecond as number,
+        ...(m.callsPerSecond !== undefined ? { 'terabox.callsPerSecond': m.callsPerSecond as number } : {}),
+        ...known,
       },
     });
     stack = await startStack(config, { logger: silentLogger() });
-    return { url: stack.url, pid: process.pid };
+    return { url: stack.url, pid: process.pid, ignored };
+  },
+  /** The adaptive pacer's counters and state (issue 10). */
+  async pacerStats() {
+    return stack!.client.http.pacerStats();
   },
   /** The dlink of a file: the reference download, without our stack. */
   async dlink(m) {
