@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
 import { captureLogger } from './helpers.js';
+import { BYTES_PATH } from '../terabox/setup.js';
 
 const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
 const MiB = 1024 * 1024;
@@ -49,7 +50,7 @@ for (const rate of [0, 0.1]) {
     const s = await startTestStack({ logger: cap.logger });
     try {
       const files = await putFiles(s, [1, 700, 4096, 65_536, 1_000_000, 4 * MiB + 3, 9 * MiB + 5]);
-      s.emulator.setOptions({ faults: { rate, seed: 97, kinds: ['badLength', 'badRange'], endpoints: ['/content'] } });
+      s.emulator.setOptions({ faults: { rate, seed: 97, kinds: ['badLength', 'badRange'], endpoints: [BYTES_PATH] } });
       const before = s.counters.faultsInjected;
       for (let round = 0; round < 3; round++) await getExact(s, files, `${rate * 100} % round ${round}`);
       if (rate > 0) {

@@ -17,7 +17,7 @@ import type { TeraboxClient, DlinkResponse } from '../../src/terabox/client.js';
 import { isTbdavError } from '../../src/shared/errors.js';
 import { silentLogger } from '../../src/shared/logger.js';
 import type { Entry } from '../../src/remote/types.js';
-import { startRig, makeSpool, readAll, failureOf, type Rig } from './setup.js';
+import { BYTES_PATH, startRig, makeSpool, readAll, failureOf, type Rig } from './setup.js';
 
 const MiB = 1024 * 1024;
 const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
@@ -34,7 +34,7 @@ test('a body reset mid-way is resumed from the byte reached: whole file and rang
   const remote = new TeraboxRemote(rig.client, { root: rig.emu.appRoot, resumeBaseMs: 5 });
   const f = await makeSpool(rig.dir, 'reset.bin', 6 * MiB + 333);
   await remote.write('/reset.bin', f, { overwrite: true });
-  rig.emu.setOptions({ faults: { rate: 0.6, seed: 3, kinds: ['reset'], endpoints: ['/content'] } });
+  rig.emu.setOptions({ faults: { rate: 0.6, seed: 3, kinds: ['reset'], endpoints: [BYTES_PATH] } });
   const faults0 = rig.emu.counters.faultsInjected;
   const logs0 = rig.logs.length;
   try {
@@ -60,7 +60,7 @@ test('a body broken after the dlink expired resumes with a fresh dlink', { timeo
   await remote.write('/expire.bin', f, { overwrite: true });
   // 1-second links (they expire at the next whole second after 1 s, so live at most 1 s) and
   // 0.8 MiB/s: the reset after 1 MiB comes at >= 1.25 s, when the cached link is surely dead.
-  rig.emu.setOptions({ dlinkTtlSec: 1, throughputBytesPerSec: 0.8 * MiB, faults: { rate: 1, seed: 1, kinds: ['reset'], endpoints: ['/content'] } });
+  rig.emu.setOptions({ dlinkTtlSec: 1, throughputBytesPerSec: 0.8 * MiB, faults: { rate: 1, seed: 1, kinds: ['reset'], endpoints: [BYTES_PATH] } });
   const logs0 = rig.logs.length;
   try {
     const stream = await remote.openRead('/expire.bin');

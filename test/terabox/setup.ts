@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import winston from 'winston';
 import { startEmulator } from '../../src/emulator/index.js';
 import { createLogger, type Logger } from '../../src/shared/logger.js';
-import { withEnvVariant } from '../helpers/emulator-variant.js';
+import { envVariant, withEnvVariant } from '../helpers/emulator-variant.js';
 import { FileTokenStore } from '../../src/terabox/auth/token-store.js';
 import { TeraboxClient, type TeraboxClientOptions } from '../../src/terabox/client.js';
 import type { SpooledFile } from '../../src/remote/types.js';
@@ -128,3 +128,10 @@ export async function failureOf(p: Promise<unknown>): Promise<unknown> {
   }
   assert.fail('expected a failure');
 }
+
+/**
+ * The download-host path that serves the bytes under the emulator variant in force: '/content'
+ * (after the dlink's redirects), or the dlink '/file' itself when it redirects 0 times. Every GET
+ * of a dlink counts once under '/file' whatever the variant.
+ */
+export const BYTES_PATH: '/file' | '/content' = envVariant().dlinkHops === 0 ? '/file' : '/content';
