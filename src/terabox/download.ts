@@ -8,16 +8,19 @@
  *    dlink once when the host refuses it), every answer checked before a byte is passed on
  *    (checkAnswer, issue 9.7), a misfit asked again (openFitting).
  *  - DlinkBook: dlink lookup and cache; lookups within a few ms share one download call (Batcher),
- *    topped up with the links of files listed next to them (issue 10).
+ *    topped up with the links of the files next to them (Neighbours: what the remote saw of each
+ *    folder) (issue 10).
  *  - ResumableRead: the resume state machine. It knows nothing of dlinks: it is given a function
  *    that opens bytes from..end, and is tested alone over a local HTTP server.
+ *  - ParallelRead: a long read as ranged GETs over several connections, delivered in order (issue 10).
  *
  * Shared state (concurrency):
  *  - `links` (DlinkBook): the dlink cache, the demands in flight and the next batch; see its header.
  *  - `hostEtagIsMd5`: set once (false -> true) by any read whose answer's ETag matched the file md5.
  *  - a read's KnownFile (its first ETag) is written by that read's own hops only.
  *  - a ResumableRead's own fields (current body, byte reached, counters, state) are touched only by
- *    that stream's event handlers and its one resume loop.
+ *    that stream's event handlers and its one resume loop; a ParallelRead's likewise (its chunks).
+ *  - `gauge` (BufferGauge): bytes held by all parallel reads of this reader, a sum on the one loop.
  */
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -84,7 +87,7 @@ export interface DownloadReaderOptions {
 export interface KnownFile {
   /** The file's size (from the listing): Content-Range totals and 200 lengths must equal it. */
   size: number;
-  /** md5s the file is known by (hex): the service's md5, the content md5 when known. */
+  /** md5s the file is known by (hex, decoded): the service's md5 from the listing. */
   md5s: string[];
   /** An ETag that is an md5 must be one of `md5s` (the host was seen to send the file md5 as ETag). */
   etagMustBeMd5: boolean;
