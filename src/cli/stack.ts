@@ -3,7 +3,7 @@
  *
  *   [embedded emulator, when no TeraBox credentials are configured]
  *     -> TeraboxClient (FileTokenStore in the state dir) -> TeraboxRemote (terabox.root)
- *     -> [WritebackQueue, when upload.mode is writeback] -> Vfs (state + spool/cache dirs)
+ *     -> Vfs (state + spool/cache dirs; its own WritebackQueue when upload.mode is writeback)
  *     -> MountFs (shares under shares.folder) -> [StreamingFs, when streaming.enabled] (shares-wiring.ts)
  *     -> startBridge (server.host/port/users/tls)
  *
@@ -27,12 +27,9 @@ import { TeraboxClient } from '../terabox/client.js';
 import { isTeraboxApiError } from '../terabox/errors.js';
 import { TeraboxRemote } from '../terabox/remote.js';
 import { Vfs } from '../vfs/vfs.js';
-import { WritebackQueue } from '../vfs/writeback.js';
+import type { WritebackPort } from '../vfs/writeback.js';
 import { hasCredentials, type Config } from './config.js';
 import { wireShares, type SharesWiring } from './shares-wiring.js';
-
-/** How long a stopping server lets running write-back uploads finish before leaving them journalled. */
-const WRITEBACK_DRAIN_MS = 5000;
 
 export interface StackOptions {
   logger?: Logger;
@@ -50,8 +47,8 @@ export interface Stack {
   vfs: Vfs;
   /** Shares (registry, store, mounts), the tree served, and transfers answered 202. */
   shares: SharesWiring;
-  /** The write-back queue when upload.mode is 'writeback'. */
-  writeback?: WritebackQueue;
+  /** The Vfs's write-back queue when upload.mode is 'writeback'. */
+  writeback?: WritebackPort;
   bridge: Bridge;
   logger: Logger;
   /** Stop the bridge, then the vfs (flushes state), the client and the emulator. Idempotent. */
@@ -61,6 +58,14 @@ export interface Stack {
 /** Where the tokens of a configuration live (what `logout` deletes). */
 export function tokenDir(config: Config): string {
   return hasCredentials(config) ? config.stateDir : join(config.stateDir, 'emulator-session');
+}
+
+/** The vfs's state and cache folders of a configuration (what `uploads` works on besides `serve`). */
+export function vfsDirs(config: Config): { stateDir: string; cacheDir: string } {
+  return {
+    stateDir: join(tokenDir(config), 'vfs'),
+    cacheDir: hasCredentials(config) ? config.cacheDir : join(config.cacheDir, 'emulator'),
+  };
 }
 
 /** The logger of a configuration (stderr, redacting). */
@@ -125,8 +130,7 @@ export async function startStack(config: Config, opts: StackOptions = {}): Promi
     let emulator: EmulatorHandle | undefined;
     let client: TeraboxClient;
     let root: string;
-    let vfsStateDir: string;
-    let cacheDir: string;
+    const { stateDir: vfsStateDir, cacheDir } = vfsDirs(config);
 
     if (hasCredentials(config)) {
       client = clientFor(config, logger);
@@ -135,8 +139,6 @@ export async function startStack(config: Config, opts: StackOptions = {}): Promi
         throw new TbdavError('TBDAV_NOT_LOGGED_IN', 'not logged in: run terabox-dav login');
       }
       root = config.terabox.root;
-      vfsStateDir = join(config.stateDir, 'vfs');
-      cacheDir = config.cacheDir;
     } else {
       const dataDir = join(config.stateDir, 'emulator');
       await mkdir(dataDir, { recursive: true, mode: 0o700 });
@@ -160,30 +162,14 @@ export async function startStack(config: Config, opts: StackOptions = {}): Promi
       // The emulator listens on new ports each run: log in afresh so the domains are its current ones.
       await client.exchangeCode(emu.issueAuthorizationCode());
       root = emu.appRoot;
-      vfsStateDir = join(session, 'vfs');
-      cacheDir = join(config.cacheDir, 'emulator');
     }
 
     const remote = new TeraboxRemote(client, { root, uploadConcurrency: config.upload.concurrency, connections: config.download.connections, logger });
     await ensureRoot(client, remote, root, logger);
     await mkdir(vfsStateDir, { recursive: true, mode: 0o700 });
     await mkdir(cacheDir, { recursive: true, mode: 0o700 });
-    // Write-back: the queue is built here and handed to the Vfs; it is closed before the Vfs
+    // Write-back: the Vfs opens its own queue (and resumes journalled uploads) and closes it first
     // (drain briefly, leave the rest journalled for the next start).
-    let vfsRef: Vfs | undefined;
-    let queue: WritebackQueue | undefined;
-    if (config.upload.mode === 'writeback') {
-      queue = await WritebackQueue.open({
-        remote,
-        journalDir: join(vfsStateDir, 'writeback'),
-        spoolDir: join(cacheDir, 'writeback'),
-        spoolMaxBytes: config.upload.spoolMaxBytes,
-        logger,
-        onStored: (p, result, entry) => vfsRef?.noteStored(p, result, entry.contentMd5),
-      });
-      const q = queue;
-      cleanups.push(() => q.close({ drainMs: WRITEBACK_DRAIN_MS }));
-    }
     const vfs = await Vfs.open({
       remote,
       stateDir: vfsStateDir,
@@ -191,11 +177,11 @@ export async function startStack(config: Config, opts: StackOptions = {}): Promi
       logger,
       cacheTtlMs: config.cache.ttlSeconds * 1000,
       ignore: config.ignore,
-      ...(queue ? { writeback: queue, writebackWaitMs: config.upload.waitSeconds * 1000 } : {}),
+      ...(config.upload.mode === 'writeback'
+        ? { writeback: { spoolMaxBytes: config.upload.spoolMaxBytes, waitMs: config.upload.waitSeconds * 1000 } }
+        : {}),
     });
-    vfsRef = vfs;
-    // The vfs closes after the queue: insert its cleanup below the queue's.
-    cleanups.splice(queue ? cleanups.length - 1 : cleanups.length, 0, () => vfs.close());
+    cleanups.push(() => vfs.close());
     // Shares under shares.folder and (streaming.enabled) virtual playlists: wrappers of the Vfs.
     const shares = wireShares(config, { client, vfs, driveRoot: root, storeDir: tokenDir(config), logger });
     const bridge = await startBridge({
@@ -220,7 +206,7 @@ export async function startStack(config: Config, opts: StackOptions = {}): Promi
       client,
       remote,
       vfs,
-      writeback: queue,
+      writeback: vfs.writeback,
       bridge,
       shares,
       logger,

@@ -12,7 +12,7 @@ import type { ByteRange } from './types.js';
  */
 export function clampRange(op: string, path: string, size: number, range?: ByteRange): { start: number; end: number } {
   if (!range) return { start: 0, end: size - 1 };
-  if (!Number.isInteger(range.start) || range.start < 0 || (range.end !== undefined && (!Number.isInteger(range.end) || range.end < range.start))) {
+  if (!Number.isSafeInteger(range.start) || range.start < 0 || (range.end !== undefined && (!Number.isSafeInteger(range.end) || range.end < range.start))) {
     throw new TbdavError('TBDAV_RANGE', `${op} ${path}: bad range`);
   }
   if (range.start >= size && size > 0) throw new TbdavError('TBDAV_RANGE', `${op} ${path}: range starts beyond ${size} bytes`);

@@ -4,9 +4,11 @@
  *  - Metadata through MetadataCache (TTL + precise updates on our own writes).
  *  - PUT, write-through (default): spool to disk while hashing, then upload (`commitPut`); answered
  *    after remote.write succeeded.
- *  - PUT, write-back (`writeback` port given, e.g. WritebackQueue): spool durably, hand the file to the
- *    queue (`deferPut`), answer with a `pending` entry; pending files stat/list/read from the queue's
- *    spool until `noteStored` reports them stored. Empty files and ignored names never go the queue.
+ *  - PUT, write-back (`writeback` options given): the Vfs opens its own queue (WritebackQueue, the
+ *    WritebackPort) and hands it its `noteStored` hook, as rclone's VFS hands its cache a callback.
+ *    A PUT spools durably, hands the file to the queue (`deferPut`) and answers with a `pending`
+ *    entry; pending files stat/list/read from the queue's spool until `noteStored` reports them
+ *    stored. Empty files and ignored names never go the queue.
  *  - Local-only files from StateStore: ignored names (never uploaded) and 0-byte placeholders (when
  *    the remote refuses empty files). They list, stat and read like remote files (`local: true`).
  *  - Dead properties and X-OC-Mtime values in StateStore; they follow moves/copies and go with deletes.
@@ -25,6 +27,7 @@ import { Readable } from 'node:stream';
 import { TbdavError, abortError, isTbdavError, type ErrorCode } from '../shared/errors.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
 import type { ByteRange, CallOptions, Entry, Quota, Remote, SpooledFile, WriteResult } from '../remote/types.js';
+import { clampRange } from '../remote/range.js';
 import { EMPTY_MD5 } from '../remote/hash.js';
 import { ContentMd5Memory } from './content-md5.js';
 import { MetadataCache } from './metadata-cache.js';
@@ -32,6 +35,18 @@ import { baseName, isInside, normalizePath, parentPath, rebase } from './paths.j
 import { removeSpool, removeStaleSpools, spoolBody } from './spool.js';
 import { StateStore, type LocalFile } from './state-store.js';
 import type { CopyMoveResult, DeadProps, FileSystem, OpenReadResult, PutOptions, PutResult, VfsEntry } from './types.js';
+import {
+  WritebackQueue,
+  writebackDirs,
+  type PendingInfo,
+  type Reservation,
+  type WritebackHooks,
+  type WritebackPort,
+  type WritebackSettings,
+} from './writeback.js';
+
+/** How long close() lets running write-back uploads finish before leaving them journalled. */
+export const DEFAULT_WRITEBACK_DRAIN_MS = 5000;
 
 export interface VfsOptions {
   remote: Remote;
@@ -51,53 +66,22 @@ export interface VfsOptions {
   /** Clock, ms (tests). */
   now?: () => number;
   /**
-   * Write-back queue (src/vfs/writeback.ts WritebackQueue fits this port). When given, non-empty PUTs
-   * are answered once the body is spooled durably and journalled; the upload runs in the background
-   * and the file shows as `pending` meanwhile. The constructor of the queue owns it (and closes it).
+   * Write-back (upload.mode writeback): non-empty PUTs are answered once the body is spooled durably
+   * and journalled; the upload runs in the background and the file shows as `pending` meanwhile.
+   * The Vfs opens its queue (WritebackQueue, journal in `<stateDir>/writeback`, bodies in
+   * `<cacheDir>/writeback`) once it exists itself, so that resumed uploads report to it, and closes
+   * it first in close().
    */
-  writeback?: WritebackPort;
-  /** With write-back: wait up to this long for the upload before answering with a pending entry (default 0). */
-  writebackWaitMs?: number;
+  writeback?: VfsWritebackOptions;
 }
 
-/** What the Vfs needs to know of a pending write-back upload. */
-export interface PendingFileInfo {
-  path: string;
-  size: number;
-  contentMd5: string;
-  mtime?: number;
-  createdAt: number;
-}
-
-/** The write-back queue as the Vfs uses it (structural: WritebackQueue implements it). */
-export interface WritebackPort {
-  /** Hold spool space before receiving a body of known size (TBDAV_INSUFFICIENT_STORAGE when full). */
-  reserve(bytes: number, subject?: string): { readonly bytes: number; release(): void };
-  /** Take over a durable spool file as the pending content of `path` (the file is moved away). */
-  enqueue(
-    path: string,
-    spool: SpooledFile,
-    opts?: { reservation?: { readonly bytes: number; release(): void }; mtime?: number; requestId?: string },
-  ): Promise<PendingFileInfo & { done: Promise<WriteResult> }>;
-  /** Wait up to `ms` for an upload to be stored; undefined when it was not. */
-  waitStored?(upload: PendingFileInfo & { done: Promise<WriteResult> }, ms: number): Promise<WriteResult | undefined>;
-  pending(path: string): PendingFileInfo | undefined;
-  listPending(folder: string): PendingFileInfo[];
-  pendingUnder(path: string): PendingFileInfo[];
-  /** A pending body (or a range of it); undefined when nothing is pending there any more. */
-  openPending(path: string, range?: ByteRange): Promise<Readable | undefined>;
-  /** Cancel pending uploads at `path` or below. */
-  remove(path: string): Promise<number>;
-  /**
-   * Pending uploads at `from` or below now go to the same place under `to`. Returns how many it
-   * retargeted: an upload that finished meanwhile is not counted (it is stored at `from`).
-   * `whileStopped`, when given, must be called once no upload at or below `from` runs and before
-   * any runs at its new path (the Vfs moves a folder on the remote there); if it throws, the
-   * uploads stay at their old paths and the error is rethrown.
-   */
-  move(from: string, to: string, opts?: { whileStopped?: () => Promise<void> }): Promise<number>;
-  /** A pending file copied: the copy becomes a pending upload of its own; undefined when nothing is pending at `from` (any more). */
-  copy(from: string, to: string, opts?: { requestId?: string }): Promise<unknown>;
+export interface VfsWritebackOptions extends WritebackSettings {
+  /** Wait up to this long for the upload before answering with a pending entry, ms (default 0). */
+  waitMs?: number;
+  /** close(): running uploads get this long to finish before the rest stays journalled, ms (default 5000). */
+  drainMs?: number;
+  /** Tests: open another port than a WritebackQueue (given the hooks the Vfs wants called). */
+  openPort?: (hooks: WritebackHooks) => Promise<WritebackPort>;
 }
 
 export const DEFAULT_IGNORE = ['._*', '.DS_Store', 'Thumbs.db', 'desktop.ini'];
@@ -151,8 +135,10 @@ export class Vfs implements FileSystem {
   private readonly maxUploadBytes: number | undefined;
   private readonly now: () => number;
   private readonly startedAt: number;
-  private readonly writeback: WritebackPort | undefined;
+  /** Set once by open() (after the Vfs exists), closed first by close(). */
+  private wb: WritebackPort | undefined;
   private readonly writebackWaitMs: number;
+  private readonly writebackDrainMs: number;
   private readonly putTails = new Map<string, Promise<void>>();
   private quotaCache: { quota: Quota; at: number } | undefined;
   /** Set once the remote refused a 0-byte file: later empty PUTs go straight to a placeholder. */
@@ -171,48 +157,54 @@ export class Vfs implements FileSystem {
     this.isIgnored = compileIgnore(opts.ignore ?? DEFAULT_IGNORE);
     this.maxUploadBytes = opts.maxUploadBytes;
     this.startedAt = this.now();
-    this.writeback = opts.writeback;
-    this.writebackWaitMs = opts.writebackWaitMs ?? 0;
+    this.writebackWaitMs = opts.writeback?.waitMs ?? 0;
+    this.writebackDrainMs = opts.writeback?.drainMs ?? DEFAULT_WRITEBACK_DRAIN_MS;
   }
 
-  /** Open the vfs: loads the local state from `stateDir`. */
+  /**
+   * Open the vfs: loads the local state from `stateDir`; with write-back, then opens its queue, which
+   * resumes the journalled uploads (they report to this Vfs).
+   */
   static async open(opts: VfsOptions): Promise<Vfs> {
     const state = await StateStore.open(opts.stateDir, { logger: opts.logger });
     const logger = opts.logger ?? silentLogger();
     await removeStaleSpools(opts.cacheDir, logger);
     await state.removeOrphanBlobs();
     const md5s = await ContentMd5Memory.open(opts.stateDir, { logger });
-    return new Vfs(opts, state, md5s);
+    const vfs = new Vfs(opts, state, md5s);
+    if (opts.writeback) {
+      const { openPort, waitMs: _w, drainMs: _d, ...settings } = opts.writeback;
+      const hooks: WritebackHooks = { onStored: (p, result, upload) => vfs.noteStored(p, result, upload.contentMd5) };
+      try {
+        vfs.wb = openPort
+          ? await openPort(hooks)
+          : await WritebackQueue.open({ ...settings, ...writebackDirs(opts.stateDir, opts.cacheDir), remote: opts.remote, logger, ...hooks });
+      } catch (err) {
+        await state.close();
+        throw err;
+      }
+    }
+    return vfs;
+  }
+
+  /** The write-back queue (upload.mode writeback), for status and tests. */
+  get writeback(): WritebackPort | undefined {
+    return this.wb;
   }
 
   // ------------------------------------------------------------------ entries
 
-  private localEntry(f: LocalFile): VfsEntry {
-    return {
-      path: f.path,
-      name: baseName(f.path),
-      isDir: false,
-      size: f.size,
-      mtime: this.state.getMtime(f.path) ?? f.mtime,
-      ctime: f.ctime,
-      hash: f.contentMd5,
-      contentMd5: f.contentMd5,
-      local: true,
-    };
+  /** A file whose content the vfs holds itself (local, or pending upload): its hash is the content md5. */
+  private heldEntry(path: string, size: number, mtime: number, ctime: number, contentMd5: string, held: { local: true } | { pending: true }): VfsEntry {
+    return { path, name: baseName(path), isDir: false, size, mtime: this.state.getMtime(path) ?? mtime, ctime, hash: contentMd5, contentMd5, ...held };
   }
 
-  private pendingEntry(info: PendingFileInfo): VfsEntry {
-    return {
-      path: info.path,
-      name: baseName(info.path),
-      isDir: false,
-      size: info.size,
-      mtime: this.state.getMtime(info.path) ?? info.mtime ?? info.createdAt,
-      ctime: info.createdAt,
-      hash: info.contentMd5,
-      contentMd5: info.contentMd5,
-      pending: true,
-    };
+  private localEntry(f: LocalFile): VfsEntry {
+    return this.heldEntry(f.path, f.size, f.mtime, f.ctime, f.contentMd5, { local: true });
+  }
+
+  private pendingEntry(info: PendingInfo): VfsEntry {
+    return this.heldEntry(info.path, info.size, info.mtime ?? info.createdAt, info.createdAt, info.contentMd5, { pending: true });
   }
 
   /** A remote entry as the vfs shows it: with the recorded mtime, and the content md5 when we know it. */
@@ -232,7 +224,7 @@ export class Vfs implements FileSystem {
   /** Entry of a normalised path, or undefined when absent. */
   private async lookup(path: string, opts?: CallOptions): Promise<VfsEntry | undefined> {
     if (path === '/') return this.rootEntry();
-    const pending = this.writeback?.pending(path);
+    const pending = this.wb?.pending(path);
     if (pending) return this.pendingEntry(pending);
     const local = this.state.getLocal(path);
     if (local) return this.localEntry(local);
@@ -270,7 +262,7 @@ export class Vfs implements FileSystem {
 
   async list(path: string, opts?: CallOptions): Promise<VfsEntry[]> {
     const p = normalizePath(path);
-    if (this.state.getLocal(p) || this.writeback?.pending(p)) throw new TbdavError('TBDAV_CONFLICT', `list ${p}: not a folder`);
+    if (this.state.getLocal(p) || this.wb?.pending(p)) throw new TbdavError('TBDAV_CONFLICT', `list ${p}: not a folder`);
     const known = p === '/' ? undefined : this.cache.lookup(p);
     if (known === null) throw new TbdavError('TBDAV_NOT_FOUND', `list ${p}: no such folder`);
     if (known && !known.isDir) throw new TbdavError('TBDAV_CONFLICT', `list ${p}: not a folder`);
@@ -296,7 +288,7 @@ export class Vfs implements FileSystem {
       }
       byName.set(name, this.localEntry(f));
     }
-    for (const info of this.writeback?.listPending(p) ?? []) byName.set(baseName(info.path), this.pendingEntry(info));
+    for (const info of this.wb?.listPending(p) ?? []) byName.set(baseName(info.path), this.pendingEntry(info));
     return [...byName.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
@@ -306,20 +298,11 @@ export class Vfs implements FileSystem {
     const p = normalizePath(path);
     const entry = await this.require('openRead', p, opts);
     if (entry.isDir) throw new TbdavError('TBDAV_CONFLICT', `openRead ${p}: is a folder`);
-    const size = entry.size;
-    let start = 0;
-    let end = size - 1;
-    if (range) {
-      if (!Number.isSafeInteger(range.start) || range.start < 0 || (range.end !== undefined && (!Number.isSafeInteger(range.end) || range.end < range.start))) {
-        throw new TbdavError('TBDAV_RANGE', `openRead ${p}: bad range ${range.start}-${range.end ?? ''}`);
-      }
-      if (size > 0 && range.start >= size) throw new TbdavError('TBDAV_RANGE', `openRead ${p}: range starts at ${range.start}, file has ${size} bytes`);
-      start = Math.min(range.start, size);
-      end = range.end === undefined ? size - 1 : Math.min(range.end, size - 1);
-    }
-    if (size === 0 || end < start) return { entry, stream: emptyStream() };
-    if (entry.pending && this.writeback) {
-      const stream = await this.writeback.openPending(p, { start, end });
+    // The contract's one rule for the bytes a range means (remote/range.ts), for every kind of file.
+    const { start, end } = clampRange('openRead', p, entry.size, range);
+    if (end < start) return { entry, stream: emptyStream() };
+    if (entry.pending && this.wb) {
+      const stream = await this.wb.openPending(p, { start, end });
       if (stream) return { entry, stream };
       // Stored (or cancelled) in the meantime: read what is there now.
       this.logger.debug(`openRead ${p}: pending upload ended while opening, reading again`);
@@ -352,16 +335,13 @@ export class Vfs implements FileSystem {
     const tail = prev.then(() => mine);
     this.putTails.set(p, tail);
     let spool: SpooledFile | undefined;
-    let reservation: { readonly bytes: number; release(): void } | undefined;
+    let reservation: Reservation | undefined;
     try {
-      if (p === '/') throw new TbdavError('TBDAV_CONFLICT', `${subject}: is a folder`);
-      await this.requireParent('put', p, opts);
-      const before = await this.lookup(p, opts);
-      if (before?.isDir) throw new TbdavError('TBDAV_CONFLICT', `${subject}: a folder is there`);
-      if (before && !opts.overwrite) throw new TbdavError('TBDAV_EXISTS', `${subject}: exists`);
-      const deferrable = this.writeback !== undefined && !this.isIgnored(baseName(p));
+      // Refuse before receiving the body (a 409/412 should not cost the upload)...
+      await this.putTarget(p, opts);
+      const deferrable = this.wb !== undefined && !this.isIgnored(baseName(p));
       // Hold write-back spool space before reading a body of known size (507 before the upload).
-      if (deferrable && opts.expectedSize !== undefined && opts.expectedSize > 0) reservation = this.writeback!.reserve(opts.expectedSize, subject);
+      if (deferrable && opts.expectedSize !== undefined && opts.expectedSize > 0) reservation = this.wb!.reserve(opts.expectedSize, subject);
       spool = await spoolBody(body, {
         cacheDir: this.cacheDir,
         expectedSize: opts.expectedSize,
@@ -374,8 +354,10 @@ export class Vfs implements FileSystem {
       });
       await prev;
       if (opts.signal?.aborted) throw abortError(subject, opts.signal);
-      if (deferrable && spool.size > 0) return await this.deferPut(p, spool, reservation, opts);
-      return await this.commitPut(p, spool, opts);
+      // ...and again now that it is this PUT's turn: the path may have changed while the body came.
+      const before = await this.putTarget(p, opts);
+      if (deferrable && spool.size > 0) return await this.deferPut(p, spool, before, reservation, opts);
+      return await this.commitPut(p, spool, before, opts);
     } finally {
       // After a successful enqueue the spool file has been moved away and the reservation consumed:
       // both calls are then no-ops.
@@ -387,23 +369,37 @@ export class Vfs implements FileSystem {
   }
 
   /**
-   * Write-back: hand the durable spool file to the queue and answer with a pending entry (or, with
-   * writebackWaitMs, with the stored entry when the upload finishes in time). Runs alone for its path.
+   * The PUT preconditions, in one place: the parent is a folder, no folder is at the path, and a
+   * file there only with overwrite. Answers what is there (undefined: nothing).
    */
-  private async deferPut(p: string, spool: SpooledFile, reservation: { readonly bytes: number; release(): void } | undefined, opts: PutOptions): Promise<PutResult> {
-    const wb = this.writeback!;
+  private async putTarget(p: string, opts: PutOptions): Promise<VfsEntry | undefined> {
+    if (p === '/') throw new TbdavError('TBDAV_CONFLICT', `put ${p}: is a folder`);
     await this.requireParent('put', p, opts);
     const before = await this.lookup(p, opts);
     if (before?.isDir) throw new TbdavError('TBDAV_CONFLICT', `put ${p}: a folder is there`);
     if (before && !opts.overwrite) throw new TbdavError('TBDAV_EXISTS', `put ${p}: exists`);
+    return before;
+  }
+
+  /** New content at `p`: its mtime is the client's (X-OC-Mtime) when given, else none of ours. */
+  private async recordPutMtime(p: string, mtime: number | undefined): Promise<void> {
+    if (mtime !== undefined) await this.state.setMtime(p, mtime);
+    else if (this.state.getMtime(p) !== undefined) await this.state.setMtime(p, undefined);
+  }
+
+  /**
+   * Write-back: hand the durable spool file to the queue and answer with a pending entry (or, with
+   * writeback.waitMs, with the stored entry when the upload finishes in time). Runs alone for its path.
+   */
+  private async deferPut(p: string, spool: SpooledFile, before: VfsEntry | undefined, reservation: Reservation | undefined, opts: PutOptions): Promise<PutResult> {
+    const wb = this.wb!;
     const upload = await wb.enqueue(p, spool, { ...(reservation ? { reservation } : {}), mtime: opts.mtime, requestId: opts.requestId });
     // A placeholder at this path is replaced by the pending content.
     if (this.state.getLocal(p)) await this.state.deleteLocal(p);
-    if (opts.mtime !== undefined) await this.state.setMtime(p, opts.mtime);
-    else if (this.state.getMtime(p) !== undefined) await this.state.setMtime(p, undefined);
+    await this.recordPutMtime(p, opts.mtime);
     this.logger.debug(`put ${p}: ${spool.size} bytes journalled for write-back`, { requestId: opts.requestId });
     const created = before === undefined;
-    if (this.writebackWaitMs > 0 && wb.waitStored) {
+    if (this.writebackWaitMs > 0) {
       const stored = await wb.waitStored(upload, this.writebackWaitMs);
       if (stored) return { entry: this.decorate({ ...stored.entry, contentMd5: spool.contentMd5 } satisfies VfsEntry), created };
     }
@@ -427,12 +423,8 @@ export class Vfs implements FileSystem {
   /**
    * Store a spooled body at `p` now (write-through). Runs alone for its path (see putTails).
    */
-  private async commitPut(p: string, spool: SpooledFile, opts: PutOptions): Promise<PutResult> {
+  private async commitPut(p: string, spool: SpooledFile, before: VfsEntry | undefined, opts: PutOptions): Promise<PutResult> {
     const subject = `put ${p}`;
-    await this.requireParent('put', p, opts);
-    const before = await this.lookup(p, opts);
-    if (before?.isDir) throw new TbdavError('TBDAV_CONFLICT', `${subject}: a folder is there`);
-    if (before && !opts.overwrite) throw new TbdavError('TBDAV_EXISTS', `${subject}: exists`);
     const created = before === undefined;
     const now = this.now();
 
@@ -464,8 +456,7 @@ export class Vfs implements FileSystem {
     }
     this.cache.putEntry(entry);
     if (this.state.getLocal(p)) await this.state.deleteLocal(p);
-    if (opts.mtime !== undefined) await this.state.setMtime(p, opts.mtime);
-    else if (this.state.getMtime(p) !== undefined) await this.state.setMtime(p, undefined);
+    await this.recordPutMtime(p, opts.mtime);
     return { entry: this.decorate(entry), created };
   }
 
@@ -512,7 +503,7 @@ export class Vfs implements FileSystem {
 
   private async removeKnown(p: string, e: VfsEntry, opts?: CallOptions): Promise<void> {
     // Pending write-back uploads at or under p are cancelled first, so none lands after the delete.
-    if (this.writeback && (e.pending || e.isDir)) await this.writeback.remove(p);
+    if (this.wb && (e.pending || e.isDir)) await this.wb.remove(p);
     // An upload that was finishing when it was cancelled may have stored the file anyway, even where
     // the cache says nothing is: ask the remote for pending paths.
     if (!e.local) await this.removeRemoteIfThere(p, opts, e.pending === true);
@@ -555,7 +546,7 @@ export class Vfs implements FileSystem {
     }
     const bothRemoteFiles = dst !== undefined && isRemoteFile(dst) && isRemoteFile(src);
     if (dst && !bothRemoteFiles) await this.removeKnown(to, dst, opts);
-    if (src.pending && this.writeback && (await this.writeback.move(from, to)) > 0) {
+    if (src.pending && this.wb && (await this.wb.move(from, to)) > 0) {
       // The pending upload goes to the new path. An older version stored at the old path goes away,
       // and so does a copy that the upload stored there just as it was stopped (the cache may not
       // know of it: ask the remote).
@@ -572,7 +563,7 @@ export class Vfs implements FileSystem {
       this.cache.putAbsent(from);
       await this.learnTransferred('move', from, to, opts);
     } else if (!src.local) {
-      const wb = this.writeback;
+      const wb = this.wb;
       if (src.isDir && wb && wb.pendingUnder(from).length > 0) {
         // Uploads pending inside a moved folder follow it: they are stopped while the folder moves on
         // the remote (none lands in the old folder after it moved) and restart under `to` after.
@@ -629,7 +620,7 @@ export class Vfs implements FileSystem {
     if (dst && !bothRemoteFiles) await this.removeKnown(to, dst, opts);
     if (shallowFolder) {
       await this.cache.mkdirThrough(to, () => this.remote.mkdir(to, opts));
-    } else if (src.pending && this.writeback && (await this.writeback.copy(from, to, { requestId: opts.requestId })) !== undefined) {
+    } else if (src.pending && this.wb && (await this.wb.copy(from, to, { requestId: opts.requestId })) !== undefined) {
       this.cache.removeTree(to);
     } else if (src.pending) {
       // Pending when looked up, but the upload finished (it is stored at `from`) before the copy
@@ -639,21 +630,14 @@ export class Vfs implements FileSystem {
       await this.learnTransferred('copy', from, to, opts);
     } else if (!src.local) {
       // Uploads pending inside a copied folder, as they were before the remote copy started.
-      const pendingInside = src.isDir && this.writeback ? this.writeback.pendingUnder(from).map((i) => i.path) : [];
+      const pendingInside = src.isDir && this.wb ? this.wb.pendingUnder(from).map((i) => i.path) : [];
       await this.remoteCopy(from, to, { ...opts, overwrite: bothRemoteFiles });
-      this.cache.removeTree(to);
-      try {
-        this.cache.putEntry(await this.remote.stat(to, opts));
-      } catch (err) {
-        // The copy is done; the listing will be fetched again when asked.
-        this.logger.debug(`copy ${from} -> ${to}: stat of the copy failed`, { error: String(err) });
-        this.cache.forget(parentPath(to));
-      }
+      await this.learnTransferred('copy', from, to, opts);
       // Uploads pending inside a copied folder are copied as pending uploads of their own. One that
       // finished meanwhile may have landed after the remote copy took its files: copy the stored file.
       for (const p of pendingInside) {
         const dest = rebase(p, from, to);
-        if ((await this.writeback!.copy(p, dest, { requestId: opts.requestId })) !== undefined) continue;
+        if ((await this.wb!.copy(p, dest, { requestId: opts.requestId })) !== undefined) continue;
         this.logger.debug(`copy ${from} -> ${to}: upload of ${p} finished during the copy, copying the stored file`, { requestId: opts.requestId });
         try {
           await this.remoteCopy(p, dest, { ...opts, overwrite: true });
@@ -717,6 +701,8 @@ export class Vfs implements FileSystem {
   }
 
   async close(): Promise<void> {
+    // The queue first: what it cannot finish within the drain stays journalled for the next start.
+    await this.wb?.close({ drainMs: this.writebackDrainMs });
     await Promise.allSettled([...this.putTails.values()]);
     await this.md5s.flush();
     await this.state.close();

@@ -32,14 +32,23 @@ import { silentLogger, type Logger } from '../shared/logger.js';
 import type { ByteRange, Remote, ResumeToken, SpooledFile, WriteResult } from '../remote/types.js';
 import { syncDir } from '../shared/atomic-file.js';
 import { JOURNAL_VERSION, Journal, type JournalEntry } from './journal.js';
-import { isInside, parentPath } from './paths.js';
+import { isSameOrInside, parentPath, rebase } from './paths.js';
 
-export interface WritebackOptions {
-  remote: Remote;
-  /** Folder of the journal (e.g. `<stateDir>/writeback`). */
-  journalDir: string;
-  /** Folder of pending bodies (e.g. `<cacheDir>/writeback`); must be on the filesystem of the spool. */
-  spoolDir: string;
+/** Where write-back keeps its journal and bodies, given the vfs's state and cache folders. */
+export function writebackDirs(stateDir: string, cacheDir: string): { journalDir: string; spoolDir: string } {
+  return { journalDir: join(stateDir, 'writeback'), spoolDir: join(cacheDir, 'writeback') };
+}
+
+/** What the owner of a write-back queue (the Vfs) wants to hear. */
+export interface WritebackHooks {
+  /** An upload is stored and is still the newest for its path: update caches before it stops being pending. */
+  onStored?: (path: string, result: WriteResult, upload: PendingInfo) => void | Promise<void>;
+  /** An upload was given up (permanent error). */
+  onFailed?: (path: string, error: TbdavError, upload: PendingInfo) => void;
+}
+
+/** How a queue behaves (the Vfs takes these as VfsOptions.writeback). */
+export interface WritebackSettings {
   /** Bound on the bytes of pending bodies (default: none). */
   spoolMaxBytes?: number;
   /** Uploads in flight at once (default 2). */
@@ -47,11 +56,15 @@ export interface WritebackOptions {
   /** First retry delay, ms (default 1000); doubles per attempt up to retryMaxMs (default 60 000). */
   retryBaseMs?: number;
   retryMaxMs?: number;
+}
+
+export interface WritebackOptions extends WritebackSettings, WritebackHooks {
+  remote: Remote;
+  /** Folder of the journal (e.g. `<stateDir>/writeback`, see writebackDirs). */
+  journalDir: string;
+  /** Folder of pending bodies (e.g. `<cacheDir>/writeback`); must be on the filesystem of the spool. */
+  spoolDir: string;
   logger?: Logger;
-  /** An upload is stored and is still the newest for its path: update caches before it stops being pending. */
-  onStored?: (path: string, result: WriteResult, entry: JournalEntry) => void | Promise<void>;
-  /** An upload was given up (permanent error). */
-  onFailed?: (path: string, error: TbdavError, entry: JournalEntry) => void;
 }
 
 /** What the vfs shows for a pending file. */
@@ -82,6 +95,44 @@ export interface Reservation {
 export interface PendingUpload extends PendingInfo {
   /** Settles when stored (the WriteResult), or rejects when superseded, removed, given up or shut down. */
   done: Promise<WriteResult>;
+}
+
+/**
+ * The write-back queue as the Vfs uses it: WritebackQueue implements it; the Vfs opens it (after
+ * itself exists, handing it its hooks) and closes it. Tests may give the Vfs another implementation
+ * (VfsOptions.writeback.openPort).
+ */
+export interface WritebackPort {
+  /** Hold spool space before receiving a body of known size (TBDAV_INSUFFICIENT_STORAGE when full). */
+  reserve(bytes: number, subject?: string): Reservation;
+  /** Take over a durable spool file as the pending content of `path` (the file is moved away). */
+  enqueue(path: string, spool: SpooledFile, opts?: EnqueueOptions): Promise<PendingUpload>;
+  /** Wait up to `ms` for an upload to be stored; undefined when it was not. */
+  waitStored(upload: PendingUpload, ms: number): Promise<WriteResult | undefined>;
+  /** The pending upload of a path, if any. */
+  pending(path: string): PendingInfo | undefined;
+  /** Pending uploads directly inside a folder. */
+  listPending(folder: string): PendingInfo[];
+  /** Pending uploads at `path` or below it. */
+  pendingUnder(path: string): PendingInfo[];
+  /** A pending body (or a range of it); undefined when nothing is pending there any more. */
+  openPending(path: string, range?: ByteRange): Promise<Readable | undefined>;
+  /** Cancel pending uploads at `path` or below. */
+  remove(path: string): Promise<number>;
+  /**
+   * Pending uploads at `from` or below now go to the same place under `to`. Returns how many it
+   * retargeted: an upload that finished meanwhile is not counted (it is stored at `from`).
+   * `whileStopped`, when given, must be called once no upload at or below `from` runs and before
+   * any runs at its new path (the Vfs moves a folder on the remote there); if it throws, the
+   * uploads stay at their old paths and the error is rethrown.
+   */
+  move(from: string, to: string, opts?: { whileStopped?: () => Promise<void> }): Promise<number>;
+  /** A pending file copied: the copy becomes a pending upload of its own; undefined when nothing is pending at `from` (any more). */
+  copy(from: string, to: string, opts?: { requestId?: string }): Promise<PendingUpload | undefined>;
+  /** Bytes held by pending bodies and reservations, the bound, and how many uploads are pending. */
+  usage(): { pendingBytes: number; reservedBytes: number; maxBytes: number; pending: number };
+  /** Stop: running uploads get `drainMs` to finish, the rest stays for the next open. */
+  close(opts?: { drainMs?: number }): Promise<void>;
 }
 
 /** Errors that no retry will cure. */
@@ -166,7 +217,7 @@ function asTbdav(err: unknown, subject: string): TbdavError {
   return new TbdavError('TBDAV_RETRYABLE', `${subject}: ${String((err as Error)?.message ?? err)}`, { cause: err });
 }
 
-export class WritebackQueue {
+export class WritebackQueue implements WritebackPort {
   private readonly remote: Remote;
   private readonly journal: Journal;
   private readonly spoolDir: string;
@@ -175,8 +226,8 @@ export class WritebackQueue {
   private readonly retryBaseMs: number;
   private readonly retryMaxMs: number;
   private readonly logger: Logger;
-  private readonly onStored: WritebackOptions['onStored'];
-  private readonly onFailed: WritebackOptions['onFailed'];
+  private readonly onStored: WritebackHooks['onStored'];
+  private readonly onFailed: WritebackHooks['onFailed'];
   private readonly slots: Slots;
   private readonly items = new Map<string, Item>();
   private readonly byPath = new Map<string, Item>();
@@ -454,7 +505,7 @@ export class WritebackQueue {
     this.logger.info(`write-back ${e.path}: stored ${e.size} bytes${result.rapid ? ' (rapid upload)' : ''} after ${e.attempts + 1} attempt(s)`, { id: e.id });
     if (this.byPath.get(e.path) === item && this.onStored) {
       try {
-        await this.onStored(e.path, result, e);
+        await this.onStored(e.path, result, this.info(item));
       } catch (err) {
         this.logger.warn(`write-back ${e.path}: onStored failed: ${String((err as Error)?.message ?? err)}`);
       }
@@ -481,7 +532,7 @@ export class WritebackQueue {
     this.logger.error(`write-back ${e.path}: upload given up after ${e.attempts} attempt(s) (${err.code})${kept}`, { id: e.id });
     this.release(item);
     await this.journal.remove(e.id);
-    this.onFailed?.(e.path, err, e);
+    this.onFailed?.(e.path, err, this.info(item));
     item.reject(err);
   }
 
@@ -526,7 +577,7 @@ export class WritebackQueue {
 
   /** Pending uploads at `path` or below it. */
   pendingUnder(path: string): PendingInfo[] {
-    return [...this.byPath.values()].filter((i) => i.entry.path === path || isInside(i.entry.path, path)).map((i) => this.info(i));
+    return [...this.byPath.values()].filter((i) => isSameOrInside(i.entry.path, path)).map((i) => this.info(i));
   }
 
   /**
@@ -564,7 +615,7 @@ export class WritebackQueue {
 
   /** DELETE: cancel pending uploads at `path` or below it. Returns how many were cancelled. */
   async remove(path: string): Promise<number> {
-    const victims = [...this.byPath.values()].filter((i) => i.entry.path === path || isInside(i.entry.path, path));
+    const victims = [...this.byPath.values()].filter((i) => isSameOrInside(i.entry.path, path));
     for (const v of victims) this.cancel(v, 'removed');
     await Promise.all(victims.map((v) => v.settled));
     return victims.length;
@@ -581,7 +632,7 @@ export class WritebackQueue {
    * resume at their old paths and the error is rethrown.
    */
   async move(from: string, to: string, opts: { whileStopped?: () => Promise<void> } = {}): Promise<number> {
-    const movers = [...this.byPath.values()].filter((i) => i.entry.path === from || isInside(i.entry.path, from));
+    const movers = [...this.byPath.values()].filter((i) => isSameOrInside(i.entry.path, from));
     for (const m of movers) this.cancel(m, 'moved');
     await Promise.all(movers.map((m) => m.settled));
     if (opts.whileStopped) {
@@ -607,7 +658,7 @@ export class WritebackQueue {
       }
       moved++;
       const oldPath = m.entry.path;
-      const newPath = to + oldPath.slice(from.length);
+      const newPath = rebase(oldPath, from, to);
       if (this.byPath.get(oldPath) === m) this.byPath.delete(oldPath);
       const there = this.byPath.get(newPath);
       if (there && there !== m) this.cancel(there, 'superseded');

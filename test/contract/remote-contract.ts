@@ -15,6 +15,7 @@ import { Readable } from 'node:stream';
 import { isTbdavError, type ErrorCode } from '../../src/shared/errors.js';
 import type { Entry, Remote, SpooledFile } from '../../src/remote/types.js';
 import { removeSpool, spoolBody } from '../../src/vfs/spool.js';
+import { readAll } from '../helpers/streams.js';
 
 export interface ContractSubject {
   remote: Remote;
@@ -27,11 +28,6 @@ function md5(b: Buffer | string): string {
   return createHash('md5').update(b).digest('hex');
 }
 
-async function readAll(s: Readable): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const c of s) parts.push(typeof c === 'string' ? Buffer.from(c) : (c as Buffer));
-  return Buffer.concat(parts);
-}
 
 async function rejectsWith(p: Promise<unknown>, codes: ErrorCode | ErrorCode[], what: string): Promise<void> {
   const want = Array.isArray(codes) ? codes : [codes];

@@ -1,6 +1,5 @@
 /**
- * Helpers of the reliability tests: a logger that keeps every line (debug included) in memory,
- * a raw HTTP/1.1 client over node:net (sends bytes node's own client would refuse: NUL, backslashes,
+ * Helpers of the reliability tests (captureLogger is test/helpers/logs.ts), a raw HTTP/1.1 client over node:net (sends bytes node's own client would refuse: NUL, backslashes,
  * bad headers), a seeded PRNG, and a reader of the embedded emulator's persisted drive.
  */
 import { readFile } from 'node:fs/promises';
@@ -10,27 +9,7 @@ import { Writable } from 'node:stream';
 import winston from 'winston';
 import { createLogger, type Logger } from '../../src/shared/logger.js';
 
-export interface CapturedLogger {
-  logger: Logger;
-  /** Every formatted line so far (text format, after the redaction step). */
-  lines: string[];
-  text(): string;
-}
-
-/** A debug-level logger writing formatted lines to memory (plus stderr when TBDAV_TEST_LOG is set). */
-export function captureLogger(format: 'text' | 'json' = 'text'): CapturedLogger {
-  const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer | string, _enc, cb) {
-      lines.push(String(chunk).replace(/\n$/, ''));
-      cb();
-    },
-  });
-  const transports: winston.transport[] = [new winston.transports.Stream({ stream: sink })];
-  if (process.env.TBDAV_TEST_LOG) transports.push(new winston.transports.Console({ stderrLevels: ['error', 'warn', 'info', 'debug'] }));
-  const logger = createLogger({ level: 'debug', format, transports });
-  return { logger, lines, text: () => lines.join('\n') };
-}
+export { captureLogger, type CapturedLogger } from '../helpers/logs.js';
 
 /** mulberry32: a small seeded PRNG so that a failing fuzz run can be replayed. */
 export function prng(seed: number): () => number {

@@ -9,7 +9,7 @@ import { checkDrivePath, drivePath, drivePathProblem, normaliseRoot, rootWarning
 import { TeraboxClient } from '../../src/terabox/client.js';
 import { TeraboxRemote } from '../../src/terabox/remote.js';
 import { MemoryTokenStore } from '../../src/terabox/auth/token-store.js';
-import { captureLogger } from './setup.js';
+import { captureLogger } from '../helpers/logs.js';
 
 /** mulberry32: a seeded PRNG, so that a failure can be replayed. */
 function prng(seed: number): () => number {
@@ -82,7 +82,7 @@ test('a root outside /From: Other Applications/<app> gets a warning; inside it n
   for (const r of ['/', '/From: Other Applications', '/From: Other Applications/', '/photos', '/From: Other Device/app']) {
     assert.match(rootWarning(r) ?? '', /not inside the app folder.*From: Other Applications\/<app name>/, r);
   }
-  const { logger, logs } = captureLogger();
+  const { logger, logs } = captureLogger('json');
   const client = new TeraboxClient({ authUrl: 'http://127.0.0.1:9', clientId: 'c', clientSecret: 's', privateSecret: 'p', tokenStore: new MemoryTokenStore(), logger });
   try {
     new TeraboxRemote(client, { root: '/', logger });

@@ -18,7 +18,8 @@ import type { CallOptions } from '../../src/remote/types.js';
 import type { Superfile2Response } from '../../src/terabox/api/types.js';
 import { serviceMd5 } from '../../src/terabox/shards.js';
 import { startAnswerProxy } from './answer-proxy.js';
-import { captureLogger, makeSpool, readAll } from './setup.js';
+import { captureLogger } from '../helpers/logs.js';
+import { makeSpool, readAll } from './setup.js';
 
 const MiB = 1024 * 1024;
 const dirs: string[] = [];
@@ -42,7 +43,7 @@ async function withVariant(variant: Partial<ServiceVariant>, fn: (r: VRig) => Pr
   const dir = await mkdtemp(join(tmpdir(), 'tbdav-variant-'));
   dirs.push(dir);
   const emu = await startEmulator({ dataDir: join(dir, 'emu'), variant });
-  const { logger, logs } = captureLogger();
+  const { logger, logs } = captureLogger('json');
   const stateDir = join(dir, 'state');
   const client = new Ctor({ authUrl: emu.authUrl, ...emu.credentials, tokenStore: new FileTokenStore(stateDir), logger, callsPerSecond: 1000, concurrency: 8, retryBaseMs: 5, retryMaxMs: 50 });
   try {

@@ -7,11 +7,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
-import { PassThrough } from 'node:stream';
 import assert from 'node:assert/strict';
-import winston from 'winston';
 import { startEmulator } from '../../src/emulator/index.js';
-import { createLogger, type Logger } from '../../src/shared/logger.js';
+import type { Logger } from '../../src/shared/logger.js';
+import { captureLogger } from '../helpers/logs.js';
 import { envVariant, withEnvVariant } from '../helpers/emulator-variant.js';
 import { FileTokenStore } from '../../src/terabox/auth/token-store.js';
 import { TeraboxClient, type TeraboxClientOptions } from '../../src/terabox/client.js';
@@ -47,18 +46,10 @@ class RecordingStore extends FileTokenStore {
   }
 }
 
-export function captureLogger(): { logger: Logger; logs: string[] } {
-  const logs: string[] = [];
-  const stream = new PassThrough();
-  stream.on('data', (c: Buffer) => logs.push(c.toString('utf8')));
-  const logger = createLogger({ level: 'debug', format: 'json', transports: [new winston.transports.Stream({ stream })] });
-  return { logger, logs };
-}
-
 export async function startRig(emuOptions: Record<string, unknown> = {}, clientOver: Partial<TeraboxClientOptions> = {}): Promise<Rig> {
   const dir = await mkdtemp(join(tmpdir(), 'tbdav-terabox-'));
   const emu = await startEmulator(withEnvVariant({ dataDir: join(dir, 'emu'), ...emuOptions } as Parameters<typeof startEmulator>[0]));
-  const { logger, logs } = captureLogger();
+  const { logger, logs } = captureLogger('json');
   const clients: TeraboxClient[] = [];
   const seenTokens = new Set<string>();
   const newClient = (over: Partial<TeraboxClientOptions> = {}, Ctor: new (o: TeraboxClientOptions) => TeraboxClient = TeraboxClient): TeraboxClient => {
@@ -113,11 +104,7 @@ export async function makeSpool(dir: string, name: string, size: number, shardSi
   return { localPath, size: bytes.length, shardSize, blockMd5s, contentMd5: createHash('md5').update(bytes).digest('hex'), data: bytes };
 }
 
-export async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const c of stream) parts.push(Buffer.isBuffer(c) ? c : Buffer.from(c as string));
-  return Buffer.concat(parts);
-}
+export { readAll } from '../helpers/streams.js';
 
 /** The error `p` rejects with (the test fails when it resolves). */
 export async function failureOf(p: Promise<unknown>): Promise<unknown> {

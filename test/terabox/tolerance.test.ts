@@ -17,7 +17,8 @@ import { TeraboxClient } from '../../src/terabox/client.js';
 import { TeraboxRemote, SESSION_RESTARTS } from '../../src/terabox/remote.js';
 import { serviceMd5 } from '../../src/terabox/shards.js';
 import { startAnswerProxy, obfuscateMd5, type AnswerProxy } from './answer-proxy.js';
-import { captureLogger, makeSpool, readAll } from './setup.js';
+import { captureLogger } from '../helpers/logs.js';
+import { makeSpool, readAll } from './setup.js';
 
 const MiB = 1024 * 1024;
 let dir: string;
@@ -38,7 +39,7 @@ after(async () => {
 
 /** A fresh client + remote (own root folder, own log) through the proxy. */
 async function rig(): Promise<{ client: TeraboxClient; remote: TeraboxRemote; logs: string[]; root: string; close(): Promise<void> }> {
-  const { logger, logs } = captureLogger();
+  const { logger, logs } = captureLogger('json');
   const client = new TeraboxClient({
     authUrl: proxy.url,
     ...emu.credentials,

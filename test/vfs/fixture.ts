@@ -5,6 +5,10 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { MemoryRemote, type MemoryRemoteOptions } from '../../src/remote/memory.js';
 import { Vfs, type VfsOptions } from '../../src/vfs/vfs.js';
+import { readAll } from '../helpers/streams.js';
+
+/** (re-exported for the vfs tests) */
+export { readAll };
 
 export interface Fixture {
   remote: MemoryRemote;
@@ -25,11 +29,6 @@ export function body(content: string | Buffer): Readable {
   return Readable.from([typeof content === 'string' ? Buffer.from(content) : content]);
 }
 
-export async function readAll(s: Readable): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const c of s) parts.push(typeof c === 'string' ? Buffer.from(c) : (c as Buffer));
-  return Buffer.concat(parts);
-}
 
 export async function fixture(remoteOpts: MemoryRemoteOptions = {}, vfsOpts: Partial<VfsOptions> = {}): Promise<Fixture> {
   const dir = await mkdtemp(join(tmpdir(), 'tbdav-vfs-'));

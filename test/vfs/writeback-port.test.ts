@@ -15,11 +15,11 @@ import type { Readable } from 'node:stream';
 import { TbdavError, isTbdavError } from '../../src/shared/errors.js';
 import type { ByteRange, Remote, SpooledFile, WriteResult } from '../../src/remote/types.js';
 import { isSameOrInside, parentPath, rebase } from '../../src/vfs/paths.js';
-import type { PendingFileInfo, Vfs, WritebackPort } from '../../src/vfs/vfs.js';
+import type { PendingInfo, PendingUpload, Reservation, WritebackHooks, WritebackPort } from '../../src/vfs/writeback.js';
 import { body, fixture, type Fixture } from './fixture.js';
 
 interface Item {
-  info: PendingFileInfo;
+  info: PendingInfo;
   spool: SpooledFile;
   done: Promise<WriteResult>;
   resolve(r: WriteResult): void;
@@ -30,13 +30,13 @@ class ManualPort implements WritebackPort {
   readonly items = new Map<string, Item>();
   reserved = 0;
   maxBytes = Number.POSITIVE_INFINITY;
-  vfs: Vfs | undefined;
+  hooks: WritebackHooks = {};
   constructor(
     private readonly dir: string,
     private readonly remote: Remote,
   ) {}
 
-  reserve(bytes: number, subject = 'write-back'): { readonly bytes: number; release(): void } {
+  reserve(bytes: number, subject = 'write-back'): Reservation {
     if (this.reserved + bytes > this.maxBytes) throw new TbdavError('TBDAV_INSUFFICIENT_STORAGE', `${subject}: spool full`);
     this.reserved += bytes;
     let held = true;
@@ -49,7 +49,7 @@ class ManualPort implements WritebackPort {
     };
   }
 
-  async enqueue(path: string, spool: SpooledFile, opts: { reservation?: { release(): void }; mtime?: number } = {}) {
+  async enqueue(path: string, spool: SpooledFile, opts: { reservation?: Reservation; mtime?: number } = {}): Promise<PendingUpload> {
     await mkdir(this.dir, { recursive: true });
     const localPath = join(this.dir, `${randomUUID()}.data`);
     await rename(spool.localPath, localPath);
@@ -59,7 +59,16 @@ class ManualPort implements WritebackPort {
     let reject!: (e: unknown) => void;
     const done = new Promise<WriteResult>((a, b) => ((resolve = a), (reject = b)));
     done.catch(() => undefined);
-    const info: PendingFileInfo = { path, size: spool.size, contentMd5: spool.contentMd5, createdAt: 1000, ...(opts.mtime !== undefined ? { mtime: opts.mtime } : {}) };
+    const info: PendingInfo = {
+      id: randomUUID(),
+      path,
+      size: spool.size,
+      contentMd5: spool.contentMd5,
+      createdAt: 1000,
+      state: 'queued',
+      attempts: 0,
+      ...(opts.mtime !== undefined ? { mtime: opts.mtime } : {}),
+    };
     this.items.set(path, { info, spool: { ...spool, localPath }, done, resolve, reject });
     return { ...info, done };
   }
@@ -68,13 +77,13 @@ class ManualPort implements WritebackPort {
     return Promise.race([upload.done, new Promise<undefined>((r) => setTimeout(() => r(undefined), ms))]);
   }
 
-  pending(path: string): PendingFileInfo | undefined {
+  pending(path: string): PendingInfo | undefined {
     return this.items.get(path)?.info;
   }
-  listPending(folder: string): PendingFileInfo[] {
+  listPending(folder: string): PendingInfo[] {
     return [...this.items.values()].filter((i) => i.info.path !== '/' && parentPath(i.info.path) === folder).map((i) => i.info);
   }
-  pendingUnder(path: string): PendingFileInfo[] {
+  pendingUnder(path: string): PendingInfo[] {
     return [...this.items.values()].filter((i) => isSameOrInside(i.info.path, path)).map((i) => i.info);
   }
   async openPending(path: string, range?: ByteRange): Promise<Readable | undefined> {
@@ -104,7 +113,7 @@ class ManualPort implements WritebackPort {
     }
     return movers.length;
   }
-  async copy(from: string, to: string): Promise<unknown> {
+  async copy(from: string, to: string): Promise<PendingUpload | undefined> {
     const src = this.items.get(from);
     if (!src) return undefined;
     const tmp = join(this.dir, `${randomUUID()}.copy`);
@@ -112,11 +121,18 @@ class ManualPort implements WritebackPort {
     return this.enqueue(to, { ...src.spool, localPath: tmp }, src.info.mtime !== undefined ? { mtime: src.info.mtime } : {});
   }
 
+  usage(): { pendingBytes: number; reservedBytes: number; maxBytes: number; pending: number } {
+    return { pendingBytes: [...this.items.values()].reduce((n, i) => n + i.info.size, 0), reservedBytes: this.reserved, maxBytes: this.maxBytes, pending: this.items.size };
+  }
+  async close(): Promise<void> {
+    // Nothing runs in the background here.
+  }
+
   /** Upload everything pending, in path order, reporting each to the Vfs like the real queue. */
   async flush(): Promise<void> {
     for (const [p, item] of [...this.items.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
       const res = await this.remote.write(p, item.spool, { overwrite: true, ...(item.info.mtime !== undefined ? { mtime: item.info.mtime } : {}) });
-      this.vfs?.noteStored(p, res, item.spool.contentMd5);
+      await this.hooks.onStored?.(p, res, item.info);
       this.items.delete(p);
       await rm(item.spool.localPath, { force: true });
       item.resolve(res);
@@ -129,8 +145,15 @@ async function withPort(fn: (f: Fixture, port: ManualPort) => Promise<void>, wai
   const f = await fixture({}, {});
   try {
     port = new ManualPort(join(f.dir, 'wb'), f.remote);
-    const vfs = await f.reopen({ writeback: port, writebackWaitMs: waitMs });
-    port.vfs = vfs;
+    await f.reopen({
+      writeback: {
+        waitMs,
+        openPort: async (hooks) => {
+          port.hooks = hooks;
+          return port;
+        },
+      },
+    });
     await fn(f, port);
   } finally {
     await f.close();

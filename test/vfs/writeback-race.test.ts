@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CallOptions, Entry, MoveOptions } from '../../src/remote/types.js';
 import { Vfs } from '../../src/vfs/vfs.js';
-import { WritebackQueue } from '../../src/vfs/writeback.js';
+import type { WritebackPort } from '../../src/vfs/writeback.js';
 import { body, readAll } from './fixture.js';
 import { GatedMemoryRemote } from '../helpers/gated-remote.js';
 
@@ -47,7 +47,7 @@ class RaceRemote extends GatedMemoryRemote {
 
 interface Rig {
   remote: RaceRemote;
-  queue: WritebackQueue;
+  queue: WritebackPort;
   vfs: Vfs;
   /** Open the gate and wait until nothing is pending at `path` any more (stored or given up). */
   finishUpload(path: string): Promise<void>;
@@ -57,17 +57,15 @@ interface Rig {
 async function withRig(fn: (r: Rig) => Promise<void>): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'tbdav-wbrace-'));
   const remote = new RaceRemote();
-  let vfs: Vfs | undefined;
-  const queue = await WritebackQueue.open({
+  // The Vfs opens its own queue (journal and bodies under its state and cache folders).
+  const vfs = await Vfs.open({
     remote,
-    journalDir: join(dir, 'state', 'writeback'),
-    spoolDir: join(dir, 'cache', 'writeback'),
-    retryBaseMs: 5,
-    retryMaxMs: 20,
-    onStored: (p, res, e) => vfs?.noteStored(p, res, e.contentMd5),
+    stateDir: join(dir, 'state'),
+    cacheDir: join(dir, 'cache'),
+    writeback: { retryBaseMs: 5, retryMaxMs: 20, drainMs: 2000 },
   });
+  const queue = vfs.writeback!;
   try {
-    vfs = await Vfs.open({ remote, stateDir: join(dir, 'state'), cacheDir: join(dir, 'cache'), writeback: queue });
     const v = vfs;
     const rig: Rig = {
       remote,
@@ -85,14 +83,13 @@ async function withRig(fn: (r: Rig) => Promise<void>): Promise<void> {
     await fn(rig);
   } finally {
     remote.open();
-    await queue.close({ drainMs: 2000 });
-    await vfs?.close();
+    await vfs.close();
     await rm(dir, { recursive: true, force: true });
   }
 }
 
 /** Wait until the queue has nothing pending any more. */
-async function drained(q: WritebackQueue): Promise<void> {
+async function drained(q: WritebackPort): Promise<void> {
   for (let i = 0; i < 2000 && q.usage().pending > 0; i++) await new Promise((r) => setTimeout(r, 2));
   assert.equal(q.usage().pending, 0, 'every upload ended');
 }
