@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { startEmulator } from '../../src/emulator/index.js';
+import { withEnvVariant } from '../helpers/emulator-variant.js';
 import { FileTokenStore } from '../../src/terabox/auth/token-store.js';
 import { TeraboxClient } from '../../src/terabox/client.js';
 import { cleanEnv, runCli, startCli } from '../helpers/cli.js';
@@ -22,7 +23,7 @@ const SECONDS = Number(process.env.TBDAV_TOKEN_OWNER_SECONDS ?? 40);
 for (const refreshReuse of ['refuse', 'revoke'] as const) {
   test(`serve + whoami side by side, 5 s tokens, ${SECONDS} s, refreshReuse '${refreshReuse}': every call succeeds, no refresh token reused`, { timeout: (SECONDS + 120) * 1000 }, async () => {
     const dir = await mkdtemp(join(tmpdir(), 'tbdav-token-owner-'));
-    const emu = await startEmulator({ dataDir: join(dir, 'emu'), accessTokenTtlSec: 5, variant: { refreshReuse } });
+    const emu = await startEmulator(withEnvVariant({ dataDir: join(dir, 'emu'), accessTokenTtlSec: 5, variant: { refreshReuse } }));
     const stateDir = join(dir, 'state');
     const file = join(dir, 'config.json');
     let serve: ReturnType<typeof startCli> | undefined;

@@ -11,6 +11,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startEmulator, type EmulatorHandle } from '../../src/emulator/index.js';
+import { withEnvVariant } from '../helpers/emulator-variant.js';
 import { FileTokenStore } from '../../src/terabox/auth/token-store.js';
 import { TeraboxClient } from '../../src/terabox/client.js';
 import { startAnswerProxy, type AnswerProxy } from './answer-proxy.js';
@@ -22,7 +23,7 @@ let client: TeraboxClient;
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'tbdav-refused-'));
-  emu = await startEmulator({ dataDir: join(dir, 'emu') });
+  emu = await startEmulator(withEnvVariant({ dataDir: join(dir, 'emu') }));
   proxy = await startAnswerProxy(emu);
   client = new TeraboxClient({ authUrl: proxy.url, ...emu.credentials, tokenStore: new FileTokenStore(join(dir, 'state')), callsPerSecond: 1000, retryBaseMs: 5, retryMaxMs: 50 });
   await client.exchangeCode(emu.issueAuthorizationCode());

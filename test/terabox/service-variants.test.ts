@@ -11,6 +11,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startEmulator, type EmulatorHandle, type ServiceVariant } from '../../src/emulator/index.js';
+import { withEnvVariant } from '../helpers/emulator-variant.js';
 import { FileTokenStore, tokenFilePath } from '../../src/terabox/auth/token-store.js';
 import { TeraboxClient, type FileRange } from '../../src/terabox/client.js';
 import { TeraboxRemote } from '../../src/terabox/remote.js';
@@ -42,7 +43,7 @@ interface VRig {
 async function withVariant(variant: Partial<ServiceVariant>, fn: (r: VRig) => Promise<void>, Ctor: typeof TeraboxClient = TeraboxClient): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'tbdav-variant-'));
   dirs.push(dir);
-  const emu = await startEmulator({ dataDir: join(dir, 'emu'), variant });
+  const emu = await startEmulator(withEnvVariant({ dataDir: join(dir, 'emu'), variant }));
   const { logger, logs } = captureLogger('json');
   const stateDir = join(dir, 'state');
   const client = new Ctor({ authUrl: emu.authUrl, ...emu.credentials, tokenStore: new FileTokenStore(stateDir), logger, callsPerSecond: 1000, concurrency: 8, retryBaseMs: 5, retryMaxMs: 50 });

@@ -10,6 +10,7 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startEmulator } from '../../src/emulator/index.js';
+import { withEnvVariant } from '../helpers/emulator-variant.js';
 import { FileTokenStore, TOKEN_FILE } from '../../src/terabox/auth/token-store.js';
 import { TeraboxClient } from '../../src/terabox/client.js';
 import { TeraboxRemote } from '../../src/terabox/remote.js';
@@ -24,7 +25,7 @@ for (const refreshReuse of ['refuse', 'revoke'] as const) {
   test(`refreshReuse '${refreshReuse}': four clients on one state dir refreshing at once, 10 rounds: no refresh token sent twice, every call succeeds`, async () => {
     const dir = await mkdtemp(join(tmpdir(), 'tbdav-token-lock-'));
     dirs.push(dir);
-    const emu = await startEmulator({ dataDir: join(dir, 'emu'), variant: { refreshReuse } });
+    const emu = await startEmulator(withEnvVariant({ dataDir: join(dir, 'emu'), variant: { refreshReuse } }));
     const stateDir = join(dir, 'state');
     const make = () => new TeraboxClient({ authUrl: emu.authUrl, ...emu.credentials, tokenStore: new FileTokenStore(stateDir), retryBaseMs: 5, retryMaxMs: 50 });
     const first = make();
@@ -53,7 +54,7 @@ for (const refreshReuse of ['refuse', 'revoke'] as const) {
 test('a pair saved by another process is adopted before refreshing; a logout elsewhere wins', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'tbdav-token-lock-'));
   dirs.push(dir);
-  const emu = await startEmulator({ dataDir: join(dir, 'emu') });
+  const emu = await startEmulator(withEnvVariant({ dataDir: join(dir, 'emu') }));
   const stateDir = join(dir, 'state');
   const a = new TeraboxClient({ authUrl: emu.authUrl, ...emu.credentials, tokenStore: new FileTokenStore(stateDir) });
   const b = new TeraboxClient({ authUrl: emu.authUrl, ...emu.credentials, tokenStore: new FileTokenStore(stateDir) });
@@ -77,7 +78,7 @@ test('a pair saved by another process is adopted before refreshing; a logout els
 test('the observer hears every refresh attempt (ok or refused) and the shard bytes sent', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'tbdav-token-lock-'));
   dirs.push(dir);
-  const emu = await startEmulator({ dataDir: join(dir, 'emu') });
+  const emu = await startEmulator(withEnvVariant({ dataDir: join(dir, 'emu') }));
   const refreshes: boolean[] = [];
   let up = 0;
   const observer = { tokenRefresh: (e: { ok: boolean }) => refreshes.push(e.ok), transfer: (e: { direction: string; bytes: number }) => (up += e.direction === 'up' ? e.bytes : 0) };

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { startEmulator, type EmulatorHandle } from '../../src/emulator/index.js';
+import { withEnvVariant } from '../helpers/emulator-variant.js';
 import { FileTokenStore } from '../../src/terabox/auth/token-store.js';
 import { TeraboxClient } from '../../src/terabox/client.js';
 import { TeraboxRemote, SESSION_RESTARTS } from '../../src/terabox/remote.js';
@@ -28,7 +29,7 @@ let n = 0;
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'tbdav-tolerance-'));
-  emu = await startEmulator({ dataDir: join(dir, 'emu') });
+  emu = await startEmulator(withEnvVariant({ dataDir: join(dir, 'emu') }));
   proxy = await startAnswerProxy(emu);
 });
 after(async () => {
