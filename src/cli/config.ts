@@ -51,6 +51,7 @@ export interface Config {
   shares: { folder: string; copyWaitSeconds: number };
   streaming: { enabled: boolean; type: 'M3U8_AUTO_480' | 'M3U8_AUTO_720' | 'M3U8_AUTO_1080' };
   log: { level: LogLevel; format: 'text' | 'json' };
+  metrics: { public: boolean };
 }
 
 type Kind = 'string' | 'int' | 'number' | 'url' | 'path' | 'users' | 'list' | 'enum' | 'root' | 'bool';
@@ -170,6 +171,12 @@ export const CONFIG_KEYS: readonly KeyDef[] = [
   },
   { key: 'log.level', kind: 'enum', values: LOG_LEVELS, default: 'info', doc: 'error, warn, info, http, verbose, debug or silly.', aliases: ['log-level'] },
   { key: 'log.format', kind: 'enum', values: ['text', 'json'], default: 'text', doc: 'text for people, json for log collectors.' },
+  {
+    key: 'metrics.public',
+    kind: 'bool',
+    default: false,
+    doc: '/metrics (Prometheus text) without authentication, for a scraper that cannot send Basic credentials. /healthz and /readyz never need any; the status page /.terabox-dav/ always needs the share\'s.',
+  },
 ];
 
 const BY_KEY = new Map(CONFIG_KEYS.map((d) => [d.key, d]));
@@ -305,6 +312,7 @@ function coerce(def: KeyDef, raw: unknown, src: Source, home: string): unknown {
     }
     case 'bool': {
       if (typeof raw === 'boolean') return raw;
+      if (src.kind === 'flag' && raw === '') return true; // a bare --metrics.public
       if (fromText && typeof raw === 'string') {
         const t = raw.trim().toLowerCase();
         if (['true', '1', 'yes', 'on'].includes(t)) return true;

@@ -11,13 +11,14 @@ import { createInterface } from 'node:readline';
 import yargs, { type Argv } from 'yargs';
 import { startEmulator, EMULATOR_CREDENTIALS } from '../emulator/index.js';
 import { isTbdavError, TbdavError } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
 import { hashPassword } from '../shared/password.js';
 import { redact } from '../shared/redact.js';
 import { tokenFilePath } from '../terabox/auth/token-store.js';
 import { isTeraboxApiError } from '../terabox/errors.js';
 import { CONFIG_KEYS, hasCredentials, loadConfig, redactConfig, type Config } from './config.js';
 import { pngFromDataUrl, pngToTerminalQr } from './qr-terminal.js';
-import { clientFor, loggerFor, startStack, tokenDir, type Stack } from './stack.js';
+import { clientFor, loggerFor, startStack, tokenDir } from './stack.js';
 import { ShareStore } from '../terabox/share-store.js';
 import { addShare } from '../terabox/shares.js';
 
@@ -202,6 +203,36 @@ export async function main(argv: string[], ioOverrides: Partial<CliIo> = {}): Pr
     }
   };
 
+  /** `serve` once the configuration is loaded: start, print how to mount, wait for a signal, stop. */
+  const serve = async (cfg: Config, logger: Logger, stopSignal: Promise<string>): Promise<void> => {
+    const stack = await startStack(cfg, { logger });
+    if (stack.emulator) {
+      out(`Serving the EMBEDDED EMULATOR (no TeraBox credentials configured), data in ${join(cfg.stateDir, 'emulator')}`);
+      out('  To serve your TeraBox drive, set terabox.clientId/clientSecret/privateSecret and run terabox-dav login.');
+    } else {
+      out(`Serving TeraBox folder ${cfg.terabox.root}`);
+    }
+    out(`WebDAV URL: ${stack.url}`);
+    out(`Status page: ${stack.url}/.terabox-dav/`);
+    const state = stack.monitor.share();
+    if (state.state === 'login') {
+      // Issue 11: no saved login (or a refused one) no longer stops serve: the share answers 503
+      // until someone logs in through the status page.
+      out(`NOT LOGGED IN to TeraBox${state.problem ? ` (${state.problem})` : ''}.`);
+      out(`  Open ${stack.url}/.terabox-dav/ in a browser and scan the QR code with the TeraBox app (or run terabox-dav login).`);
+      out('  The share answers 503 until then and comes up by itself once you have approved.');
+      void stack.serving.then(() => {
+        if (stack.monitor.share().state === 'ready') out('Logged in: the share is serving.');
+      });
+    }
+    out(mountHelp(stack.url, cfg.server.users.length > 0));
+    out('Press Ctrl-C to stop.');
+    const sig = await stopSignal;
+    logger.info(`serve: ${sig} received, stopping`);
+    await stack.close();
+    out('Stopped.');
+  };
+
   let parser: Argv = yargs(argv)
     .scriptName('terabox-dav')
     .parserConfiguration({ 'dot-notation': false, 'camel-case-expansion': false })
@@ -235,29 +266,20 @@ export async function main(argv: string[], ioOverrides: Partial<CliIo> = {}): Pr
         const logger = loggerFor(cfg);
         // Listen for SIGINT/SIGTERM from the start: a signal during startup stops right after it.
         const stopSignal = io.waitForStop();
-        let stack: Stack;
+        // Process policy (issue 13.5): an exception no one caught (a library callback throwing out of
+        // an event) is logged and the server keeps serving the other requests, rather than dropping
+        // every mount at once. The log line says so; the request it came from has failed.
+        const safetyNet = (err: unknown): void => {
+          logger.error(`process: uncaught exception, kept serving: ${redact(String((err as Error)?.message ?? err))}`, {
+            stack: redact(String((err as Error)?.stack ?? '')),
+          });
+        };
+        process.on('uncaughtException', safetyNet);
         try {
-          stack = await startStack(cfg, { logger });
-        } catch (err) {
-          if (isTbdavError(err, 'TBDAV_AUTH') && hasCredentials(cfg)) {
-            // A saved login the service no longer accepts (refresh token expired or revoked).
-            throw new TbdavError('TBDAV_AUTH', `the saved login was refused (${messageOf(err)}): run terabox-dav login`, { cause: err });
-          }
-          throw err;
+          await serve(cfg, logger, stopSignal);
+        } finally {
+          process.off('uncaughtException', safetyNet);
         }
-        if (stack.emulator) {
-          out(`Serving the EMBEDDED EMULATOR (no TeraBox credentials configured), data in ${join(cfg.stateDir, 'emulator')}`);
-          out('  To serve your TeraBox drive, set terabox.clientId/clientSecret/privateSecret and run terabox-dav login.');
-        } else {
-          out(`Serving TeraBox folder ${cfg.terabox.root}`);
-        }
-        out(`WebDAV URL: ${stack.url}`);
-        out(mountHelp(stack.url, cfg.server.users.length > 0));
-        out('Press Ctrl-C to stop.');
-        const sig = await stopSignal;
-        logger.info(`serve: ${sig} received, stopping`);
-        await stack.close();
-        out('Stopped.');
       },
     )
     .command(

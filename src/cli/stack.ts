@@ -17,10 +17,13 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { BridgeMetrics, type MetricLevels } from '../dav/metrics.js';
 import { startBridge, type Bridge } from '../dav/server.js';
 import { startEmulator, type EmulatorHandle, type EmulatorOptions } from '../emulator/index.js';
 import { TbdavError, isTbdavError } from '../shared/errors.js';
 import { createLogger, type Logger } from '../shared/logger.js';
+import { safeObserver, type Observer } from '../shared/observer.js';
+import { redact } from '../shared/redact.js';
 import { ERRNO } from '../terabox/api/types.js';
 import { FileTokenStore } from '../terabox/auth/token-store.js';
 import { TeraboxClient } from '../terabox/client.js';
@@ -30,6 +33,8 @@ import { Vfs } from '../vfs/vfs.js';
 import type { WritebackPort } from '../vfs/writeback.js';
 import { hasCredentials, type Config } from './config.js';
 import { wireShares, type SharesWiring } from './shares-wiring.js';
+import { appFolderOf, StackMonitor } from './monitor.js';
+import { pngFromDataUrl } from './qr-terminal.js';
 
 export interface StackOptions {
   logger?: Logger;
@@ -51,6 +56,15 @@ export interface Stack {
   writeback?: WritebackPort;
   bridge: Bridge;
   logger: Logger;
+  /** /metrics and the status page's numbers; its observer is handed to the client. */
+  metrics: BridgeMetrics;
+  /** What /readyz and the status page see. */
+  monitor: StackMonitor;
+  /**
+   * Resolves when the share serves: at once when logged in; after the browser login otherwise
+   * (remote, vfs and writeback throw TBDAV_NOT_LOGGED_IN until then). Never rejects.
+   */
+  serving: Promise<void>;
   /** Stop the bridge, then the vfs (flushes state), the client and the emulator. Idempotent. */
   close(): Promise<void>;
 }
@@ -74,7 +88,7 @@ export function loggerFor(config: Config): Logger {
 }
 
 /** A client for the configured TeraBox credentials (login, whoami, logout, serve). */
-export function clientFor(config: Config, logger: Logger): TeraboxClient {
+export function clientFor(config: Config, logger: Logger, observer?: Observer): TeraboxClient {
   const { clientId, clientSecret, privateSecret } = config.terabox;
   if (!clientId || !clientSecret || !privateSecret) {
     throw new TbdavError('TBDAV_CONFIG', 'config terabox.clientId: TeraBox credentials are not configured (terabox.clientId, terabox.clientSecret, terabox.privateSecret)');
@@ -88,6 +102,7 @@ export function clientFor(config: Config, logger: Logger): TeraboxClient {
     logger,
     concurrency: config.terabox.concurrency,
     callsPerSecond: config.terabox.callsPerSecond,
+    ...(observer ? { observer } : {}),
   });
 }
 
@@ -111,13 +126,48 @@ async function ensureRoot(client: TeraboxClient, remote: TeraboxRemote, root: st
   }
 }
 
-/** Build and start everything the configuration asks for. */
+/** Pause for `ms`, or less when `signal` fires (resolves either way). */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = (): void => {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    signal.addEventListener('abort', done);
+  });
+}
+
+/** The share's parts, once the drive is reachable (logged in). */
+interface ShareParts {
+  remote: TeraboxRemote;
+  vfs: Vfs;
+  writeback?: WritebackPort;
+  shares: SharesWiring;
+}
+
+/**
+ * Build and start everything the configuration asks for.
+ *
+ * Order: client -> bridge (listening at once; the share answers 503 until attached) -> the share
+ * (remote, write-back, vfs) -> attach. With credentials but no usable saved login (none, or refused
+ * by the service), startStack returns with the bridge up in the login state: the status page shows
+ * a device code (requested when someone looks at the page), and once it is approved the tokens are
+ * saved and the share attached without a restart (`stack.serving` resolves then).
+ */
 export async function startStack(config: Config, opts: StackOptions = {}): Promise<Stack> {
   const logger = opts.logger ?? loggerFor(config);
+  // Everything but the bridge, closed in reverse order after the bridge has drained.
   const cleanups: (() => Promise<void>)[] = [];
+  let bridge: Bridge | undefined;
+  const stopping = new AbortController();
   const runCleanups = async (): Promise<void> => {
-    while (cleanups.length) {
-      const fn = cleanups.pop()!;
+    stopping.abort();
+    const all: (() => Promise<void>)[] = [...(bridge ? [() => bridge!.close()] : []), ...cleanups.reverse()];
+    cleanups.length = 0;
+    for (const fn of all) {
       try {
         await fn();
       } catch (err) {
@@ -125,6 +175,8 @@ export async function startStack(config: Config, opts: StackOptions = {}): Promi
       }
     }
   };
+  const metrics = new BridgeMetrics();
+  const observer = safeObserver(metrics.observer, (err) => logger.debug(`metrics: observer failed: ${String(err)}`));
 
   try {
     let emulator: EmulatorHandle | undefined;
@@ -133,11 +185,8 @@ export async function startStack(config: Config, opts: StackOptions = {}): Promi
     const { stateDir: vfsStateDir, cacheDir } = vfsDirs(config);
 
     if (hasCredentials(config)) {
-      client = clientFor(config, logger);
+      client = clientFor(config, logger, observer);
       cleanups.push(() => client.close());
-      if (!(await client.auth.tokens())) {
-        throw new TbdavError('TBDAV_NOT_LOGGED_IN', 'not logged in: run terabox-dav login');
-      }
       root = config.terabox.root;
     } else {
       const dataDir = join(config.stateDir, 'emulator');
@@ -157,6 +206,7 @@ export async function startStack(config: Config, opts: StackOptions = {}): Promi
         concurrency: config.terabox.concurrency,
         // a local service: no ceiling worth the name (the adaptive pacer still obeys its rate-limit answers)
         callsPerSecond: Math.max(config.terabox.callsPerSecond, 1000),
+        observer,
       });
       cleanups.push(() => client.close());
       // The emulator listens on new ports each run: log in afresh so the domains are its current ones.
@@ -164,29 +214,30 @@ export async function startStack(config: Config, opts: StackOptions = {}): Promi
       root = emu.appRoot;
     }
 
-    const remote = new TeraboxRemote(client, { root, uploadConcurrency: config.upload.concurrency, connections: config.download.connections, logger });
-    await ensureRoot(client, remote, root, logger);
-    await mkdir(vfsStateDir, { recursive: true, mode: 0o700 });
-    await mkdir(cacheDir, { recursive: true, mode: 0o700 });
-    // Write-back: the Vfs opens its own queue (and resumes journalled uploads) and closes it first
-    // (drain briefly, leave the rest journalled for the next start).
-    const vfs = await Vfs.open({
-      remote,
-      stateDir: vfsStateDir,
-      cacheDir,
-      logger,
-      cacheTtlMs: config.cache.ttlSeconds * 1000,
-      ignore: config.ignore,
-      ...(config.upload.mode === 'writeback'
-        ? { writeback: { spoolMaxBytes: config.upload.spoolMaxBytes, waitMs: config.upload.waitSeconds * 1000 } }
-        : {}),
+    const monitor = new StackMonitor({
+      metrics,
+      emulator: emulator !== undefined,
+      driveFolder: root,
+      appFolder: emulator ? emulator.appRoot : appFolderOf(root),
+      uploadMode: config.upload.mode,
     });
-    cleanups.push(() => vfs.close());
-    // Shares under shares.folder and (streaming.enabled) virtual playlists: wrappers of the Vfs.
-    const shares = wireShares(config, { client, vfs, driveRoot: root, storeDir: tokenDir(config), logger });
-    const bridge = await startBridge({
-      fs: shares.fs,
-      ...(shares.streaming ? { hls: shares.streaming } : {}),
+    let share: ShareParts | undefined;
+    metrics.setLevels(() => {
+      const l: MetricLevels = {};
+      const p = client.http.pacerStats();
+      l.pacer = { calls: p.calls, rateLimited: p.rateLimited, backoffs: p.backoffs, pauses: p.pauses, intervalMs: p.intervalMs };
+      const wb = share?.writeback;
+      if (wb) {
+        const u = wb.usage();
+        const pending = wb.pendingUnder('/');
+        const inFlight = pending.filter((i) => i.state !== 'queued').length;
+        l.writeback = { queued: pending.length - inFlight, inFlight, failed: 0, spoolBytes: u.pendingBytes, spoolMaxBytes: u.maxBytes };
+      }
+      return l;
+    });
+
+    await mkdir(vfsStateDir, { recursive: true, mode: 0o700 });
+    bridge = await startBridge({
       host: config.server.host,
       port: config.server.port,
       users: config.server.users,
@@ -195,21 +246,137 @@ export async function startStack(config: Config, opts: StackOptions = {}): Promi
       // WebDAV locks survive a restart (Finder and Explorer hold them across a long copy).
       lockStateFile: join(vfsStateDir, 'locks.json'),
       logger,
+      metrics,
+      metricsPublic: config.metrics.public,
+      monitor,
       ...(config.server.tls ? { tls: config.server.tls } : {}),
     });
-    cleanups.push(() => bridge.close());
+    const theBridge = bridge;
 
+    /** Remote, vfs (with its own write-back queue) and the shares around it, over the logged-in client. */
+    const openShare = async (): Promise<ShareParts> => {
+      const remote = new TeraboxRemote(client, { root, uploadConcurrency: config.upload.concurrency, connections: config.download.connections, logger });
+      await ensureRoot(client, remote, root, logger);
+      await mkdir(cacheDir, { recursive: true, mode: 0o700 });
+      // Write-back: the Vfs opens its own queue (and resumes journalled uploads) and closes it first
+      // (drain briefly, leave the rest journalled for the next start).
+      const vfs = await Vfs.open({
+        remote,
+        stateDir: vfsStateDir,
+        cacheDir,
+        logger,
+        cacheTtlMs: config.cache.ttlSeconds * 1000,
+        ignore: config.ignore,
+        ...(config.upload.mode === 'writeback'
+          ? { writeback: { spoolMaxBytes: config.upload.spoolMaxBytes, waitMs: config.upload.waitSeconds * 1000 } }
+          : {}),
+      });
+      cleanups.push(() => vfs.close());
+      // Shares under shares.folder and (streaming.enabled) virtual playlists: wrappers of the Vfs.
+      const shares = wireShares(config, { client, vfs, driveRoot: root, storeDir: tokenDir(config), logger });
+      return { remote, vfs, writeback: vfs.writeback, shares };
+    };
+    const serveShare = async (): Promise<void> => {
+      share = await openShare();
+      monitor.setParts({ client, writeback: share.writeback });
+      theBridge.attach(share.shares.fs, share.shares.streaming ? { hls: share.shares.streaming } : {});
+      monitor.setState({ state: 'ready' });
+    };
+
+    let serving: Promise<void>;
+    const saved = emulator !== undefined || (await client.auth.tokens()) !== null;
+    let problem: string | undefined;
+    if (saved) {
+      try {
+        await serveShare();
+        serving = Promise.resolve();
+      } catch (err) {
+        // A saved login the service refuses (refresh token expired or revoked): log in again in the
+        // browser rather than stopping (issue 11: a systemd service has no terminal to run login in).
+        if (emulator || share || !(isTbdavError(err, 'TBDAV_AUTH') || isTbdavError(err, 'TBDAV_NOT_LOGGED_IN'))) throw err;
+        problem = `TeraBox refused the saved login (${redact(String((err as Error).message))}): log in again below.`;
+        logger.warn(`stack: the saved login was refused: ${redact(String((err as Error).message))}; waiting for a login through the status page`);
+        serving = browserLogin(problem);
+      }
+    } else {
+      logger.warn(`stack: not logged in to TeraBox; open ${theBridge.url}/.terabox-dav/ to log in`);
+      serving = browserLogin(undefined);
+    }
+
+    /** The device-code login of the status page, then the share. Never rejects (ends when stopping). */
+    async function browserLogin(firstProblem: string | undefined): Promise<void> {
+      let problem = firstProblem;
+      monitor.setState({ state: 'login', ...(problem ? { problem } : {}) });
+      const signal = stopping.signal;
+      while (!signal.aborted) {
+        // Ask for a code only while someone looks at the status page: an unattended server would
+        // otherwise poll the service for ever.
+        await monitor.loginWanted(signal);
+        if (signal.aborted) return;
+        try {
+          await client.loginWithDeviceCode({
+            signal,
+            onCode: (code) => {
+              const png = pngFromDataUrl(code.qrcode_url);
+              monitor.setState({
+                state: 'login',
+                code: { qrPng: png, userCode: code.user_code, verificationUrl: code.verification_url, expiresAt: Date.now() + code.expires_in * 1000 },
+                ...(problem ? { problem } : {}),
+              });
+              logger.info(`stack: login code issued; approve it on ${theBridge.url}/.terabox-dav/ (user code ${code.user_code})`);
+            },
+          });
+          logger.info('stack: logged in to TeraBox through the status page; tokens saved');
+          break;
+        } catch (err) {
+          if (signal.aborted) return;
+          const expired = isTbdavError(err, 'TBDAV_AUTH') && /expired/.test((err as Error).message);
+          problem = expired ? 'The last code expired before it was approved; here is a new one.' : `TeraBox: ${redact(String((err as Error)?.message ?? err))}`;
+          logger.warn(`stack: browser login: ${problem}`);
+          monitor.setState({ state: 'login', problem });
+          if (!expired) await pause(10_000, signal);
+        }
+      }
+      while (!signal.aborted) {
+        try {
+          monitor.setState({ state: 'starting' });
+          await serveShare();
+          return;
+        } catch (err) {
+          if (signal.aborted) return;
+          const reason = `the drive could not be opened: ${redact(String((err as Error)?.message ?? err))}; trying again in 30 s`;
+          logger.error(`stack: ${reason}`);
+          monitor.setState({ state: 'failed', reason });
+          await pause(30_000, signal);
+        }
+      }
+    }
+
+    const notYet = (what: string): never => {
+      throw new TbdavError('TBDAV_NOT_LOGGED_IN', `stack.${what}: the share is not open yet (not logged in)`);
+    };
     let closing: Promise<void> | undefined;
     return {
-      url: bridge.url,
+      url: theBridge.url,
       emulator,
       client,
-      remote,
-      vfs,
-      writeback: vfs.writeback,
-      bridge,
-      shares,
+      get remote() {
+        return share?.remote ?? notYet('remote');
+      },
+      get vfs() {
+        return share?.vfs ?? notYet('vfs');
+      },
+      get writeback() {
+        return share?.writeback;
+      },
+      get shares() {
+        return share?.shares ?? notYet('shares');
+      },
+      bridge: theBridge,
       logger,
+      metrics,
+      monitor,
+      serving,
       close: () => (closing ??= runCleanups()),
     };
   } catch (err) {

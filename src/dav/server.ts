@@ -14,8 +14,12 @@
  *  - the http.Server, TLS, timeouts, 100-continue and the draining close stay here: the library's
  *    start()/stop() create a server without those options and close without draining.
  *
- * Shared state: `safetyNetUsers` (module level, counts live bridges for the process-level
- * uncaughtException net) — event loop only. Each bridge's LockTable: event loop only.
+ *  - beside the share, its own pages (./ops-routes.ts): /healthz, /readyz, /metrics and the status
+ *    page /.terabox-dav/; while no FileSystem is attached (browser login pending), the share answers
+ *    503 + Retry-After and points to the status page.
+ *
+ * Shared state (per bridge, event loop only): `view` (the attached FileSystem and the per-user deps
+ * built on it; replaced once by attach()), the LockTable, `inFlight`, `held`.
  */
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -28,12 +32,16 @@ import { redact } from '../shared/redact.js';
 import type { FileSystem } from '../vfs/types.js';
 import type { HlsService } from '../vfs/streaming.js';
 import { BasicAuthenticator, LoginThrottle, parseBasic, type BridgeUser, type LoginThrottleOptions } from './auth.js';
-import { computeClientInfo, setClientInfo, TrustedProxies } from './client-info.js';
+import { computeClientInfo, publicOrigin, setClientInfo, TrustedProxies } from './client-info.js';
 import type { DavDeps, DavHandler, DavRequest } from './context.js';
 import { etagOf } from './conditional.js';
 import { httpErrorFor, sendError } from './errors.js';
 import { LockTable } from './lock-gate.js';
 import { LockFile } from './locks-persist.js';
+import type { BridgeMetrics } from './metrics.js';
+import { CsrfTokens, opsRouteFor, opsRouteNeedsAuth, serveOps, type OpsContext } from './ops-routes.js';
+import type { ServiceMonitor } from './service.js';
+import { STATUS_PREFIX } from './status-page.js';
 import { handleCopyMove } from './methods/copy-move.js';
 import { handleGet } from './methods/get.js';
 import { makeLockHandlers } from './methods/lock.js';
@@ -49,7 +57,8 @@ import { PathScope, readOnlyError, scopeFileSystem, WRITE_METHODS } from './user
 export type { BridgeUser } from './auth.js';
 
 export interface BridgeOptions {
-  fs: FileSystem;
+  /** The share; without one the share answers 503 until attach() (browser login pending). */
+  fs?: FileSystem;
   /** Default '127.0.0.1'. */
   host?: string;
   /** Default 0 (tests); the CLI passes 8080. */
@@ -70,6 +79,12 @@ export interface BridgeOptions {
    * headers are believed for the client's address, scheme and host (server.trustedProxies).
    */
   trustedProxies?: string[];
+  /** Metrics (/metrics and the status page's numbers); built by the caller, which hands its observer down. */
+  metrics?: BridgeMetrics;
+  /** /metrics without authentication (metrics.public). */
+  metricsPublic?: boolean;
+  /** The service behind the share: /readyz, the status page, the browser login. */
+  monitor?: ServiceMonitor;
   /** The failed-login throttle, or its tuning (tests; defaults in LoginThrottle). */
   loginThrottle?: LoginThrottleOptions | LoginThrottle;
   /** HLS playlists and segments under /.terabox-dav/hls/ (streaming.enabled; ./hls.ts): no Basic auth, the URL is the capability. */
@@ -84,6 +99,10 @@ export interface BridgeCloseOptions {
 export interface Bridge {
   url: string;
   port: number;
+  /** Serve this FileSystem (and its HLS route) from now on (once; the share answered 503 until then). */
+  attach(fs: FileSystem, more?: { hls?: HlsService }): void;
+  /** Whether a FileSystem is attached. */
+  readonly attached: boolean;
   /**
    * Stop accepting connections, let requests in flight finish (answers carry `Connection: close`),
    * then cut whatever is left after `drainMs`.
@@ -128,14 +147,6 @@ async function pem(value: string, key: string): Promise<string> {
   }
 }
 
-let safetyNetUsers = 0;
-let safetyNetLogger: Logger | undefined;
-function safetyNet(err: unknown): void {
-  safetyNetLogger?.error(`process: uncaught exception kept the bridge alive: ${redact(String((err as Error)?.message ?? err))}`, {
-    stack: redact(String((err as Error)?.stack ?? '')),
-  });
-}
-
 /** An answer sent before the body was read ends the connection (the body must not be parsed as a request). */
 function closeIfBodyUnread(req: IncomingMessage, res: ServerResponse): void {
   const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
@@ -160,11 +171,14 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
   const trusted = new TrustedProxies(opts.trustedProxies ?? []);
   const realm = (opts.realm ?? 'terabox-dav').replace(/["\\]/g, '');
   const logger = opts.logger ?? silentLogger();
+  // The attached FileSystem and each user's view of it (issue 11: root, readOnly). Replaced by attach().
+  let view: { fs: FileSystem; deps: DavDeps; byUser: Map<string, DavDeps> } | undefined;
   const lockFile = opts.lockStateFile ? new LockFile({ file: opts.lockStateFile, logger }) : undefined;
   const locks = new LockTable(
     async (path) => {
+      if (!view) return undefined;
       try {
-        return etagOf(await opts.fs.stat(path));
+        return etagOf(await view.fs.stat(path));
       } catch (err) {
         if (isTbdavError(err, 'TBDAV_NOT_FOUND')) return undefined;
         throw err;
@@ -176,14 +190,26 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
   if (lockFile) locks.restore(await lockFile.load());
   const { handleLock, handleUnlock } = makeLockHandlers();
   const handlers: Record<string, DavHandler> = { ...HANDLERS, LOCK: handleLock, UNLOCK: handleUnlock };
-  const deps: DavDeps = { fs: opts.fs, locks, logger };
-  // Each user's view of the share: its folder (root) and whether it may write (issue 11).
-  const depsByUser = new Map<string, DavDeps>();
-  for (const u of users) {
-    const scope = new PathScope(userRoot(u));
-    const readOnly = u.readOnly === true;
-    depsByUser.set(u.username, { fs: scopeFileSystem(opts.fs, scope, readOnly), locks: locks.scoped(scope), logger, readOnly });
-  }
+  const userScopes = users.map((u) => ({ u, scope: new PathScope(userRoot(u)), readOnly: u.readOnly === true }));
+  const attach = (fs: FileSystem): void => {
+    if (view) throw new Error('startBridge: a FileSystem is attached already');
+    const byUser = new Map<string, DavDeps>();
+    for (const { u, scope, readOnly } of userScopes) {
+      byUser.set(u.username, { fs: scopeFileSystem(fs, scope, readOnly), locks: locks.scoped(scope), logger, readOnly });
+    }
+    view = { fs, deps: { fs, locks, logger }, byUser };
+  };
+  if (opts.fs) attach(opts.fs);
+  let hls = opts.hls;
+  const readOnlyUsers = new Set(userScopes.filter((x) => x.readOnly).map((x) => x.u.username));
+  const metrics = opts.metrics;
+  const ops: OpsContext = {
+    metrics,
+    monitor: opts.monitor,
+    csrf: new CsrfTokens(),
+    logger,
+    shareState: () => (view ? { state: 'ready' } : { state: 'starting' }),
+  };
   // webdav-server dispatches every request (./host.ts) to these handlers.
   const davHost = createDavHost(Object.keys(handlers), logger);
 
@@ -248,6 +274,7 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       socketBase.set(socket, { read: socket.bytesRead, written: socket.bytesWritten });
       const aborted = !res.writableFinished;
+      metrics?.request(method, res.statusCode, ms / 1000, socket.bytesRead - base.read, socket.bytesWritten - base.written);
       logger.info(`${method} ${redact(req.url ?? '')}: ${res.statusCode}${aborted ? ' (client gone)' : ''}`, {
         requestId,
         status: res.statusCode,
@@ -264,8 +291,8 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
     res.setHeader('MS-Author-Via', 'DAV');
 
     const rawUrl = req.url ?? '/';
-    if (opts.hls && isHlsRequest(rawUrl)) {
-      void handleHls(req, res, opts.hls, logger, requestId);
+    if (hls && isHlsRequest(rawUrl)) {
+      void handleHls(req, res, hls, logger, requestId);
       return;
     }
     let decoded: DecodedPath | undefined;
@@ -292,6 +319,7 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
         }
         userName = await auth.check(req.headers.authorization);
         if (!userName && cred) {
+          metrics?.loginFailed();
           // Slow the guesser, not the owner: only failed answers wait (issue 11).
           const f = throttle.failed(address, cred.username);
           if (f.refuse) return tooMany(f.retryAfterSec);
@@ -322,7 +350,8 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
 
     const run = async (name: string | undefined): Promise<void> => {
       const handler = name === undefined ? undefined : handlers[name];
-      const userDeps = (userName !== undefined ? depsByUser.get(userName) : undefined) ?? deps;
+      if (!view) return notServing();
+      const userDeps = (userName !== undefined ? view.byUser.get(userName) : undefined) ?? view.deps;
       if (userDeps.readOnly) res.setHeader('DAV', '1');
       if (!handler || !decoded) {
         res.setHeader('Allow', userDeps.readOnly ? READ_ONLY_METHODS : ALLOWED_METHODS);
@@ -382,6 +411,31 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
       } else if (!res.writableEnded) res.destroy();
     };
 
+    /** The share cannot serve yet (browser login pending, starting, failed): 503 + Retry-After. */
+    const notServing = (): void => {
+      const state = opts.monitor?.share() ?? ops.shareState();
+      const page = `${publicOrigin(req) ?? ''}${STATUS_PREFIX}/`;
+      const why =
+        state.state === 'login'
+          ? `terabox-dav is not logged in to TeraBox yet: open ${page} in a browser to log in`
+          : state.state === 'failed'
+            ? `terabox-dav is not serving: ${state.reason} (details on ${page})`
+            : `terabox-dav is starting (see ${page})`;
+      closeIfBodyUnread(req, res);
+      sendError(res, { status: 503, message: why, headers: { 'Retry-After': state.state === 'starting' ? '5' : '30' } }, requestId);
+    };
+
+    const route = decoded ? opsRouteFor(decoded.path) : undefined;
+    if (route && decoded) {
+      const { path, trailingSlash } = decoded;
+      void (async () => {
+        if (opsRouteNeedsAuth(route, opts.metricsPublic === true) && !(await admit())) return;
+        const readOnly = userName !== undefined && readOnlyUsers.has(userName);
+        await serveOps(route, req, res, { method, path, trailingSlash, user: userName, readOnly, requestId }, ops);
+      })().catch((err: unknown) => lastLine(`${route} failed`, err));
+      return;
+    }
+
     davHost.execute(req, res, {
       libraryUrl: decoded ? hrefFor(decoded.path, decoded.trailingSlash) : '/',
       headers: { DAV: '1, 2' },
@@ -430,9 +484,6 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
   });
   server.on('error', (err) => logger.error(`http: server error: ${redact(String(err.message))}`));
 
-  if (safetyNetUsers++ === 0) process.on('uncaughtException', safetyNet);
-  safetyNetLogger = logger;
-
   const port = (server.address() as AddressInfo).port;
   const urlHost = host.includes(':') ? `[${host}]` : host;
   const url = `${opts.tls ? 'https' : 'http'}://${urlHost}:${port}`;
@@ -442,6 +493,14 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
   return {
     url,
     port,
+    attach(fs: FileSystem, more: { hls?: HlsService } = {}) {
+      attach(fs);
+      if (more.hls) hls = more.hls;
+      logger.info('bridge: the share is attached and serving');
+    },
+    get attached() {
+      return view !== undefined;
+    },
     close: async (closeOpts: BridgeCloseOptions = {}) => {
       if (closed) return;
       closed = true;
@@ -469,7 +528,6 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
           logger.warn(`bridge: lock state not saved: ${redact(String((err as Error)?.message ?? err))}`);
         }
       }
-      if (--safetyNetUsers === 0) process.off('uncaughtException', safetyNet);
     },
   };
 }

@@ -48,12 +48,21 @@ test('login (device code, no TTY) -> whoami -> serve -> logout', async () => {
   const env = cleanEnv(dir);
   const tokenFile = join(stateDir, 'tokens.json');
 
-  // serve before login: one clear line
-  let r = await runCli(['serve', '--config', file], { env });
-  assert.equal(r.code, 1);
-  assert.equal(r.stderr.trim(), 'terabox-dav: not logged in: run terabox-dav login');
+  // serve before login starts anyway (issue 11): the share answers 503 and the status page offers a
+  // browser login (test/cli/cli-browser-login.test.ts); here it is only stopped again.
+  const early = startCli(['serve', '--config', file], { env });
+  try {
+    const [, earlyUrl] = await early.waitFor(/WebDAV URL: (\S+)\n/);
+    await early.waitFor(/NOT LOGGED IN to TeraBox/);
+    const pf = await fetch(earlyUrl + '/', { method: 'PROPFIND', headers: { depth: '0' } });
+    assert.equal(pf.status, 503);
+    assert.match(await pf.text(), /not logged in to TeraBox yet/);
+  } finally {
+    assert.equal((await early.stop('SIGTERM')).code, 0);
+  }
 
-  r = await runCli(['login', '--config', file], { env });
+  let r = await runCli(['login', '--config', file], { env });
+
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /Scan this QR code/);
   assert.match(r.stdout, /[█▀▄]{10}/, 'QR drawn with half blocks');
@@ -118,20 +127,8 @@ test('login without credentials configured is a config error', async () => {
   assert.match(r.stderr, /^terabox-dav: config terabox\.clientId: login needs TeraBox credentials/);
 });
 
-test('serve with a saved login the service refuses says so in one line', async () => {
-  const { file, stateDir } = await writeConfig('refused');
-  const { mkdir } = await import('node:fs/promises');
-  await mkdir(stateDir, { recursive: true });
-  const bogus = { accessToken: 'bogus-access-token-1', refreshToken: 'bogus-refresh-token-1', expiresAt: Date.now() - 1000, obtainedAt: Date.now() - 10_000 };
-  await writeFile(join(stateDir, 'tokens.json'), JSON.stringify(bogus), { mode: 0o600 });
-  const r = await runCli(['serve', '--config', file], { env: cleanEnv(dir) });
-  assert.equal(r.code, 1);
-  const lines = r.stderr.trim().split('\n').filter((l) => l.startsWith('terabox-dav:'));
-  assert.equal(lines.length, 1, r.stderr);
-  assert.match(lines[0]!, /^terabox-dav: the saved login was refused \(.*\): run terabox-dav login$/);
-  assert.doesNotMatch(r.stderr, /bogus-(access|refresh)-token-1/, 'tokens never printed');
-  assert.doesNotMatch(r.stderr, /\n\s+at /);
-});
+// A saved login the service refuses: serve stays up and offers a browser login
+// (test/cli/cli-browser-login.test.ts, issue 11).
 
 test('SIGINT while waiting for approval: one line, exit 1, no token file, no QR image left', async () => {
   const { file, stateDir } = await writeConfig('interrupted');
