@@ -175,7 +175,8 @@ export function renderStatusPage(input: StatusPageInput): string {
       if (s.account.quota && s.account.quota.total > 0) {
         const pct = (s.account.quota.used / s.account.quota.total) * 100;
         acc +=
-          `<div class="bar${pct >= 95 ? ' full' : ''}" role="meter" aria-valuenow="${pct.toFixed(1)}" aria-valuemin="0" aria-valuemax="100" id="quota"><div style="width:${Math.min(100, pct).toFixed(1)}%"></div></div>` +
+          // A sliver stays visible for a drive that is barely used (1 MiB of 1 TiB is 0.0001 %).
+          `<div class="bar${pct >= 95 ? ' full' : ''}" role="meter" aria-valuenow="${pct.toFixed(4)}" aria-valuemin="0" aria-valuemax="100" id="quota"><div style="width:${s.account.quota.used > 0 ? Math.min(100, Math.max(0.5, pct)).toFixed(2) : '0'}%"></div></div>` +
           `<p>${formatBytes(s.account.quota.used)} used of ${formatBytes(s.account.quota.total)} (${pct.toFixed(1)} %), ${formatBytes(Math.max(0, s.account.quota.total - s.account.quota.used))} free</p>`;
       }
     } else {
@@ -184,9 +185,11 @@ export function renderStatusPage(input: StatusPageInput): string {
     body += acc + '</section>';
     body += driveSection(s, input.shareUrl);
 
-    // Uploads
+    // Uploads (nothing to say while the share is not serving)
     let up = '<section><h2>Uploads</h2>';
-    if (s.uploadMode === 'writethrough') {
+    if (share.state !== 'ready') {
+      up = '';
+    } else if (s.uploadMode === 'writethrough') {
       up += '<p class="muted">Write-through mode: a PUT is answered once TeraBox has the file, so nothing waits here. ' +
         '(<code>upload.mode: "writeback"</code> answers once the body is safe on local disk and uploads in the background.)</p>';
     } else if (s.uploads) {
@@ -197,7 +200,7 @@ export function renderStatusPage(input: StatusPageInput): string {
       if (u.failed.length) up += `<h3>Failed (${u.failed.length})</h3><table id="uploads-failed"><tr><th>File</th><th>Size</th><th>Reason</th><th></th></tr>${uploadRows(u.failed, 'failed', input)}</table>`;
       if (!u.inFlight.length && !u.queued.length && !u.failed.length) up += '<p class="muted">Nothing waiting: every upload has reached TeraBox.</p>';
     }
-    body += up + '</section>';
+    if (up) body += up + '</section>';
 
     // Service and cache
     let svc = `<section><h2>TeraBox service</h2><p>API calls in the last minute: <b id="calls-per-minute">${input.callsLastMinute}</b>`;
@@ -219,7 +222,7 @@ export function renderStatusPage(input: StatusPageInput): string {
     } else svc += '<p class="muted">No failed calls recently.</p>';
     body += svc + '</section>';
 
-    if (s.cache) {
+    if (s.cache && share.state === 'ready') {
       const total = s.cache.hits + s.cache.misses;
       const ratio = total > 0 ? `${((s.cache.hits / total) * 100).toFixed(1)} %` : '–';
       body +=
