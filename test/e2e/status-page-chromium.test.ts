@@ -4,13 +4,16 @@
  *  - logged out: `serve` with TeraBox credentials and no saved login; the page shows the service's QR
  *    code (the image really decodes in the browser) and the share answers 503;
  *  - logged in: the quota bar and an upload in progress (write-back mode, a slow service).
- * Screenshots are rewritten under test/artifacts/ on every run (committed, so a change shows in review).
+ * Screenshots: test/artifacts/status-logged-{out,in}.png are committed; they are rewritten when
+ * TBDAV_UPDATE_ARTIFACTS=1 (CI sets it). Otherwise they go to the test's temp dir: every run differs
+ * (port, uptime, the QR code), and a rewrite on each `npm test` would leave every engineer's worktree
+ * dirty.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,7 +26,18 @@ import { withEnvVariant } from '../helpers/emulator-variant.js';
 import { startTestStack } from '../helpers/stack.js';
 
 const CHROMIUM = '/usr/bin/chromium';
-const ARTIFACTS = join(dirname(fileURLToPath(import.meta.url)), '..', 'artifacts');
+const COMMITTED_ARTIFACTS = join(dirname(fileURLToPath(import.meta.url)), '..', 'artifacts');
+const UPDATE_ARTIFACTS = process.env.TBDAV_UPDATE_ARTIFACTS === '1';
+/** Where this run's screenshots go; checked to be PNGs either way. */
+async function screenshotDir(tmp: string): Promise<string> {
+  const dir = UPDATE_ARTIFACTS ? COMMITTED_ARTIFACTS : join(tmp, 'artifacts');
+  await mkdir(dir, { recursive: true });
+  return dir;
+}
+async function assertPng(file: string): Promise<void> {
+  const head = (await readFile(file)).subarray(0, 8);
+  assert.deepEqual([...head], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], `${file} is a PNG`);
+}
 const SKIP = existsSync(CHROMIUM) ? false : 'Debian chromium is not installed (/usr/bin/chromium)';
 const USER = { username: 'owner', password: 'browser pw' };
 
@@ -84,8 +98,9 @@ test('chromium: the logged-out status page shows the service\'s QR code', { skip
       return { w: img.naturalWidth, h: img.naturalHeight, done: img.complete };
     });
     assert.ok(size.done && size.w > 20 && size.h > 20, `the service's PNG decodes in the browser: ${JSON.stringify(size)}`);
-    await mkdir(ARTIFACTS, { recursive: true });
-    await page.screenshot({ path: join(ARTIFACTS, 'status-logged-out.png'), fullPage: true });
+    const shot = join(await screenshotDir(dir), 'status-logged-out.png');
+    await page.screenshot({ path: shot, fullPage: true });
+    await assertPng(shot);
   } finally {
     await ctx?.close();
     await stack.close();
@@ -126,8 +141,9 @@ test('chromium: the logged-in status page shows the quota and an upload in progr
     assert.match(await uploading.innerText(), /holiday video\.mp4/);
     assert.equal(await uploading.locator('progress').count(), 1, 'with a progress bar');
     assert.match(main, /Spool: .* waiting on local disk/);
-    await mkdir(ARTIFACTS, { recursive: true });
-    await page.screenshot({ path: join(ARTIFACTS, 'status-logged-in.png'), fullPage: true });
+    const shot = join(await screenshotDir(dir), 'status-logged-in.png');
+    await page.screenshot({ path: shot, fullPage: true });
+    await assertPng(shot);
   } finally {
     await ctx?.close();
     s.emulator.setOptions({ throughputBytesPerSec: 0 });
