@@ -9,7 +9,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import yargs, { type Argv } from 'yargs';
-import { startEmulator, EMULATOR_CREDENTIALS } from '../emulator/index.js';
+import { startEmulator, EMULATOR_CREDENTIALS, VARIANT_PRESETS, DEFAULT_VARIANT, isVariantPresetName, type ServiceVariant } from '../emulator/index.js';
 import { isTbdavError, TbdavError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { hashPassword } from '../shared/password.js';
@@ -120,6 +120,24 @@ function emulatorListen(args: Record<string, unknown>, cfg: Config): { host?: st
     at.ports = { auth: p, api: p + 1, upload: p + 2, download: p + 3 };
   }
   return at;
+}
+
+/**
+ * `emulator --variant NAME`: one of the emulator's named service variants (VARIANT_PRESETS), so a
+ * tester can act out from the CLI what the spec leaves open (docs/protocol-notes.md "Service variants").
+ * Returns the preset and how it differs from the default (for the banner), or undefined when not given.
+ */
+function emulatorVariant(value: unknown): { name: string; variant: ServiceVariant; differs: string } | undefined {
+  if (value === undefined) return undefined;
+  const names = Object.keys(VARIANT_PRESETS).join(', ');
+  if (typeof value !== 'string' || value === '') throw new UsageError(`emulator --variant: give one preset, one of ${names}`);
+  if (!isVariantPresetName(value)) throw new UsageError(`emulator --variant ${value}: unknown preset; one of ${names}`);
+  const variant: ServiceVariant = { ...VARIANT_PRESETS[value] };
+  const differs = (Object.keys(DEFAULT_VARIANT) as (keyof ServiceVariant)[])
+    .filter((k) => variant[k] !== DEFAULT_VARIANT[k])
+    .map((k) => `${k} ${String(variant[k])}`)
+    .join(', ');
+  return { name: value, variant, differs };
 }
 
 async function readPassword(io: CliIo): Promise<string> {
@@ -455,6 +473,10 @@ export async function main(argv: string[], ioOverrides: Partial<CliIo> = {}): Pr
       (y) =>
         y
           .option('data-dir', { type: 'string', describe: 'Where the emulated drive lives (default <stateDir>/emulator)' })
+          .option('variant', {
+            type: 'string',
+            describe: `Act out a service variant where the spec is silent (docs/protocol-notes.md): ${Object.keys(VARIANT_PRESETS).join(', ')}`,
+          })
           .epilogue(
             '--host and --port, given on the command line, place the emulator: its four listeners (auth, api, upload, download) take port, port+1, port+2 and port+3. Default: 127.0.0.1 and free ports chosen at start. server.host/server.port from the environment or a config file are the WebDAV server\'s and do not apply here.',
           ),
@@ -462,10 +484,12 @@ export async function main(argv: string[], ioOverrides: Partial<CliIo> = {}): Pr
         const cfg = config(args);
         const dataDir = typeof args['data-dir'] === 'string' ? resolve(io.cwd, args['data-dir']) : join(cfg.stateDir, 'emulator');
         const listenAt = emulatorListen(args, cfg);
+        const preset = emulatorVariant(args.variant);
         const stopSignal = io.waitForStop();
         await mkdir(dataDir, { recursive: true, mode: 0o700 });
-        const emu = await startEmulator({ dataDir, ...listenAt });
+        const emu = await startEmulator({ dataDir, ...listenAt, ...(preset ? { variant: preset.variant } : {}) });
         out(`TeraBox emulator running, data in ${dataDir}`);
+        if (preset) out(`  variant:       ${preset.name}${preset.differs ? ` (${preset.differs})` : ' (as the default)'}`);
         out(`  authUrl:       ${emu.authUrl}`);
         out(`  api_domain:    ${emu.apiDomain}`);
         out(`  upload_domain: ${emu.uploadDomain}`);
