@@ -140,6 +140,14 @@ function emulatorVariant(value: unknown): { name: string; variant: ServiceVarian
   return { name: value, variant, differs };
 }
 
+/** `emulator --token-ttl SECONDS`: a whole number of seconds, at least 1 (undefined when not given). */
+function emulatorTokenTtl(value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  const n = typeof value === 'string' && /^\d+$/.test(value.trim()) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`emulator --token-ttl ${Array.isArray(value) ? value.join(' ') : String(value)}: must be a whole number of seconds, at least 1`);
+  return n;
+}
+
 async function readPassword(io: CliIo): Promise<string> {
   const stdin = io.stdin;
   if (!stdin.isTTY) {
@@ -477,6 +485,10 @@ export async function main(argv: string[], ioOverrides: Partial<CliIo> = {}): Pr
             type: 'string',
             describe: `Act out a service variant where the spec is silent (docs/protocol-notes.md): ${Object.keys(VARIANT_PRESETS).join(', ')}`,
           })
+          .option('token-ttl', {
+            type: 'string',
+            describe: 'Lifetime of access tokens in seconds (default 2 days): short ones make login/serve/whoami refresh while you watch',
+          })
           .epilogue(
             '--host and --port, given on the command line, place the emulator: its four listeners (auth, api, upload, download) take port, port+1, port+2 and port+3. Default: 127.0.0.1 and free ports chosen at start. server.host/server.port from the environment or a config file are the WebDAV server\'s and do not apply here.',
           ),
@@ -485,11 +497,19 @@ export async function main(argv: string[], ioOverrides: Partial<CliIo> = {}): Pr
         const dataDir = typeof args['data-dir'] === 'string' ? resolve(io.cwd, args['data-dir']) : join(cfg.stateDir, 'emulator');
         const listenAt = emulatorListen(args, cfg);
         const preset = emulatorVariant(args.variant);
+        const tokenTtl = emulatorTokenTtl(args['token-ttl']);
         const stopSignal = io.waitForStop();
         await mkdir(dataDir, { recursive: true, mode: 0o700 });
-        const emu = await startEmulator({ dataDir, ...listenAt, ...(preset ? { variant: preset.variant } : {}) });
+        const emu = await startEmulator({
+          dataDir,
+          ...listenAt,
+          ...(preset ? { variant: preset.variant } : {}),
+          ...(tokenTtl !== undefined ? { accessTokenTtlSec: tokenTtl } : {}),
+          logger: loggerFor(cfg),
+        });
         out(`TeraBox emulator running, data in ${dataDir}`);
         if (preset) out(`  variant:       ${preset.name}${preset.differs ? ` (${preset.differs})` : ' (as the default)'}`);
+        if (tokenTtl !== undefined) out(`  token ttl:     ${tokenTtl} s (access tokens)`);
         out(`  authUrl:       ${emu.authUrl}`);
         out(`  api_domain:    ${emu.apiDomain}`);
         out(`  upload_domain: ${emu.uploadDomain}`);
@@ -512,7 +532,10 @@ export async function main(argv: string[], ioOverrides: Partial<CliIo> = {}): Pr
         );
         out('Press Ctrl-C to stop.');
         await stopSignal;
+        const reused = emu.counters.refreshTokenReuse;
         await emu.close();
+        // The one thing a client must never do, whatever the variant: say it when it happened.
+        if (reused > 0) out(`Refresh tokens presented again after they were spent: ${reused} (a service revoking the login family logs the client out for this)`);
         out('Stopped.');
       },
     )

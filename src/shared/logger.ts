@@ -51,7 +51,8 @@ export function createLogger(options: LoggerOptions = {}): Logger {
           winston.format.timestamp(),
           winston.format.printf((info) => {
             const { level, message, timestamp, ...rest } = info as Record<string, unknown>;
-            const extra = Object.keys(rest).length ? ' ' + JSON.stringify(rest) : '';
+            // Fields left undefined (e.g. a requestId outside any request) print nothing, not ' {}'.
+            const extra = Object.values(rest).some((v) => v !== undefined) ? ' ' + JSON.stringify(rest) : '';
             return `${String(timestamp)} ${String(level)}: ${String(message)}${extra}`;
           }),
         );
