@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { CONFIG_KEYS, envName, hasCredentials, loadConfig, redactConfig } from '../../src/cli/config.js';
 import { isTbdavError, type ConfigError } from '../../src/shared/errors.js';
 import { withTempDir } from '../helpers/temp-dir.js';
+import { withConfigTable } from '../helpers/config-table.js';
 
 const repo = resolve(fileURLToPath(import.meta.url), '../../..');
 
@@ -175,12 +176,14 @@ test('config.example.json holds every key and loads without error', async () => 
   assert.equal(c.server.port, 8080);
 });
 
-test('the README configuration table lists every key with its environment variable', async () => {
+test('the README configuration table is the one generated from CONFIG_KEYS (npm run readme:config)', async () => {
   const { readFile } = await import('node:fs/promises');
   const readme = await readFile(join(repo, 'README.md'), 'utf8');
   for (const def of CONFIG_KEYS) {
     assert.ok(readme.includes(`| \`${def.key}\` | \`${envName(def.key)}\` |`), `README lacks a row for ${def.key}`);
   }
+  // Defaults, docs and flags too: a hand edit or a changed key without regenerating fails here.
+  assert.equal(withConfigTable(readme), readme, 'README configuration table is stale: run npm run readme:config');
 });
 
 test('server.users: readOnly and root per user (issue 11); server.trustedProxies: addresses and CIDR ranges', () =>
