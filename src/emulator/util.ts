@@ -58,8 +58,10 @@ export function isValidName(name: string): boolean {
   if (name.length === 0) return false;
   if (/^\.+$/.test(name)) return false;
   if (Buffer.byteLength(name, 'utf8') > 255) return false;
+  // Windows' reserved characters and control characters. NOT the comma: the spec's own share/transfer
+  // example (3.5.4) answers "Gia Itzel & BOYFRIEND, LADYBOY.mp4", so the service stores such names.
   // eslint-disable-next-line no-control-regex
-  if (/[\\?|"><:*,\u0000-\u001f\u007f]/.test(name)) return false;
+  if (/[\\?|"><:*\u0000-\u001f\u007f]/.test(name)) return false;
   return true;
 }
 
