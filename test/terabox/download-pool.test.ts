@@ -3,10 +3,13 @@
  * download pool with `pace: 'none'`, so with a ceiling of one API call per 2 s, a file whose dlink
  * is cached reads (whole, and seek after seek) without the pacer counting a single call; the one
  * API call is the download call for the dlink. Counted from the pacer's own stats and the
- * emulator's counters.
+ * emulator's counters. The pool is the client's own and bounded (`downloadPoolConnections`): a
+ * download host of the test's own counts the GETs it holds at once.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { TeraboxRemote } from '../../src/terabox/remote.js';
 import { startRig, makeSpool, readAll, type Rig } from './setup.js';
 
@@ -35,4 +38,29 @@ test('with a ceiling of 0.5 API calls/s, reads and seeks through a cached dlink 
   }
   assert.equal(slow.http.pacerStats().calls - calls0, 1, 'the seeks took no pacer slot');
   assert.equal(rig.count('/file') - hops0, 9, 'every read went to the download host');
+});
+
+test('the download pool is bounded: no more dlink GETs in flight than downloadPoolConnections', { timeout: 30_000 }, async () => {
+  // a download host that holds every answer 300 ms and counts the GETs it holds at once
+  let open = 0;
+  let peak = 0;
+  const server = createServer((req, res) => {
+    open++;
+    peak = Math.max(peak, open);
+    setTimeout(() => {
+      open--;
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': '2' }).end('ok');
+    }, 300);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const client = rig.newClient({ downloadPoolConnections: 2 });
+  try {
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/file/x`;
+    const bodies = await Promise.all(Array.from({ length: 6 }, async () => (await readAll((await client.openDlink(url)).body)).toString()));
+    assert.deepEqual(bodies, Array(6).fill('ok'));
+    assert.equal(peak, 2, 'six GETs asked at once, two in flight at a time');
+  } finally {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
 });
