@@ -4,7 +4,8 @@
  * reader's buffer gauge:
  *  - content exact with 1 and 4 connections, whole and ranged, under resets and answers that do not
  *    fit (badLength, badRange);
- *  - every byte fetched once (bytes served = bytes read), one GET per chunk;
+ *  - every byte fetched once (bytes served = bytes read), one GET per chunk, `connections` GETs in
+ *    flight at once;
  *  - a Range GET fetches its range only; a read abandoned early costs one chunk; a read destroyed
  *    mid-way stops every chunk upstream;
  *  - memory bounded: a slow reader never makes it hold more than connections x chunkBytes.
@@ -14,7 +15,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Readable } from 'node:stream';
-import { DownloadReader, type DownloadReaderOptions } from '../../src/terabox/download.js';
+import { DownloadReader, type DlinkClient, type DownloadReaderOptions } from '../../src/terabox/download.js';
 import { TeraboxRemote } from '../../src/terabox/remote.js';
 import type { Entry } from '../../src/remote/types.js';
 import { BYTES_PATH, startRig, makeSpool, readAll, type Rig } from './setup.js';
@@ -38,8 +39,30 @@ after(async () => {
   await rig?.close();
 });
 
-const reader = (over: DownloadReaderOptions = {}): DownloadReader =>
-  new DownloadReader(rig.client, { chunkBytes: 256 * KiB, rampBytes: 0, resumeBaseMs: 1, resumeMaxMs: 20, resumeAttempts: 8, ...over });
+const reader = (over: DownloadReaderOptions = {}, source: DlinkClient = rig.client): DownloadReader =>
+  new DownloadReader(source, { chunkBytes: 256 * KiB, rampBytes: 0, resumeBaseMs: 1, resumeMaxMs: 20, resumeAttempts: 8, ...over });
+
+/** rig.client as a reader's dlink source, counting the dlink GETs in flight (from the call until the body closes). */
+function countingSource(): { source: DlinkClient; peak: () => number } {
+  let open = 0;
+  let peak = 0;
+  const source: DlinkClient = {
+    download: (ids, opts) => rig.client.download(ids, opts),
+    openDlink: async (dlink, range, signal, requestId) => {
+      open++;
+      peak = Math.max(peak, open);
+      try {
+        const res = await rig.client.openDlink(dlink, range, signal, requestId);
+        res.body.once('close', () => open--);
+        return res;
+      } catch (err) {
+        open--;
+        throw err;
+      }
+    },
+  };
+  return { source, peak: () => peak };
+}
 const served = (): number => rig.emu.counters.bytesServed;
 const contentGets = (): number => rig.count('/file'); // one per GET of the dlink, whatever its redirects
 
@@ -65,14 +88,21 @@ for (const connections of [1, 4]) {
   });
 }
 
-test('4 connections: every byte fetched once, one GET per chunk', { timeout: 60_000 }, async () => {
-  const r = reader({ connections: 4 });
+test('4 connections: every byte fetched once, one GET per chunk, four GETs in flight at once', { timeout: 60_000 }, async () => {
+  const counting = countingSource();
+  const r = reader({ connections: 4 }, counting.source);
   const bytes0 = served();
   const gets0 = contentGets();
-  const got = await readAll(await r.open('/big.bin', entry, undefined, {}));
-  assert.equal(md5(got), md5(data));
+  rig.emu.setOptions({ throughputBytesPerSec: 8 * MiB }); // per GET: a chunk takes a while, the others start meanwhile
+  try {
+    const got = await readAll(await r.open('/big.bin', entry, undefined, {}));
+    assert.equal(md5(got), md5(data));
+  } finally {
+    rig.emu.setOptions({ throughputBytesPerSec: 0 });
+  }
   assert.equal(served() - bytes0, data.length, 'bytes served = bytes of the file');
   assert.equal(contentGets() - gets0, Math.ceil(data.length / (256 * KiB)), 'one ranged GET per chunk');
+  assert.equal(counting.peak(), 4, 'the chunks ahead come over four connections at once, never more');
 });
 
 test('a Range GET fetches its range only; a read abandoned early costs one chunk; a destroyed read stops upstream', { timeout: 60_000 }, async () => {
