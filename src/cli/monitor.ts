@@ -11,9 +11,11 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BridgeMetrics } from '../dav/metrics.js';
 import type { AccountView, ServiceMonitor, ShareState, StatusSnapshot, UploadView } from '../dav/service.js';
+import type { Logger } from '../shared/logger.js';
 import { redact } from '../shared/redact.js';
 import type { TeraboxClient } from '../terabox/client.js';
 import type { WritebackPort } from '../vfs/writeback.js';
+import type { SharesWiring } from './shares-wiring.js';
 
 const VIP_TYPES: Record<number, string> = { 0: 'regular user', 1: 'Premium', 2: 'super Premium' };
 
@@ -40,6 +42,7 @@ export function packageVersion(): string {
 export interface MonitorParts {
   client: TeraboxClient;
   writeback?: WritebackPort;
+  shares?: SharesWiring;
 }
 
 export interface StackMonitorOptions {
@@ -49,6 +52,9 @@ export interface StackMonitorOptions {
   /** The application folder the platform confines the app to (when known). */
   appFolder?: string;
   uploadMode: 'writethrough' | 'writeback';
+  /** shares.folder */
+  sharesFolder?: string;
+  logger?: Logger;
   now?: () => number;
 }
 
@@ -171,6 +177,22 @@ export class StackMonitor implements ServiceMonitor {
         spoolBytes: u.pendingBytes,
         spoolMaxBytes: u.maxBytes,
       };
+    }
+    const shares = this.parts.shares;
+    if (shares) {
+      try {
+        const records = await shares.store.load();
+        snap.shares = {
+          folder: this.opts.sharesFolder ?? '/',
+          // The link without its query: a `?pwd=` there is the extraction code (a secret).
+          list: records.map((r) => ({ name: r.name, link: r.link.replace(/[?#].*$/, ''), addedAt: r.addedAt })),
+          transfers: shares.transfers.list().map((t) => ({ ...t })),
+        };
+      } catch (err) {
+        // A share store that cannot be read is the CLI's business (share add/list say why); the page goes on without the list.
+        this.opts.logger?.debug(`status page: shares not listed: ${redact(String((err as Error)?.message ?? err))}`);
+        snap.shares = { folder: this.opts.sharesFolder ?? '/', list: [], transfers: shares.transfers.list().map((t) => ({ ...t })) };
+      }
     }
     return snap;
   }

@@ -22,7 +22,7 @@ import { startBridge, type Bridge } from '../dav/server.js';
 import { startEmulator, type EmulatorHandle, type EmulatorOptions } from '../emulator/index.js';
 import { TbdavError, isTbdavError } from '../shared/errors.js';
 import { createLogger, type Logger } from '../shared/logger.js';
-import { safeObserver, type Observer } from '../shared/observer.js';
+import { combineObservers, safeObserver, type Observer } from '../shared/observer.js';
 import { redact } from '../shared/redact.js';
 import { ERRNO } from '../terabox/api/types.js';
 import { FileTokenStore } from '../terabox/auth/token-store.js';
@@ -176,7 +176,16 @@ export async function startStack(config: Config, opts: StackOptions = {}): Promi
     }
   };
   const metrics = new BridgeMetrics();
-  const observer = safeObserver(metrics.observer, (err) => logger.debug(`metrics: observer failed: ${String(err)}`));
+  // A refresh TeraBox refuses for good while serving (refresh token expired or revoked) sends the
+  // share back to the browser login (set below, once the bridge exists), instead of a share that
+  // answers 503 until someone restarts the service.
+  let onLoginRefused: (() => void) | undefined;
+  const loginWatch: Observer = {
+    apiCall: (e) => {
+      if (e.endpoint === 'refreshtoken' && (e.errno === ERRNO.INVALID_REFRESH_TOKEN || e.errno === ERRNO.REFRESH_TOKEN_EXPIRED)) onLoginRefused?.();
+    },
+  };
+  const observer = safeObserver(combineObservers(metrics.observer, loginWatch), (err) => logger.debug(`metrics: observer failed: ${String(err)}`));
 
   try {
     let emulator: EmulatorHandle | undefined;
@@ -220,6 +229,8 @@ export async function startStack(config: Config, opts: StackOptions = {}): Promi
       driveFolder: root,
       appFolder: emulator ? emulator.appRoot : appFolderOf(root),
       uploadMode: config.upload.mode,
+      sharesFolder: config.shares.folder,
+      logger,
     });
     let share: ShareParts | undefined;
     metrics.setLevels(() => {
@@ -278,7 +289,7 @@ export async function startStack(config: Config, opts: StackOptions = {}): Promi
     };
     const serveShare = async (): Promise<void> => {
       share = await openShare();
-      monitor.setParts({ client, writeback: share.writeback });
+      monitor.setParts({ client, writeback: share.writeback, shares: share.shares });
       theBridge.attach(share.shares.fs, share.shares.streaming ? { hls: share.shares.streaming } : {});
       monitor.setState({ state: 'ready' });
     };
@@ -330,12 +341,20 @@ export async function startStack(config: Config, opts: StackOptions = {}): Promi
           break;
         } catch (err) {
           if (signal.aborted) return;
-          const expired = isTbdavError(err, 'TBDAV_AUTH') && /expired/.test((err as Error).message);
+          // The code lapsed: the service says so (100002), or the client's own deadline passed (a
+          // TBDAV_AUTH that is not an answer of the service).
+          const expired = isTeraboxApiError(err) ? err.errno === ERRNO.INVALID_CODE : isTbdavError(err, 'TBDAV_AUTH');
           problem = expired ? 'The last code expired before it was approved; here is a new one.' : `TeraBox: ${redact(String((err as Error)?.message ?? err))}`;
           logger.warn(`stack: browser login: ${problem}`);
           monitor.setState({ state: 'login', problem });
           if (!expired) await pause(10_000, signal);
         }
+      }
+      if (share) {
+        // Logged in again while serving (the saved login was refused): the share is still open.
+        theBridge.attach(share.shares.fs, share.shares.streaming ? { hls: share.shares.streaming } : {});
+        monitor.setState({ state: 'ready' });
+        return;
       }
       while (!signal.aborted) {
         try {
@@ -351,6 +370,31 @@ export async function startStack(config: Config, opts: StackOptions = {}): Promi
         }
       }
     }
+
+    let checking = false;
+    onLoginRefused = () => {
+      if (checking || emulator || stopping.signal.aborted || monitor.share().state !== 'ready') return;
+      checking = true;
+      // A refused refresh may still end well (a newer pair another process saved is adopted): ask
+      // once more before taking the share down.
+      const check = setTimeout(() => {
+        client.quota().then(
+          () => {
+            checking = false;
+          },
+          (err: unknown) => {
+            checking = false;
+            if (stopping.signal.aborted || monitor.share().state !== 'ready') return;
+            if (!(isTbdavError(err, 'TBDAV_AUTH') || isTbdavError(err, 'TBDAV_NOT_LOGGED_IN'))) return;
+            const problem = `TeraBox refused the saved login while serving (${redact(String((err as Error).message))}): log in again below.`;
+            logger.warn(`stack: ${problem}`);
+            theBridge.detach();
+            serving = browserLogin(problem);
+          },
+        );
+      }, 1000);
+      check.unref();
+    };
 
     const notYet = (what: string): never => {
       throw new TbdavError('TBDAV_NOT_LOGGED_IN', `stack.${what}: the share is not open yet (not logged in)`);
@@ -376,7 +420,9 @@ export async function startStack(config: Config, opts: StackOptions = {}): Promi
       logger,
       metrics,
       monitor,
-      serving,
+      get serving() {
+        return serving;
+      },
       close: () => (closing ??= runCleanups()),
     };
   } catch (err) {

@@ -101,6 +101,8 @@ export interface Bridge {
   port: number;
   /** Serve this FileSystem (and its HLS route) from now on (once; the share answered 503 until then). */
   attach(fs: FileSystem, more?: { hls?: HlsService }): void;
+  /** Stop serving the FileSystem (the share answers 503 again, e.g. the login was refused); attach() again later. */
+  detach(): void;
   /** Whether a FileSystem is attached. */
   readonly attached: boolean;
   /**
@@ -268,6 +270,8 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
     const base = socketBase.get(socket) ?? { read: 0, written: 0 };
     let logged = false;
     let userName: string | undefined;
+    // Probes and scrapes (/healthz, /readyz, /metrics) come every few seconds: logged at debug.
+    let quiet = false;
     const logLine = (): void => {
       if (logged) return;
       logged = true;
@@ -275,7 +279,8 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
       socketBase.set(socket, { read: socket.bytesRead, written: socket.bytesWritten });
       const aborted = !res.writableFinished;
       metrics?.request(method, res.statusCode, ms / 1000, socket.bytesRead - base.read, socket.bytesWritten - base.written);
-      logger.info(`${method} ${redact(req.url ?? '')}: ${res.statusCode}${aborted ? ' (client gone)' : ''}`, {
+      const log = quiet && res.statusCode < 400 ? logger.debug.bind(logger) : logger.info.bind(logger);
+      log(`${method} ${redact(req.url ?? '')}: ${res.statusCode}${aborted ? ' (client gone)' : ''}`, {
         requestId,
         status: res.statusCode,
         bytesOut: socket.bytesWritten - base.written,
@@ -427,6 +432,7 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
 
     const route = decoded ? opsRouteFor(decoded.path) : undefined;
     if (route && decoded) {
+      quiet = route !== 'status';
       const { path, trailingSlash } = decoded;
       void (async () => {
         if (opsRouteNeedsAuth(route, opts.metricsPublic === true) && !(await admit())) return;
@@ -497,6 +503,11 @@ export async function startBridge(opts: BridgeOptions): Promise<Bridge> {
       attach(fs);
       if (more.hls) hls = more.hls;
       logger.info('bridge: the share is attached and serving');
+    },
+    detach() {
+      if (!view) return;
+      view = undefined;
+      logger.warn('bridge: the share is detached (answers 503 until attached again)');
     },
     get attached() {
       return view !== undefined;

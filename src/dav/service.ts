@@ -63,6 +63,12 @@ export interface StatusSnapshot {
   uploads?: { inFlight: UploadView[]; queued: UploadView[]; failed: UploadView[]; spoolBytes: number; spoolMaxBytes: number };
   cache?: { bytes?: number; hits: number; misses: number };
   pacer?: { intervalMs: number; backoffs: number; rateLimited: number };
+  /** Share links added with `terabox-dav share add` (shown under `folder`), and COPYs out of them. */
+  shares?: {
+    folder: string;
+    list: { name: string; link: string; addedAt: number }[];
+    transfers: { id: string; from: string; to: string; state: 'running' | 'done' | 'failed'; startedAt: number; endedAt?: number; error?: string }[];
+  };
   startedAt: number;
 }
 

@@ -146,7 +146,9 @@ function driveSection(s: StatusSnapshot, shareUrl: string): string {
       `<p><b>Why this folder?</b> The TeraBox Open Platform confines an application to its own folder, <code>${escapeHtml(app)}/</code>. ` +
       'terabox-dav can only see and change what is inside it: the files you already have elsewhere in your drive do not show here.</p>' +
       `<p><b>To see existing files here</b>, move or copy them into <code>${escapeHtml(app)}/</code> with the TeraBox app or website ` +
-      '(they appear on the share within a few minutes, or at once after a refresh of the folder in your client).</p>';
+      '(they appear on the share within a few minutes, or at once after a refresh of the folder in your client). ' +
+      'Or share a folder from the TeraBox app and add the link with <code>terabox-dav share add LINK</code>: it shows read-only ' +
+      'here, and copying from it into the drive is done by TeraBox itself, without a download.</p>';
   }
   return html + '</section>';
 }
@@ -201,6 +203,32 @@ export function renderStatusPage(input: StatusPageInput): string {
       if (!u.inFlight.length && !u.queued.length && !u.failed.length) up += '<p class="muted">Nothing waiting: every upload has reached TeraBox.</p>';
     }
     if (up) body += up + '</section>';
+
+    // Share links and copies out of them
+    if (s.shares && share.state === 'ready' && (s.shares.list.length || s.shares.transfers.length)) {
+      let sh = `<section><h2>Share links</h2>`;
+      if (s.shares.list.length) {
+        sh +=
+          `<p>Read-only under <code>${escapeHtml(s.shares.folder)}/</code> (add and remove with <code>terabox-dav share add|remove</code>):</p>` +
+          '<table id="shares"><tr><th>Folder</th><th>Link</th><th>Added</th></tr>' +
+          s.shares.list.map((x) => `<tr><td>${escapeHtml(x.name)}</td><td>${escapeHtml(x.link)}</td><td>${ago(input.now - x.addedAt)} ago</td></tr>`).join('') +
+          '</table>';
+      }
+      if (s.shares.transfers.length) {
+        sh +=
+          '<h3>Copies from shares into the drive</h3><table id="transfers"><tr><th>From</th><th>To</th><th>State</th><th>Since</th></tr>' +
+          s.shares.transfers
+            .map(
+              (t) =>
+                `<tr><td>${escapeHtml(t.from)}</td><td>${escapeHtml(t.to)}</td>` +
+                `<td class="${t.state === 'failed' ? 'bad' : t.state === 'done' ? 'ok' : ''}">${t.state}${t.error ? `: ${escapeHtml(t.error)}` : ''}</td>` +
+                `<td>${ago(input.now - t.startedAt)} ago</td></tr>`,
+            )
+            .join('') +
+          '</table>';
+      }
+      body += sh + '</section>';
+    }
 
     // Service and cache
     let svc = `<section><h2>TeraBox service</h2><p>API calls in the last minute: <b id="calls-per-minute">${input.callsLastMinute}</b>`;

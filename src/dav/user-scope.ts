@@ -16,7 +16,6 @@ import type { Readable } from 'node:stream';
 import { TbdavError, isTbdavError } from '../shared/errors.js';
 import type { ByteRange, CallOptions, Quota } from '../remote/types.js';
 import type { CopyMoveResult, DeadProps, FileSystem, OpenReadResult, PutOptions, PutResult, VfsEntry } from '../vfs/types.js';
-import { DavStatusError } from './errors.js';
 
 /** Path mapping between a user's view and the share. */
 export class PathScope {
@@ -44,8 +43,8 @@ export class PathScope {
 /** Methods that change something (answered 403 for read-only users). */
 export const WRITE_METHODS: ReadonlySet<string> = new Set(['PUT', 'DELETE', 'MKCOL', 'COPY', 'MOVE', 'PROPPATCH', 'LOCK', 'UNLOCK']);
 
-export function readOnlyError(what: string): DavStatusError {
-  return new DavStatusError(403, 'TBDAV_BAD_REQUEST', `${what}: this user may only read`);
+export function readOnlyError(what: string): TbdavError {
+  return new TbdavError('TBDAV_FORBIDDEN', `${what}: this user may only read`);
 }
 
 /** A FileSystem as one user sees it. `scopeFileSystem(fs, '/', false)` is `fs` itself. */

@@ -170,3 +170,46 @@ test('a code that expires unapproved is replaced by a new one on the page', { ti
     await short.close();
   }
 });
+
+test('a login TeraBox refuses while serving sends the share back to the browser login; approved again, the same share serves', { timeout: 90_000 }, async () => {
+  // Refresh tokens that die 8 s after the login (a refresh keeps the old expiry), access tokens of 2 s.
+  const short = await startEmulator(withEnvVariant({ dataDir: join(dir, 'emulator-refresh'), deviceCodeInterval: 1, autoApproveAfterPolls: 1, accessTokenTtlSec: 2, refreshTokenTtlSec: 8 }));
+  try {
+    const stateDir = join(dir, 'refresh', 'state');
+    const file = join(dir, 'refresh', 'config.json');
+    await mkdir(join(dir, 'refresh'), { recursive: true });
+    await writeFile(
+      file,
+      JSON.stringify({
+        server: { host: '127.0.0.1', port: 0, users: [USER] },
+        terabox: { authUrl: short.authUrl, ...short.credentials, root: short.appRoot },
+        stateDir,
+        cacheDir: join(dir, 'refresh', 'cache'),
+        log: { level: 'info' },
+      }),
+    );
+    const serve = startCli(['serve', '--config', file], { env: cleanEnv(dir) });
+    try {
+      const [, url] = await serve.waitFor(/WebDAV URL: (\S+)\n/);
+      await watchPage(url!, /● serving/);
+      const loggedInAt = Date.now();
+      assert.equal((await fetch(`${url}/kept.txt`, { method: 'PUT', headers: AUTH, body: 'still here' })).status, 201);
+      // Past the refresh token's life: the next call needs a refresh, which TeraBox refuses.
+      await new Promise((r) => setTimeout(r, Math.max(0, loggedInAt + 9000 - Date.now())));
+      const refused = await fetch(`${url}/new.txt`, { method: 'PUT', headers: AUTH, body: 'x' });
+      assert.equal(refused.status, 503);
+      await refused.arrayBuffer();
+      await watchPage(url!, /refused the saved login while serving/);
+      assert.equal((await fetch(`${url}/`, { method: 'PROPFIND', headers: { ...AUTH, depth: '0' } })).status, 503, 'the share points to the login');
+      // The page asks for a code, the emulator approves it: the same share serves again.
+      await watchPage(url!, /● serving/);
+      const kept = await fetch(`${url}/kept.txt`, { headers: AUTH });
+      assert.equal(kept.status, 200);
+      assert.equal(await kept.text(), 'still here');
+    } finally {
+      await stopped(serve);
+    }
+  } finally {
+    await short.close();
+  }
+});

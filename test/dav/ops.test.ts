@@ -40,6 +40,11 @@ class FakeMonitor implements ServiceMonitor {
         spoolMaxBytes: 10_000,
       },
       cache: { hits: 3, misses: 1 },
+      shares: {
+        folder: '/Shared with me',
+        list: [{ name: 'Holiday', link: 'https://www.terabox.com/s/1AbCdEf', addedAt: Date.now() - 3_600_000 }],
+        transfers: [{ id: 't1', from: '/Shared with me/Holiday/a.mp4', to: '/a.mp4', state: 'failed', startedAt: Date.now() - 5000, error: 'quota exceeded' }],
+      },
       startedAt: Date.now() - 60_000,
     };
   }
@@ -131,6 +136,8 @@ test('the status page: same auth as the share, hidden from WebDAV, upload button
     assert.match(page.text, /9\.9\.9/);
     assert.match(page.text, /75\.0 %/, 'cache hit ratio');
     assert.doesNotMatch(page.text, /<script/, 'no JavaScript needed');
+    assert.match(page.text, /<table id="shares">.*Holiday.*terabox\.com\/s\/1AbCdEf/s);
+    assert.match(page.text, /<table id="transfers">.*\/Shared with me\/Holiday\/a\.mp4.*failed: quota exceeded/s);
 
     // Hidden from WebDAV.
     await h.req('PUT', '/file.txt', { headers: AUTH, body: 'x' });
