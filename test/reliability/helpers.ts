@@ -11,17 +11,8 @@ import { createLogger, type Logger } from '../../src/shared/logger.js';
 
 export { captureLogger, type CapturedLogger } from '../helpers/logs.js';
 
-/** mulberry32: a small seeded PRNG so that a failing fuzz run can be replayed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded PRNG (mulberry32) so that a failing fuzz run can be replayed. */
+export { prng } from '../helpers/random.js';
 
 export interface RawAnswer {
   /** Status code of the first answer, undefined when the server closed without one. */

@@ -10,18 +10,7 @@ import { TeraboxClient } from '../../src/terabox/client.js';
 import { TeraboxRemote } from '../../src/terabox/remote.js';
 import { MemoryTokenStore } from '../../src/terabox/auth/token-store.js';
 import { captureLogger } from '../helpers/logs.js';
-
-/** mulberry32: a seeded PRNG, so that a failure can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from '../helpers/random.js'; // seeded: a failure can be replayed
 
 test("root '/' never yields '//': '/x' -> '/x', '/' -> '/'", () => {
   const root = normaliseRoot('/');
