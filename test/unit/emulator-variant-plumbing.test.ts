@@ -6,21 +6,15 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { walkFiles } from '../helpers/files.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
-async function walk(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const d of await readdir(dir, { withFileTypes: true })) {
-    const p = join(dir, d.name);
-    if (d.isDirectory()) out.push(...(await walk(p)));
-    else if (d.name.endsWith('.ts')) out.push(p);
-  }
-  return out;
-}
+/** The .ts files below `dir`. */
+const walk = async (dir: string): Promise<string[]> => (await walkFiles(dir)).filter((f) => f.endsWith('.ts'));
 
 test('every startEmulator call of the tests takes the TBDAV_EMULATOR_VARIANT preset (withEnvVariant)', async () => {
   const bare: string[] = [];

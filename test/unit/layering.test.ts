@@ -5,9 +5,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { walkFiles } from '../helpers/files.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const src = join(root, 'src');
@@ -28,15 +29,8 @@ const allowed: Record<string, string[]> = {
   cli: ['shared', 'remote', 'terabox', 'vfs', 'dav', 'emulator'],
 };
 
-async function walk(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const d of await readdir(dir, { withFileTypes: true })) {
-    const p = join(dir, d.name);
-    if (d.isDirectory()) out.push(...(await walk(p)));
-    else if (d.name.endsWith('.ts')) out.push(p);
-  }
-  return out;
-}
+/** The .ts files below `dir`. */
+const walk = async (dir: string): Promise<string[]> => (await walkFiles(dir)).filter((f) => f.endsWith('.ts'));
 
 const IMPORT_RE = /(?:^|\n)\s*(?:import|export)\s[^'";]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g;
 
