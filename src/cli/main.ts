@@ -85,6 +85,11 @@ function mountHelp(url: string, withUsers: boolean): string {
   ].join('\n');
 }
 
+/** An argument as a POSIX shell needs it to come back unchanged (for commands we suggest). */
+function quoteArg(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
 /** Flags of config keys as given (yargs stores each key under its dotted name). */
 function flagsFrom(argv: Record<string, unknown>): Record<string, unknown> {
   const flags: Record<string, unknown> = {};
@@ -372,7 +377,12 @@ export async function main(argv: string[], ioOverrides: Partial<CliIo> = {}): Pr
           }
           const who = await client.uinfo();
           out(`Logged in as ${who.uname} (${VIP_TYPES[who.vip_type] ?? `vip type ${who.vip_type}`}).`);
-          out(`Tokens saved in ${tokenFilePath(cfg.stateDir)}. Now run: terabox-dav serve`);
+          // serve must find these tokens: repeat the options that chose the file and the state dir.
+          const same = [
+            ...(typeof args.config === 'string' ? [`--config ${quoteArg(args.config)}`] : []),
+            ...(args.stateDir !== undefined ? [`--state-dir ${quoteArg(cfg.stateDir)}`] : []),
+          ];
+          out(`Tokens saved in ${tokenFilePath(cfg.stateDir)}. Now run: terabox-dav serve${same.length ? ' ' + same.join(' ') : ''}`);
         } catch (err) {
           if (stopped) throw new TbdavError('TBDAV_ABORTED', 'login: interrupted, not logged in');
           throw err;
@@ -518,6 +528,10 @@ export async function main(argv: string[], ioOverrides: Partial<CliIo> = {}): Pr
         out(`  clientId:      ${emu.credentials.clientId}`);
         out(`  clientSecret:  ${emu.credentials.clientSecret}`);
         out(`  privateSecret: ${emu.credentials.privateSecret}`);
+        // The authorization-code mode needs a code the user got from the authorize page; the
+        // emulator has none, so it hands one out here (single use, 5 minutes).
+        // `--code=`: a code may start with '-', which `--code -x` would take for flags.
+        out(`  login code:    terabox-dav login --code=${emu.issueAuthorizationCode()} (single use, 5 min)`);
         out('Config for it (then terabox-dav login and serve):');
         out(
           JSON.stringify({

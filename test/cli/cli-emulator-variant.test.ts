@@ -3,7 +3,8 @@
  * the CLI. The preset reaches the emulator (checked on the wire: tokeninfo without upload_domain and
  * list's array under `info` for spec-examples; the same drive restarted without --variant answers
  * as the default), and an unknown preset is a usage error listing every preset. `--token-ttl`
- * sets the access token's life; a refresh token presented twice is reported when it stops.
+ * sets the access token's life; a refresh token presented twice is reported when it stops; the
+ * banner's authorization code serves `login --code` once.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -70,8 +71,15 @@ test('emulator --variant spec-examples: the preset is on the wire; without --var
       assert.match(p.out, /variant:\s+spec-examples \(md5Form examples, uploadDomain absent, listArray info\)\n/);
       const cfg = JSON.parse(p.out.split('\n').find((l) => l.startsWith('{"terabox"'))!) as Record<string, unknown>;
       await writeFile(file, JSON.stringify({ ...cfg, stateDir: join(dir, 'state'), cacheDir: join(dir, 'cache') }));
-      const r = await runCli(['login', '--config', file], { env });
+      // The banner hands out an authorization code: login --code works with it once.
+      const code = p.out.match(/login code:\s+terabox-dav login --code=(\S+) \(single use, 5 min\)\n/);
+      assert.ok(code, p.out);
+      let r = await runCli(['login', '--config', file, `--code=${code[1]!}`], { env });
       assert.equal(r.code, 0, r.stderr);
+      assert.ok(r.stdout.endsWith(`Now run: terabox-dav serve --config ${file}\n`), r.stdout);
+      r = await runCli(['login', '--config', file, `--code=${code[1]!}`], { env });
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /^terabox-dav: gettoken: invalid or expired code \(errno 100002\)\n$/);
       const saved = JSON.parse(await readFile(join(dir, 'state', 'tokens.json'), 'utf8')) as { accessToken: string; refreshToken: string; expiresAt: number };
       accessToken = saved.accessToken;
       refreshToken = saved.refreshToken;
