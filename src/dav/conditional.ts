@@ -5,10 +5,15 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { VfsEntry } from '../vfs/types.js';
 
-/** Strong ETag, stable for the same content: the backend hash when known, else size + mtime. */
+/**
+ * Strong ETag, stable for the same content: the content md5 when the vfs knows it (pending and
+ * local files, files it uploaded: see VfsEntry.contentMd5), else the backend's hash, else size +
+ * mtime. So a file keeps its ETag when its write-back upload lands and when the cache is
+ * refreshed (docs/architecture.md, "ETags").
+ */
 export function etagOf(entry: VfsEntry): string {
   if (entry.isDir) return `"d-${Math.floor(entry.mtime).toString(16)}"`;
-  const h = entry.hash ?? entry.contentMd5;
+  const h = entry.contentMd5 ?? entry.hash;
   if (h) return `"${h.replace(/[^A-Za-z0-9._-]/g, '')}"`;
   return `"${entry.size.toString(16)}-${Math.floor(entry.mtime).toString(16)}"`;
 }
