@@ -18,9 +18,12 @@ import { tokenFilePath } from '../terabox/auth/token-store.js';
 import { isTeraboxApiError } from '../terabox/errors.js';
 import { CONFIG_KEYS, hasCredentials, loadConfig, redactConfig, type Config } from './config.js';
 import { pngFromDataUrl, pngToTerminalQr } from './qr-terminal.js';
-import { clientFor, loggerFor, startStack, tokenDir } from './stack.js';
+import { clientFor, loggerFor, startStack, tokenDir, vfsDirs } from './stack.js';
 import { ShareStore } from '../terabox/share-store.js';
 import { addShare } from '../terabox/shares.js';
+import { normalizePath } from '../vfs/paths.js';
+import { askServer, offlineUploads, type ControlAnswer, type ControlRequest, type UploadRow } from '../vfs/uploads-control.js';
+import { FAILURE_MEANING, writebackDirs } from '../vfs/writeback.js';
 
 export interface CliIo {
   env: Record<string, string | undefined>;
@@ -151,6 +154,18 @@ function emulatorTokenTtl(value: unknown): number | undefined {
   const n = typeof value === 'string' && /^\d+$/.test(value.trim()) ? Number(value) : NaN;
   if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`emulator --token-ttl ${Array.isArray(value) ? value.join(' ') : String(value)}: must be a whole number of seconds, at least 1`);
   return n;
+}
+
+/** One line of `uploads list`. */
+function uploadLine(u: UploadRow, now: number): string {
+  let why = '';
+  if (u.failed) {
+    why = `refused: ${u.failed.code} (${FAILURE_MEANING[u.failed.code] ?? 'refused'}) since ${new Date(u.failed.at).toISOString().replace(/\.\d+Z$/, 'Z')}`;
+  } else if (u.lastError) {
+    const next = u.nextAttemptAt !== undefined ? `, next attempt in ${Math.max(0, Math.round((u.nextAttemptAt - now) / 1000))} s` : '';
+    why = `last error ${u.lastError}${next}`;
+  }
+  return `${u.state.padEnd(9)} ${String(u.attempts).padStart(8)}  ${formatBytes(u.size).padStart(10)}  ${u.path}${why ? `  (${why})` : ''}`;
 }
 
 async function readPassword(io: CliIo): Promise<string> {
@@ -554,6 +569,42 @@ export async function main(argv: string[], ioOverrides: Partial<CliIo> = {}): Pr
       },
     )
     .command(
+      'uploads [action] [path]',
+      'Write-back uploads: list them, retry one the service refused, or give one up (asks a running serve; otherwise works on the state folder)',
+      (y) =>
+        y
+          .positional('action', { choices: ['list', 'retry', 'remove'] as const, default: 'list', describe: 'list | retry PATH | remove PATH' })
+          .positional('path', { type: 'string', describe: 'Share path of the file, e.g. /photos/a.jpg' })
+          .epilogue(
+            'An upload the service refuses for good (drive full, name refused, file too large) stops; the file stays readable at its path from the local copy and is listed in the log at every start. `retry` starts it again (e.g. after freeing space); `remove` gives it up and deletes the local copy (what the drive has at that path stays).',
+          ),
+      async (args) => {
+        const cfg = config(args);
+        const action = String(args.action ?? 'list') as 'list' | 'retry' | 'remove';
+        let req: ControlRequest;
+        if (action === 'list') req = { op: 'list' };
+        else if (typeof args.path !== 'string' || args.path === '') throw new UsageError(`uploads ${action}: give the PATH of the file (as in the share, e.g. /a.bin)`);
+        else req = { op: action, path: normalizePath(args.path) };
+        const { stateDir, cacheDir } = vfsDirs(cfg);
+        const dirs = writebackDirs(stateDir, cacheDir);
+        const live = await askServer(dirs.journalDir, req);
+        const answer: ControlAnswer = live ?? (await offlineUploads(dirs, req));
+        if (!answer.ok) throw new TbdavError(answer.code as 'TBDAV_NOT_FOUND', `uploads ${action}: ${answer.message}`);
+        if (req.op === 'list') {
+          const rows = answer.uploads ?? [];
+          if (rows.length === 0) return out(`No write-back uploads pending${live ? '' : ' (serve is not running)'}.`);
+          out(`${'STATE'.padEnd(9)} ${'ATTEMPTS'.padStart(8)}  ${'SIZE'.padStart(10)}  PATH`);
+          const now = Date.now();
+          for (const u of rows) out(uploadLine(u, now));
+          if (!live) out('(serve is not running: uploads continue at its next start)');
+        } else if (req.op === 'retry') {
+          out(live ? `Retrying the upload of ${req.path} now.` : `The upload of ${req.path} starts again at the next start of serve.`);
+        } else {
+          out(`Gave up the upload of ${req.path}; its local copy is deleted.`);
+        }
+      },
+    )
+    .command(
       'config',
       'Print the effective configuration (secrets redacted)',
       () => undefined,
@@ -571,7 +622,7 @@ export async function main(argv: string[], ioOverrides: Partial<CliIo> = {}): Pr
         out(await hashPassword(pw));
       },
     )
-    .demandCommand(1, 'Give a command: serve, login, logout, whoami, share, emulator, config or hash-password (--help for details)')
+    .demandCommand(1, 'Give a command: serve, login, logout, whoami, share, uploads, emulator, config or hash-password (--help for details)')
     .recommendCommands();
 
   try {

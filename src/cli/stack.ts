@@ -241,8 +241,10 @@ export async function startStack(config: Config, opts: StackOptions = {}): Promi
       if (wb) {
         const u = wb.usage();
         const pending = wb.pendingUnder('/');
-        const inFlight = pending.filter((i) => i.state !== 'queued').length;
-        l.writeback = { queued: pending.length - inFlight, inFlight, failed: 0, spoolBytes: u.pendingBytes, spoolMaxBytes: u.maxBytes };
+        // failed: refused for good, kept until `terabox-dav uploads retry/remove` (issue 9)
+        const failed = pending.filter((i) => i.state === 'failed').length;
+        const inFlight = pending.filter((i) => i.state === 'uploading' || i.state === 'retrying').length;
+        l.writeback = { queued: pending.length - inFlight - failed, inFlight, failed, spoolBytes: u.pendingBytes, spoolMaxBytes: u.maxBytes };
       }
       return l;
     });
@@ -279,7 +281,7 @@ export async function startStack(config: Config, opts: StackOptions = {}): Promi
         cacheTtlMs: config.cache.ttlSeconds * 1000,
         ignore: config.ignore,
         ...(config.upload.mode === 'writeback'
-          ? { writeback: { spoolMaxBytes: config.upload.spoolMaxBytes, waitMs: config.upload.waitSeconds * 1000 } }
+          ? { writeback: { spoolMaxBytes: config.upload.spoolMaxBytes, waitMs: config.upload.waitSeconds * 1000, control: true } }
           : {}),
       });
       cleanups.push(() => vfs.close());

@@ -40,10 +40,18 @@ export interface JournalEntry {
   createdAt: number;
   /** The backend's latest resume token for this upload (WriteOptions.onResumeToken). */
   resume?: ResumeToken;
-  /** Failed attempts so far. */
+  /** Failed attempts so far (kept across restarts: the backoff goes on growing). */
   attempts: number;
   /** Code of the last failure (never a message: messages could carry paths of others). */
   lastError?: string;
+  /** When the next attempt is due after a failure, ms since epoch (a restart waits for it too). */
+  nextAttemptAt?: number;
+  /**
+   * Set when the service refused the file for good (quota full, invalid name, too large...): the
+   * upload stops until the user retries or removes it (`terabox-dav uploads`); the body stays and
+   * the file stays readable at its path.
+   */
+  failed?: { code: string; at: number };
 }
 
 const ENTRY_RE = /^[A-Za-z0-9-]{1,64}\.json$/;
@@ -65,7 +73,9 @@ function validEntry(v: unknown): v is JournalEntry {
     e.blockMd5s.every((m) => typeof m === 'string') &&
     typeof e.contentMd5 === 'string' &&
     typeof e.attempts === 'number' &&
-    (e.resume === undefined || typeof e.resume === 'string')
+    (e.resume === undefined || typeof e.resume === 'string') &&
+    (e.nextAttemptAt === undefined || typeof e.nextAttemptAt === 'number') &&
+    (e.failed === undefined || (typeof e.failed === 'object' && e.failed !== null && typeof e.failed.code === 'string'))
   );
 }
 

@@ -11,9 +11,19 @@
  *   (remote.write with `resume`/`onResumeToken`, so a backend that supports it reuses its session) ->
  *   `onStored` (the vfs updates its cache) -> journal entry and spool file removed.
  *
- * Failures: codes in PERMANENT give up at once (the body moves to `spoolDir/failed/`, logged at
- * error, `onFailed`); TBDAV_INTEGRITY gives up after 3 attempts; anything else (rate limits, 5xx,
- * resets, expired tokens, quota) is retried forever with capped exponential backoff and jitter.
+ * Failures (issue 9: an acknowledged body is never lost):
+ *  - a permanent refusal (PERMANENT: quota full, invalid name, file too large; or no folder to put
+ *    it in / a folder at its path; or TBDAV_INTEGRITY three times) stops the upload: the item stays,
+ *    `failed` in its journal entry, its body in the spool, so the file stays listed and readable at
+ *    its path; it is logged at error now and at every start, `onFailed` is called, and only the user
+ *    ends it: `retry(path)` / `discard(path)` (the `terabox-dav uploads` command, through the control
+ *    socket of a running server or on the journal directly), a new PUT, DELETE or MOVE;
+ *  - anything else (rate limits, 5xx, resets, expired tokens or sessions, unknown errors) is retried
+ *    for as long as it takes, with exponential backoff (retryBaseMs doubling up to retryMaxMs) and
+ *    jitter; attempts and the time of the next one are journalled, so a restart keeps the backoff.
+ *    An attempt that failed while continuing a journalled upload session without getting anywhere
+ *    drops the session (the next attempt starts a fresh one).
+ *  - a body lost locally (spool file gone) cannot be uploaded: logged at error, the entry dropped.
  *
  * Concurrency (event loop only):
  *  - `byPath` maps a path to the newest item for it; `items` holds every live item by id.
@@ -32,6 +42,7 @@ import { silentLogger, type Logger } from '../shared/logger.js';
 import type { ByteRange, Remote, ResumeToken, SpooledFile, WriteResult } from '../remote/types.js';
 import { syncDir } from '../shared/atomic-file.js';
 import { JOURNAL_VERSION, Journal, type JournalEntry } from './journal.js';
+import { serveUploadsControl } from './uploads-control.js';
 import { isSameOrInside, parentPath, rebase } from './paths.js';
 
 /** Where write-back keeps its journal and bodies, given the vfs's state and cache folders. */
@@ -49,11 +60,16 @@ export interface WritebackHooks {
 
 /** How a queue behaves (the Vfs takes these as VfsOptions.writeback). */
 export interface WritebackSettings {
+  /**
+   * Serve `terabox-dav uploads` on a control socket next to the journal (uploads-control.ts), and
+   * refuse to open when another live process serves it (default false; `serve` sets it).
+   */
+  control?: boolean;
   /** Bound on the bytes of pending bodies (default: none). */
   spoolMaxBytes?: number;
   /** Uploads in flight at once (default 2). */
   concurrency?: number;
-  /** First retry delay, ms (default 1000); doubles per attempt up to retryMaxMs (default 60 000). */
+  /** First retry delay, ms (default 1000); doubles per attempt up to retryMaxMs (default 300 000). */
   retryBaseMs?: number;
   retryMaxMs?: number;
 }
@@ -75,8 +91,15 @@ export interface PendingInfo {
   contentMd5: string;
   mtime?: number;
   createdAt: number;
-  state: 'queued' | 'uploading' | 'retrying';
+  /** `failed`: refused for good (see `failed`); it waits for the user and is not uploaded. */
+  state: 'queued' | 'uploading' | 'retrying' | 'failed';
   attempts: number;
+  /** Code of the last failure. */
+  lastError?: string;
+  /** When the next attempt is due, ms since epoch (state `retrying`). */
+  nextAttemptAt?: number;
+  /** The permanent refusal that stopped it (state `failed`). */
+  failed?: { code: string; at: number };
 }
 
 export interface EnqueueOptions {
@@ -135,18 +158,20 @@ export interface WritebackPort {
   close(opts?: { drainMs?: number }): Promise<void>;
 }
 
-/** Errors that no retry will cure. */
-const PERMANENT: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
-  'TBDAV_NOT_FOUND',
-  'TBDAV_EXISTS',
-  'TBDAV_CONFLICT',
-  'TBDAV_INVALID_NAME',
-  'TBDAV_TOO_LARGE',
-  'TBDAV_BAD_REQUEST',
-  'TBDAV_RANGE',
-  'TBDAV_CONFIG',
-  'TBDAV_FATAL',
-]);
+/** What each permanent refusal means, for the log and `terabox-dav uploads`. */
+export const FAILURE_MEANING: Readonly<Record<string, string>> = {
+  TBDAV_QUOTA: 'the drive is full',
+  TBDAV_INVALID_NAME: 'the service refuses the name',
+  TBDAV_TOO_LARGE: 'the file is too large for the service',
+  TBDAV_CONFLICT: 'the folder it belongs in is gone, or a folder is at its path',
+  TBDAV_INTEGRITY: 'the service kept other bytes than were sent, three times',
+};
+
+/**
+ * Refusals that no retry will cure: the upload stops (and waits for the user). Everything else is
+ * retried, including errors we do not know: the body is acknowledged, giving up would lose it.
+ */
+const PERMANENT: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['TBDAV_QUOTA', 'TBDAV_INVALID_NAME', 'TBDAV_TOO_LARGE', 'TBDAV_CONFLICT']);
 const INTEGRITY_ATTEMPTS = 3;
 
 type CancelReason = 'superseded' | 'removed' | 'moved' | 'closing';
@@ -155,6 +180,12 @@ interface Item {
   entry: JournalEntry;
   state: PendingInfo['state'];
   ac: AbortController;
+  /** Ends the wait before the next attempt (retry now). */
+  wake?: () => void;
+  /** The backend reported progress during the current attempt. */
+  progressed?: boolean;
+  /** TBDAV_INTEGRITY failures in a row (three stop the upload). */
+  integrityFailures?: number;
   cancelled?: CancelReason;
   /** Resolves when the current runner has ended. */
   settled: Promise<void>;
@@ -195,18 +226,19 @@ class Slots {
   }
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
+/** Wait `ms`, less when the signal fires or `item.wake` is called. */
+function sleep(ms: number, signal: AbortSignal, item?: Item): Promise<void> {
   return new Promise((resolve) => {
     if (signal.aborted) return resolve();
-    const t = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = (): void => {
+    const done = (): void => {
       clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      if (item) item.wake = undefined;
       resolve();
     };
-    signal.addEventListener('abort', onAbort, { once: true });
+    const t = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+    if (item) item.wake = done;
   });
 }
 
@@ -235,6 +267,7 @@ export class WritebackQueue implements WritebackPort {
   private reservedBytes = 0;
   private seq = 0;
   private closing = false;
+  private control: { close(): Promise<void> } | undefined;
 
   private constructor(opts: WritebackOptions, journal: Journal) {
     this.remote = opts.remote;
@@ -243,7 +276,7 @@ export class WritebackQueue implements WritebackPort {
     this.failedDir = join(opts.spoolDir, 'failed');
     this.maxBytes = opts.spoolMaxBytes ?? Number.POSITIVE_INFINITY;
     this.retryBaseMs = opts.retryBaseMs ?? 1000;
-    this.retryMaxMs = opts.retryMaxMs ?? 60_000;
+    this.retryMaxMs = Math.max(this.retryBaseMs, opts.retryMaxMs ?? 300_000);
     this.logger = opts.logger ?? silentLogger();
     this.onStored = opts.onStored;
     this.onFailed = opts.onFailed;
@@ -256,7 +289,14 @@ export class WritebackQueue implements WritebackPort {
     const journal = await Journal.open(opts.journalDir, { logger });
     await mkdir(opts.spoolDir, { recursive: true, mode: 0o700 });
     const q = new WritebackQueue(opts, journal);
-    await q.resume();
+    // First: refuses to go on when another live process owns this journal.
+    if (opts.control) q.control = await serveUploadsControl(q, opts.journalDir, logger);
+    try {
+      await q.resume();
+    } catch (err) {
+      await q.control?.close();
+      throw err;
+    }
     return q;
   }
 
@@ -270,6 +310,7 @@ export class WritebackQueue implements WritebackPort {
       newest.set(e.path, e);
     }
     const keep = new Set<string>();
+    const failed: JournalEntry[] = [];
     for (const e of newest.values()) {
       let size: number | undefined;
       try {
@@ -284,8 +325,28 @@ export class WritebackQueue implements WritebackPort {
       }
       keep.add(`${e.id}.data`);
       this.pendingBytes += e.size;
-      this.logger.info(`write-back ${e.path}: resuming upload of ${e.size} bytes${e.resume !== undefined ? ' (continuing its upload session)' : ''}`);
-      this.start(this.newItem(e));
+      const item = this.newItem(e);
+      if (e.failed) {
+        item.state = 'failed';
+        failed.push(e);
+        continue;
+      }
+      this.logger.info(
+        `write-back ${e.path}: resuming upload of ${e.size} bytes${e.resume !== undefined ? ' (continuing its upload session)' : ''}${e.attempts > 0 ? ` after ${e.attempts} failed attempt(s)` : ''}`,
+      );
+      this.start(item);
+    }
+    // Refused for good before: reported at every start until the user retries or removes them.
+    for (const e of failed) this.logger.error(this.failedLine(e));
+    if (failed.length > 0) {
+      this.logger.error(`write-back: ${failed.length} upload(s) refused by the service are kept locally (readable at their paths); see \`terabox-dav uploads list\``);
+    }
+    const legacy = await readdir(this.failedDir).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') this.logger.debug(`write-back: ${this.failedDir} unreadable`, { error: String(err) });
+      return [] as string[];
+    });
+    if (legacy.length > 0) {
+      this.logger.warn(`write-back: ${legacy.length} body(ies) of uploads given up by an earlier version are kept in ${this.failedDir} (not uploaded; move them back by hand)`);
     }
     // Bodies whose journal entry was never written: their PUT was never answered.
     for (const name of await readdir(this.spoolDir)) {
@@ -294,6 +355,16 @@ export class WritebackQueue implements WritebackPort {
         await rm(join(this.spoolDir, name), { force: true });
       }
     }
+  }
+
+  /** The log line of an upload refused for good, with what the user can do. */
+  private failedLine(e: JournalEntry): string {
+    const code = e.failed?.code ?? e.lastError ?? '?';
+    const meaning = FAILURE_MEANING[code] ?? 'refused';
+    return (
+      `write-back ${e.path}: upload refused by the service (${code}: ${meaning}) after ${e.attempts} attempt(s); the file (${e.size} bytes) is kept ` +
+      `locally and stays readable at its path. Retry: terabox-dav uploads retry ${JSON.stringify(e.path)}; give it up: terabox-dav uploads remove ${JSON.stringify(e.path)}`
+    );
   }
 
   private async discard(e: JournalEntry, why: string): Promise<void> {
@@ -425,12 +496,17 @@ export class WritebackQueue implements WritebackPort {
       state: item.state,
       attempts: e.attempts,
       ...(e.mtime !== undefined ? { mtime: e.mtime } : {}),
+      ...(e.lastError !== undefined ? { lastError: e.lastError } : {}),
+      ...(e.nextAttemptAt !== undefined && item.state === 'retrying' ? { nextAttemptAt: e.nextAttemptAt } : {}),
+      ...(e.failed ? { failed: { ...e.failed } } : {}),
     };
   }
 
   // ------------------------------------------------------------------ runner
 
   private start(item: Item, after?: Promise<void>): void {
+    item.state = 'queued';
+    item.integrityFailures = 0;
     item.ac = new AbortController();
     item.settled = this.run(item, after).catch((err: unknown) => {
       // run() handles its own errors; this is the last line.
@@ -441,6 +517,16 @@ export class WritebackQueue implements WritebackPort {
   private async run(item: Item, after?: Promise<void>): Promise<void> {
     await after;
     const signal = item.ac.signal;
+    // After a restart the backoff goes on: wait for the journalled next attempt (at most retryMaxMs,
+    // should the clock have jumped).
+    const due = item.entry.nextAttemptAt;
+    if (due !== undefined && !item.cancelled) {
+      const wait = Math.min(this.retryMaxMs, due - Date.now());
+      if (wait > 0) {
+        item.state = 'retrying';
+        await sleep(wait, signal, item);
+      }
+    }
     while (!item.cancelled) {
       if (!(await this.slots.acquire(signal))) break;
       if (item.cancelled) {
@@ -451,6 +537,8 @@ export class WritebackQueue implements WritebackPort {
       const subject = `write-back ${e.path}`;
       let result: WriteResult;
       item.state = 'uploading';
+      item.progressed = false;
+      const resumed = e.resume !== undefined;
       try {
         result = await this.remote.write(e.path, { localPath: e.spoolFile, size: e.size, shardSize: e.shardSize, blockMd5s: e.blockMd5s, contentMd5: e.contentMd5 }, {
           overwrite: true,
@@ -465,15 +553,27 @@ export class WritebackQueue implements WritebackPort {
         const te = asTbdav(err, subject);
         e.attempts++;
         e.lastError = te.code;
-        if (PERMANENT.has(te.code) || (te.code === 'TBDAV_INTEGRITY' && e.attempts >= INTEGRITY_ATTEMPTS)) {
+        if (!(await this.bodyThere(e))) {
+          await this.lose(item, te);
+          return;
+        }
+        item.integrityFailures = te.code === 'TBDAV_INTEGRITY' ? (item.integrityFailures ?? 0) + 1 : 0;
+        if (PERMANENT.has(te.code) || item.integrityFailures >= INTEGRITY_ATTEMPTS) {
           await this.fail(item, te);
           return;
         }
+        if (resumed && !item.progressed) {
+          // continuing the journalled session got nowhere (the service may have forgotten it under
+          // an errno nobody knows): the next attempt starts a fresh one
+          this.logger.info(`${subject}: the resumed upload session failed (${te.code}); the next attempt starts a new one`, { id: e.id });
+          delete e.resume;
+        }
         item.state = 'retrying';
-        const delay = Math.min(this.retryMaxMs, this.retryBaseMs * 2 ** Math.min(20, e.attempts - 1)) * (0.5 + Math.random() / 2);
-        this.logger.warn(`${subject}: attempt ${e.attempts} failed (${te.code}), retrying in ${Math.round(delay)} ms`, { id: e.id });
+        const delay = Math.round(Math.min(this.retryMaxMs, this.retryBaseMs * 2 ** Math.min(30, e.attempts - 1)) * (0.5 + Math.random() / 2));
+        e.nextAttemptAt = Date.now() + delay;
+        this.logger.warn(`${subject}: attempt ${e.attempts} failed (${te.code}), retrying in ${delay} ms`, { id: e.id });
         await this.journal.put(e).catch((je: unknown) => this.logger.warn(`${subject}: journal update failed`, { error: String(je) }));
-        await sleep(delay, signal);
+        await sleep(delay, signal, item);
         continue;
       }
       this.slots.release();
@@ -489,6 +589,7 @@ export class WritebackQueue implements WritebackPort {
 
   private progress(item: Item, token: ResumeToken): void {
     if (item.cancelled) return;
+    item.progressed = true;
     item.entry.resume = token;
     // Durable but not awaited by the upload: losing the last progress only costs resent shards.
     void this.journal.put(item.entry).catch((err: unknown) => this.logger.debug(`write-back ${item.entry.path}: progress not journalled`, { error: String(err) }));
@@ -518,18 +619,35 @@ export class WritebackQueue implements WritebackPort {
     item.resolve(result);
   }
 
+  /**
+   * Refused for good: the upload stops, but the item, its body and its journal entry stay (the file
+   * stays readable at its path), marked failed, until the user retries or removes it.
+   */
   private async fail(item: Item, err: TbdavError): Promise<void> {
     const e = item.entry;
-    let kept = '';
+    e.failed = { code: err.code, at: Date.now() };
+    delete e.nextAttemptAt;
+    item.state = 'failed';
+    await this.journal.put(e).catch((je: unknown) => this.logger.warn(`write-back ${e.path}: journal update failed`, { error: String(je) }));
+    this.logger.error(this.failedLine(e), { id: e.id });
+    this.onFailed?.(e.path, err, this.info(item));
+    item.reject(err);
+  }
+
+  /** Whether the body of an upload is still in the spool. */
+  private async bodyThere(e: JournalEntry): Promise<boolean> {
     try {
-      await mkdir(this.failedDir, { recursive: true, mode: 0o700 });
-      const dest = join(this.failedDir, `${e.id}.data`);
-      await rename(e.spoolFile, dest);
-      kept = `; the body is kept at ${dest}`;
-    } catch (mvErr) {
-      this.logger.debug(`write-back ${e.path}: keeping the failed body failed`, { error: String(mvErr) });
+      return (await stat(e.spoolFile)).size === e.size;
+    } catch (err) {
+      this.logger.debug(`write-back ${e.path}: body unreadable`, { error: String(err) });
+      return false;
     }
-    this.logger.error(`write-back ${e.path}: upload given up after ${e.attempts} attempt(s) (${err.code})${kept}`, { id: e.id });
+  }
+
+  /** The body vanished from the spool (removed or cut by someone else): nothing is left to upload. */
+  private async lose(item: Item, err: TbdavError): Promise<void> {
+    const e = item.entry;
+    this.logger.error(`write-back ${e.path}: the pending body ${e.spoolFile} is gone from the spool (last error ${err.code}); the upload cannot go on`, { id: e.id });
     this.release(item);
     await this.journal.remove(e.id);
     this.onFailed?.(e.path, err, this.info(item));
@@ -558,6 +676,8 @@ export class WritebackQueue implements WritebackPort {
     item.cancelled = why;
     if (why !== 'moved' && this.byPath.get(item.entry.path) === item) this.byPath.delete(item.entry.path);
     item.ac.abort(new TbdavError('TBDAV_ABORTED', `write-back ${item.entry.path}: ${why}`));
+    // A failed upload has no runner to clean up after it: do it here.
+    if (item.state === 'failed') item.settled = this.afterCancel(item);
   }
 
   // ------------------------------------------------------------------ what the vfs asks
@@ -596,6 +716,45 @@ export class WritebackQueue implements WritebackPort {
       return undefined;
     }
     return fh.createReadStream({ start: range?.start ?? 0, ...(range?.end !== undefined ? { end: range.end } : {}) });
+  }
+
+  // ------------------------------------------------------------------ what the user asks
+
+  /**
+   * `terabox-dav uploads retry PATH`: an upload refused for good starts again with fresh attempts;
+   * one waiting for its next attempt stops waiting. False when nothing is pending at `path`.
+   */
+  async retry(path: string): Promise<boolean> {
+    const item = this.byPath.get(path);
+    if (!item) return false;
+    const e = item.entry;
+    if (item.state === 'failed') {
+      delete e.failed;
+      delete e.nextAttemptAt;
+      delete e.lastError;
+      e.attempts = 0;
+      await this.journal.put(e);
+      this.logger.info(`write-back ${path}: retrying the upload refused before, as asked`, { id: e.id });
+      this.start(item);
+    } else if (item.wake) {
+      delete e.nextAttemptAt;
+      this.logger.info(`write-back ${path}: next attempt now, as asked`, { id: e.id });
+      item.wake();
+    }
+    return true;
+  }
+
+  /**
+   * `terabox-dav uploads remove PATH`: give up the upload pending at exactly `path` (its body is
+   * deleted; what the drive has at the path stays). False when nothing is pending there.
+   */
+  async discardUpload(path: string): Promise<boolean> {
+    const item = this.byPath.get(path);
+    if (!item) return false;
+    this.logger.warn(`write-back ${path}: upload of ${item.entry.size} bytes given up, as asked; its body is deleted`, { id: item.entry.id });
+    this.cancel(item, 'removed');
+    await item.settled;
+    return true;
   }
 
   /** Wait up to `ms` for a pending upload to be stored (hybrid `upload.waitSeconds`). */
@@ -642,8 +801,8 @@ export class WritebackQueue implements WritebackPort {
         for (const m of movers) {
           if (!this.items.has(m.entry.id) || m.cancelled !== 'moved') continue;
           m.cancelled = undefined;
-          m.state = 'queued';
-          this.start(m);
+          if (m.entry.failed) m.state = 'failed'; // stays stopped where it was
+          else this.start(m);
         }
         throw err;
       }
@@ -664,8 +823,13 @@ export class WritebackQueue implements WritebackPort {
       if (there && there !== m) this.cancel(there, 'superseded');
       m.entry.path = newPath;
       delete m.entry.resume; // a session is bound to its path
+      // at a new path it starts afresh (a refused name may be fine now)
+      delete m.entry.nextAttemptAt;
+      if (m.entry.failed) {
+        delete m.entry.failed;
+        m.entry.attempts = 0;
+      }
       m.cancelled = undefined;
-      m.state = 'queued';
       this.byPath.set(newPath, m);
       await this.journal.put(m.entry);
       this.start(m, there?.settled);
@@ -724,7 +888,10 @@ export class WritebackQueue implements WritebackPort {
     for (const i of live) if (!i.cancelled && this.items.has(i.entry.id)) this.cancel(i, 'closing');
     await all;
     await this.journal.flush();
-    const left = this.items.size;
+    await this.control?.close();
+    const refused = [...this.items.values()].filter((i) => i.entry.failed).length;
+    const left = this.items.size - refused;
     if (left) this.logger.info(`write-back: ${left} upload(s) left in the journal; they resume at the next start`);
+    if (refused) this.logger.info(`write-back: ${refused} upload(s) refused by the service stay in the journal until retried or removed (terabox-dav uploads)`);
   }
 }

@@ -2,7 +2,9 @@
  * The write-back queue (src/vfs/writeback.ts) and its journal (src/vfs/journal.ts) over MemoryRemote
  * and real temp dirs: accept -> durable journal -> background upload; pending files list and read
  * from the spool; supersede, DELETE and MOVE of pending files; spool bound -> TBDAV_INSUFFICIENT_STORAGE;
- * retries with backoff; permanent failures; restart resumes every journalled upload; close() drains.
+ * retries with backoff (journalled, so a restart keeps it); permanent refusals stop the upload but
+ * keep it (readable, reported at every start) until retried or removed; restart resumes every
+ * journalled upload; close() drains.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,6 +20,7 @@ import { Journal } from '../../src/vfs/journal.js';
 import { writeFileAtomic } from '../../src/shared/atomic-file.js';
 import { WritebackQueue, type WritebackOptions } from '../../src/vfs/writeback.js';
 import { GatedMemoryRemote } from '../helpers/gated-remote.js';
+import { captureLogger } from '../helpers/logs.js';
 
 /** MemoryRemote behind a gate (writes wait while closed) with scripted write failures. */
 class GatedRemote extends GatedMemoryRemote {
@@ -236,7 +239,7 @@ test('the spool is bounded: reserve and enqueue beyond spoolMaxBytes give TBDAV_
   }
 });
 
-test('transient failures are retried with backoff; permanent ones give up, keep the body aside and clear the journal', async () => {
+test('transient failures are retried with backoff; permanent ones stop but keep the upload (journalled as failed, body readable at its path), until retried', async () => {
   const r = await rig();
   try {
     r.remote.failures = ['TBDAV_RETRYABLE', 'TBDAV_AUTH', 'TBDAV_RETRYABLE'];
@@ -247,11 +250,161 @@ test('transient failures are retried with backoff; permanent ones give up, keep 
     const bad = await r.q.enqueue('/no-parent/x.txt', await r.spool('orphan'));
     await assert.rejects(bad.done, { code: 'TBDAV_CONFLICT' });
     assert.deepEqual(r.failed, [{ path: '/no-parent/x.txt', code: 'TBDAV_CONFLICT' }]);
+    // issue 9: an acknowledged body is never dropped: the upload waits, journalled, for the user
+    const files = await r.journalFiles();
+    assert.equal(files.length, 1, 'still journalled');
+    const entry = JSON.parse(await readFile(join(r.dir, 'state', 'writeback', files[0]!), 'utf8')) as { failed?: { code: string } };
+    assert.equal(entry.failed?.code, 'TBDAV_CONFLICT');
+    assert.equal(r.q.pending('/no-parent/x.txt')?.state, 'failed');
+    assert.equal((await readStream((await r.q.openPending('/no-parent/x.txt'))!)).toString(), 'orphan', 'the body is still there, readable at its path');
+    assert.equal(r.q.usage().pendingBytes, 6, 'the kept body counts against the spool bound');
+    const writes = r.remote.writes.length;
+    await new Promise((res) => setTimeout(res, 60));
+    assert.equal(r.remote.writes.length, writes, 'not retried by itself');
+    // the cause goes away (the folder is made); the user retries
+    await r.remote.inner.mkdir('/no-parent');
+    assert.equal(await r.q.retry('/no-parent/x.txt'), true);
+    while (r.q.pending('/no-parent/x.txt')) await new Promise((res) => setTimeout(res, 5));
+    assert.equal((await r.content('/no-parent/x.txt')).toString(), 'orphan');
     assert.deepEqual(await r.journalFiles(), []);
-    const kept = await readdir(join(r.dir, 'cache', 'writeback', 'failed'));
-    assert.equal(kept.length, 1);
-    assert.equal((await readFile(join(r.dir, 'cache', 'writeback', 'failed', kept[0]!))).toString(), 'orphan');
     assert.equal(r.q.usage().pendingBytes, 0);
+    assert.equal(await r.q.retry('/nothing-here'), false);
+  } finally {
+    await r.close();
+  }
+});
+
+test('unknown and non-retryable-looking failures are retried too (FATAL, BAD_REQUEST, NOT_FOUND, EXISTS, INTEGRITY twice): the upload lands', async () => {
+  const r = await rig();
+  try {
+    r.remote.failures = ['TBDAV_FATAL', 'TBDAV_BAD_REQUEST', 'TBDAV_NOT_FOUND', 'TBDAV_EXISTS', 'TBDAV_INTEGRITY', 'TBDAV_INTEGRITY'];
+    const up = await r.q.enqueue('/stubborn.txt', await r.spool('it lands'));
+    await up.done;
+    assert.equal((await r.content('/stubborn.txt')).toString(), 'it lands');
+    assert.equal(r.remote.writes.filter((p) => p === '/stubborn.txt').length, 7);
+    assert.deepEqual(r.failed, []);
+  } finally {
+    await r.close();
+  }
+});
+
+test('quota full, refused name, file too large: each stops the upload and keeps it; remove gives it up (body deleted, journal cleared)', async () => {
+  const r = await rig();
+  try {
+    for (const [i, code] of (['TBDAV_QUOTA', 'TBDAV_INVALID_NAME', 'TBDAV_TOO_LARGE'] as const).entries()) {
+      r.remote.failures = [code];
+      const up = await r.q.enqueue(`/p${i}.bin`, await r.spool(`body ${i}`));
+      await assert.rejects(up.done, { code });
+      assert.equal(r.q.pending(`/p${i}.bin`)?.state, 'failed');
+      assert.equal(r.q.pending(`/p${i}.bin`)?.failed?.code, code);
+    }
+    assert.equal(r.remote.writes.length, 3, 'one attempt each');
+    assert.equal((await r.journalFiles()).length, 3);
+    assert.equal(await r.q.discardUpload('/p1.bin'), true);
+    assert.equal(r.q.pending('/p1.bin'), undefined);
+    assert.equal((await r.journalFiles()).length, 2);
+    const bodies = (await readdir(join(r.dir, 'cache', 'writeback'))).filter((f) => f.endsWith('.data'));
+    assert.equal(bodies.length, 2, 'the removed one\'s body is deleted');
+    await assert.rejects(r.remote.inner.stat('/p1.bin'), { code: 'TBDAV_NOT_FOUND' });
+    assert.equal(await r.q.discardUpload('/p1.bin'), false);
+  } finally {
+    await r.close();
+  }
+});
+
+test('a refused upload survives restarts: reported in the log at every start, not retried by itself, retried on request', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'tbdav-wb-failed-'));
+  const remote = new GatedRemote();
+  const opts = { remote, journalDir: join(dir, 'state', 'writeback'), spoolDir: join(dir, 'cache', 'writeback'), retryBaseMs: 5, retryMaxMs: 20 };
+  try {
+    const q1 = await WritebackQueue.open(opts);
+    remote.failures = ['TBDAV_QUOTA'];
+    const spool = await spoolBody(Readable.from([Buffer.from('full drive')]), { cacheDir: join(dir, 'cache'), durable: true });
+    const up = await q1.enqueue('/q.bin', spool);
+    await assert.rejects(up.done, { code: 'TBDAV_QUOTA' });
+    await q1.close({ drainMs: 100 });
+    for (let start = 0; start < 2; start++) {
+      const cap = captureLogger();
+      const q = await WritebackQueue.open({ ...opts, logger: cap.logger });
+      assert.equal(q.pending('/q.bin')?.state, 'failed', `start ${start}: still failed`);
+      assert.ok(cap.lines.some((l) => /\/q\.bin.*refused by the service \(TBDAV_QUOTA: the drive is full\).*uploads retry/.test(l)), `start ${start}: listed in the log`);
+      assert.equal((await readStream((await q.openPending('/q.bin'))!)).toString(), 'full drive');
+      await new Promise((res) => setTimeout(res, 50));
+      assert.equal(remote.writes.length, 1, 'no attempt by itself');
+      if (start === 1) {
+        await q.retry('/q.bin');
+        while (q.pending('/q.bin')) await new Promise((res) => setTimeout(res, 5));
+        assert.equal((await remote.inner.stat('/q.bin')).size, 10);
+      }
+      await q.close({ drainMs: 100 });
+    }
+    assert.deepEqual((await readdir(join(dir, 'state', 'writeback'))).filter((f) => f.endsWith('.json')), []);
+  } finally {
+    remote.open();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('attempts and the next attempt time are journalled: a restart keeps the backoff instead of starting over', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'tbdav-wb-backoff-'));
+  const remote = new GatedRemote();
+  const opts = { remote, journalDir: join(dir, 'state', 'writeback'), spoolDir: join(dir, 'cache', 'writeback') };
+  try {
+    // slow backoff: after 3 failures the next attempt is 4 s away
+    const q1 = await WritebackQueue.open({ ...opts, retryBaseMs: 500, retryMaxMs: 60_000 });
+    remote.failures = ['TBDAV_RETRYABLE', 'TBDAV_RETRYABLE', 'TBDAV_RETRYABLE'];
+    const spool = await spoolBody(Readable.from([Buffer.from('later')]), { cacheDir: join(dir, 'cache'), durable: true });
+    await q1.enqueue('/later.bin', spool);
+    const jfile = async (): Promise<{ attempts: number; nextAttemptAt?: number; lastError?: string }> => {
+      const [f] = (await readdir(opts.journalDir)).filter((n) => n.endsWith('.json'));
+      return JSON.parse(await readFile(join(opts.journalDir, f!), 'utf8')) as { attempts: number; nextAttemptAt?: number };
+    };
+    // two failures in quick succession (0.25-0.5 s apart), then the third one
+    while ((await jfile()).attempts < 3) await new Promise((res) => setTimeout(res, 20));
+    const e = await jfile();
+    assert.equal(e.lastError, 'TBDAV_RETRYABLE');
+    assert.ok(e.nextAttemptAt! - Date.now() > 500, `next attempt journalled ${e.nextAttemptAt! - Date.now()} ms ahead`);
+    await q1.close({ drainMs: 0 });
+    const writes = remote.writes.length;
+    const q2 = await WritebackQueue.open({ ...opts, retryBaseMs: 500, retryMaxMs: 60_000 });
+    assert.equal(q2.pending('/later.bin')?.state, 'retrying');
+    await new Promise((res) => setTimeout(res, 300));
+    assert.equal(remote.writes.length, writes, 'the restarted queue waits for the journalled time');
+    assert.equal(await q2.retry('/later.bin'), true, 'retry now (the user asked)');
+    while (q2.pending('/later.bin')) await new Promise((res) => setTimeout(res, 5));
+    assert.equal((await remote.inner.stat('/later.bin')).size, 5);
+    await q2.close({ drainMs: 100 });
+  } finally {
+    remote.open();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a journalled upload session that fails without progress is dropped: the next attempt starts a fresh one', async () => {
+  const r = await rig();
+  try {
+    const seen: (string | undefined)[] = [];
+    const inner = r.remote.write.bind(r.remote);
+    r.remote.write = async (p, f, o) => {
+      seen.push(o.resume);
+      if (o.resume === 'stale-session') throw new TbdavError('TBDAV_BAD_REQUEST', `write ${p}: invalid uploadid (scripted)`);
+      o.onResumeToken?.('fresh-session');
+      return inner(p, f, o);
+    };
+    r.remote.close();
+    const up = await r.q.enqueue('/s.bin', await r.spool('session'));
+    await r.q.close({ drainMs: 0 });
+    // the journal says a session was open (as after a kill mid-upload)
+    const jdir = join(r.dir, 'state', 'writeback');
+    const [f] = (await readdir(jdir)).filter((n) => n.endsWith('.json'));
+    const entry = JSON.parse(await readFile(join(jdir, f!), 'utf8')) as Record<string, unknown>;
+    await writeFileAtomic(join(jdir, f!), JSON.stringify({ ...entry, resume: 'stale-session' }));
+    await assert.rejects(up.done, { code: 'TBDAV_ABORTED' });
+    r.remote.open();
+    r.q = await r.open();
+    while (r.q.pending('/s.bin')) await new Promise((res) => setTimeout(res, 5));
+    assert.deepEqual(seen.slice(-2), ['stale-session', undefined]);
+    assert.equal((await r.content('/s.bin')).toString(), 'session');
   } finally {
     await r.close();
   }
