@@ -280,6 +280,7 @@ export async function startStack(config: Config, opts: StackOptions = {}): Promi
         logger,
         cacheTtlMs: config.cache.ttlSeconds * 1000,
         ignore: config.ignore,
+        observer,
         ...(config.upload.mode === 'writeback'
           ? { writeback: { spoolMaxBytes: config.upload.spoolMaxBytes, waitMs: config.upload.waitSeconds * 1000, control: true } }
           : {}),

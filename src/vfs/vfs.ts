@@ -26,6 +26,7 @@ import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { TbdavError, abortError, isTbdavError, type ErrorCode } from '../shared/errors.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
+import type { Observer } from '../shared/observer.js';
 import type { ByteRange, CallOptions, Entry, Quota, Remote, SpooledFile, WriteResult } from '../remote/types.js';
 import { clampRange } from '../remote/range.js';
 import { EMPTY_MD5 } from '../remote/hash.js';
@@ -73,6 +74,8 @@ export interface VfsOptions {
    * it first in close().
    */
   writeback?: VfsWritebackOptions;
+  /** Where cache hits and misses are reported (/metrics, the status page's hit ratio). */
+  observer?: Observer;
 }
 
 export interface VfsWritebackOptions extends WritebackSettings {
@@ -130,6 +133,7 @@ export class Vfs implements FileSystem {
   private readonly md5s: ContentMd5Memory;
   private readonly cacheDir: string;
   private readonly logger: Logger;
+  private readonly observer: Observer | undefined;
   private readonly quotaTtlMs: number;
   private readonly isIgnored: (name: string) => boolean;
   private readonly maxUploadBytes: number | undefined;
@@ -151,6 +155,7 @@ export class Vfs implements FileSystem {
     this.md5s = md5s;
     this.cacheDir = opts.cacheDir;
     this.logger = opts.logger ?? silentLogger();
+    this.observer = opts.observer;
     this.now = opts.now ?? Date.now;
     this.cache = new MetadataCache({ ttlMs: opts.cacheTtlMs, maxEntries: opts.cacheMaxEntries, now: this.now });
     this.quotaTtlMs = opts.quotaTtlMs ?? DEFAULT_QUOTA_TTL_MS;
@@ -229,6 +234,7 @@ export class Vfs implements FileSystem {
     const local = this.state.getLocal(path);
     if (local) return this.localEntry(local);
     const known = this.cache.lookup(path);
+    this.observer?.cacheLookup?.({ hit: known !== undefined });
     if (known === null) return undefined;
     if (known) return this.decorate(known);
     const e = await this.cache.statThrough(path, async () => {
@@ -267,8 +273,13 @@ export class Vfs implements FileSystem {
     if (known === null) throw new TbdavError('TBDAV_NOT_FOUND', `list ${p}: no such folder`);
     if (known && !known.isDir) throw new TbdavError('TBDAV_CONFLICT', `list ${p}: not a folder`);
     let remote: Entry[];
+    let asked = false;
     try {
-      remote = await this.cache.list(p, () => this.remote.list(p, opts));
+      remote = await this.cache.list(p, () => {
+        asked = true;
+        return this.remote.list(p, opts);
+      });
+      this.observer?.cacheLookup?.({ hit: !asked });
     } catch (err) {
       // The folder went away (or became a file) behind our back: forget what we knew of it.
       if (isTbdavError(err, 'TBDAV_NOT_FOUND')) this.cache.removeTree(p);

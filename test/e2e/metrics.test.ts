@@ -62,6 +62,9 @@ test('/metrics counters move with a scripted session; /healthz and /readyz', { t
     for (const p of ['/', '/dir/']) (await fetch(`${s.url}${p}`, { method: 'PROPFIND', headers: { ...auth, depth: '1' } })).body?.cancel();
     assert.equal((await fetch(`${s.url}/nothing-here`, { headers: auth })).status, 404);
     assert.equal((await fetch(`${s.url}/big.bin`, { method: 'DELETE', headers: auth })).status, 204);
+    // The service forgets the access token: the next call refreshes it.
+    s.emulator.expireAccessTokens();
+    assert.equal((await fetch(`${s.url}/dir2`, { method: 'MKCOL', headers: auth })).status, 201);
 
     // 3. The service says "too often" for a while, during a background upload.
     s.emulator.setOptions({ faults: { rate: 1, kinds: ['errno31034'], seed: 7 } });
@@ -72,7 +75,8 @@ test('/metrics counters move with a scripted session; /healthz and /readyz', { t
 
     const after = await scrape();
     assert.equal(delta(after, 'tbdav_webdav_requests_total', { method: 'PUT', status: '201' }), 2);
-    assert.equal(delta(after, 'tbdav_webdav_requests_total', { method: 'MKCOL', status: '201' }), 1);
+    assert.equal(delta(after, 'tbdav_webdav_requests_total', { method: 'MKCOL', status: '201' }), 2);
+    assert.ok(delta(after, 'tbdav_token_refreshes_total', { result: 'ok' }) >= 1, 'token refreshes counted');
     assert.equal(delta(after, 'tbdav_webdav_requests_total', { method: 'DELETE', status: '204' }), 1);
     assert.equal(delta(after, 'tbdav_webdav_requests_total', { method: 'GET', status: '404' }), 1);
     assert.ok(delta(after, 'tbdav_webdav_requests_total', { method: 'PROPFIND', status: '207' }) >= 2);
@@ -85,6 +89,9 @@ test('/metrics counters move with a scripted session; /healthz and /readyz', { t
     assert.ok(delta(after, 'tbdav_upstream_calls_total', { errno: '31034' }) >= 1, 'rate-limited answers by errno');
     assert.ok(delta(after, 'tbdav_backoffs_total') >= 1, 'backoffs counted');
     assert.ok(sampleSum(after, 'tbdav_pacer_rate_limited_answers') >= 1, 'the pacer saw them too');
+    assert.ok(delta(after, 'tbdav_cache_lookups_total', { result: 'hit' }) >= 1, 'cache hits counted');
+    assert.ok(delta(after, 'tbdav_cache_lookups_total', { result: 'miss' }) >= 1, 'cache misses counted');
+    assert.ok(delta(after, 'tbdav_upstream_bytes_total', { direction: 'up' }) >= body.length, 'shard bytes sent counted');
     assert.equal(after.get('tbdav_upstream_calls_total')?.type, 'counter');
     assert.equal(after.get('tbdav_webdav_request_duration_seconds')?.type, 'histogram');
   } finally {
