@@ -10,12 +10,15 @@
  * only), and PROPFIND offers the content md5 as a checksum (oc:checksums) where it knows it.
  *
  * Persistence: an append-only log `<stateDir>/content-md5.log`, one `hash size md5` line per
- * upload, fsynced (a lost line would change an ETag once after a crash). At open it is read, and
- * rewritten atomically when it holds many stale or surplus lines. At most `maxEntries` (default
- * 50 000) are kept; the oldest go first.
+ * upload, fsynced (a lost line would change an ETag once after a crash). Lines remembered while a
+ * write is in flight go together in the next one (one append and one fsync for many uploads); the
+ * caller need not wait for it (the map answers at once). At open the log is read, and rewritten
+ * atomically when it holds many stale or surplus lines. At most `maxEntries` (default 50 000) are
+ * kept; the oldest go first.
  *
- * Concurrency: `known` changes synchronously; appends are chained on `tail`, so lines land in order
- * and a compaction never overlaps an append. Event loop only.
+ * Concurrency: `known` changes synchronously; `buffered` gathers lines until the next write takes
+ * them all; writes are chained on `tail`, so lines land in order and a compaction never overlaps an
+ * append. Event loop only.
  */
 import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -29,6 +32,9 @@ export class ContentMd5Memory {
   private readonly known = new Map<string, string>();
   private tail: Promise<void> = Promise.resolve();
   private lines = 0;
+  private buffered: string[] = [];
+  /** The write that will take the buffered lines (undefined: none scheduled). */
+  private scheduled: Promise<void> | undefined;
 
   private constructor(
     private readonly file: string,
@@ -67,26 +73,39 @@ export class ContentMd5Memory {
     return hash === undefined ? undefined : this.known.get(`${size}:${hash}`);
   }
 
-  /** Remember that content of `size` bytes with md5 `contentMd5` is reported by the backend as `hash`. */
+  /**
+   * Remember that content of `size` bytes with md5 `contentMd5` is reported by the backend as
+   * `hash`. Known at once; the promise (which never rejects: a failed write is logged) says when it
+   * is on disk.
+   */
   remember(hash: string | undefined, size: number, contentMd5: string): Promise<void> {
     if (hash === undefined || !LINE_RE.test(`${hash} ${size} ${contentMd5}`)) return Promise.resolve();
     const key = `${size}:${hash}`;
-    if (this.known.get(key) === contentMd5) return Promise.resolve();
+    if (this.known.get(key) === contentMd5) return this.scheduled ?? Promise.resolve();
     this.set(key, contentMd5);
-    const line = `${hash} ${size} ${contentMd5}\n`;
-    const next = this.tail.then(async () => {
-      const fh = await open(this.file, 'a', 0o600);
-      try {
-        await fh.appendFile(line);
-        await fh.datasync();
-      } finally {
-        await fh.close();
-      }
-      this.lines++;
-      if (this.lines > 2 * this.maxEntries) await this.compact();
-    });
-    this.tail = next.catch((err: unknown) => this.logger?.warn(`content md5s: cannot record ${hash}`, { error: String(err) }));
-    return this.tail;
+    this.buffered.push(`${hash} ${size} ${contentMd5}\n`);
+    if (!this.scheduled) {
+      const write = this.tail.then(() => this.writeBuffered());
+      this.scheduled = write.catch((err: unknown) => this.logger?.warn(`content md5s: cannot record what was uploaded`, { error: String(err) }));
+      this.tail = this.scheduled;
+    }
+    return this.scheduled;
+  }
+
+  /** Append every buffered line with one write and one fsync. */
+  private async writeBuffered(): Promise<void> {
+    const lines = this.buffered;
+    this.buffered = [];
+    this.scheduled = undefined; // lines remembered from now on go in the next write
+    const fh = await open(this.file, 'a', 0o600);
+    try {
+      await fh.appendFile(lines.join(''));
+      await fh.datasync();
+    } finally {
+      await fh.close();
+    }
+    this.lines += lines.length;
+    if (this.lines > 2 * this.maxEntries) await this.compact();
   }
 
   /** Rewrite the log with the live entries only. */

@@ -8,7 +8,8 @@
  *    WritebackPort) and hands it its `noteStored` hook, as rclone's VFS hands its cache a callback.
  *    A PUT spools durably, hands the file to the queue (`deferPut`) and answers with a `pending`
  *    entry; pending files stat/list/read from the queue's spool until `noteStored` reports them
- *    stored. Empty files and ignored names never go the queue.
+ *    stored — also those the service refused for good (state `failed`), which stay until the user
+ *    retries or removes them. Empty files and ignored names never go the queue.
  *  - Local-only files from StateStore: ignored names (never uploaded) and 0-byte placeholders (when
  *    the remote refuses empty files). They list, stat and read like remote files (`local: true`).
  *  - Dead properties and X-OC-Mtime values in StateStore; they follow moves/copies and go with deletes.
@@ -427,7 +428,8 @@ export class Vfs implements FileSystem {
     // The cache holds the vfs's view of its own writes (with the content md5) until refreshed;
     // updated synchronously, before the upload stops being pending.
     this.cache.putEntry(entry);
-    if (contentMd5 !== undefined) await this.md5s.remember(entry.hash, entry.size, contentMd5);
+    // on disk soon (close() waits for it); the answer need not wait for the fsync
+    if (contentMd5 !== undefined) void this.md5s.remember(entry.hash, entry.size, contentMd5);
     this.logger.debug(`put ${path}: write-back upload stored${result.rapid ? ' (rapid upload)' : ''}`);
   }
 
@@ -455,7 +457,7 @@ export class Vfs implements FileSystem {
     try {
       const res = await this.remote.write(p, spool, { overwrite: opts.overwrite || before !== undefined, mtime: opts.mtime, signal: opts.signal, requestId: opts.requestId, checked: true });
       entry = { ...res.entry, contentMd5: spool.contentMd5 } satisfies VfsEntry;
-      await this.md5s.remember(entry.hash, entry.size, spool.contentMd5);
+      void this.md5s.remember(entry.hash, entry.size, spool.contentMd5); // on disk soon (close() waits for it)
       this.logger.debug(`${subject}: stored ${spool.size} bytes on ${this.remote.name}${res.rapid ? ' (rapid upload)' : ''}`, { requestId: opts.requestId });
     } catch (err) {
       if (spool.size === 0 && isTbdavError(err) && !NOT_A_ZERO_BYTE_REFUSAL.has(err.code)) {

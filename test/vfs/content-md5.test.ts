@@ -38,3 +38,17 @@ test('bounded: the oldest go first, and the log is compacted', async () => {
     for (let i = 7; i < 10; i++) assert.equal(again.lookup(md5(`h${i}`), i), md5(`c${i}`));
   });
 });
+
+test('remembered at once, written together: many uploads in a row share appends; flush waits for them', async () => {
+  await withTempDir('tbdav-md5mem-', async (dir) => {
+    const m = await ContentMd5Memory.open(dir);
+    const writes = Array.from({ length: 20 }, (_, i) => m.remember(md5(`list-${i}`), 1000 + i, md5(`c${i}`)));
+    for (let i = 0; i < 20; i++) assert.equal(m.lookup(md5(`list-${i}`), 1000 + i), md5(`c${i}`), 'known before it is on disk');
+    await m.flush();
+    await Promise.all(writes);
+    const lines = (await readFile(join(dir, 'content-md5.log'), 'utf8')).split('\n').filter(Boolean);
+    assert.equal(lines.length, 20);
+    const again = await ContentMd5Memory.open(dir);
+    for (let i = 0; i < 20; i++) assert.equal(again.lookup(md5(`list-${i}`), 1000 + i), md5(`c${i}`));
+  });
+});
