@@ -219,7 +219,8 @@ function levenshtein(a: string, b: string): number {
   return dp[a.length]![b.length]!;
 }
 
-function suggest(key: string): string {
+/** ` (did you mean server.port?)` for a key close to a known one, else ''. */
+export function suggest(key: string): string {
   let best: string | undefined;
   let bestD = Infinity;
   for (const d of CONFIG_KEYS) {

@@ -16,7 +16,7 @@ import { hashPassword } from '../shared/password.js';
 import { redact } from '../shared/redact.js';
 import { tokenFilePath } from '../terabox/auth/token-store.js';
 import { isTeraboxApiError } from '../terabox/errors.js';
-import { CONFIG_KEYS, hasCredentials, loadConfig, redactConfig, type Config } from './config.js';
+import { CONFIG_KEYS, hasCredentials, loadConfig, redactConfig, suggest, type Config } from './config.js';
 import { pngFromDataUrl, pngToTerminalQr } from './qr-terminal.js';
 import { clientFor, loggerFor, startStack, tokenDir, vfsDirs } from './stack.js';
 import { ShareStore } from '../terabox/share-store.js';
@@ -203,6 +203,19 @@ async function readPassword(io: CliIo): Promise<string> {
 /** The one-line message for an error (no stack, secrets redacted). */
 function messageOf(err: unknown, argv: string[] = []): string {
   if (err instanceof UsageError && /^Did you mean/.test(err.message)) return `unknown command ${argv[0] ?? ''}: ${err.message}`;
+  const unknown = err instanceof UsageError ? /^Unknown arguments?: (.+)$/.exec(err.message) : null;
+  if (unknown) {
+    // yargs names `--bogus` "bogus": say which were options (as typed) and which stray words.
+    const names = unknown[1]!.split(', ');
+    const asTyped = names.map((n) => (argv.some((a) => a === `--${n}` || a.startsWith(`--${n}=`)) ? `--${n}` : n));
+    const options = asTyped.filter((n) => n.startsWith('--'));
+    const words = asTyped.filter((n) => !n.startsWith('--'));
+    const guess = options.length === 1 ? suggest(options[0]!.slice(2)).replace(/did you mean (\S+)\?/, 'did you mean --$1?') : '';
+    return [
+      ...(options.length ? [`unknown option${options.length > 1 ? 's' : ''} ${options.join(', ')}${guess}`] : []),
+      ...(words.length ? [`unexpected argument${words.length > 1 ? 's' : ''} ${words.join(', ')}`] : []),
+    ].join('; ') + (guess ? '' : ' (--help lists them)');
+  }
   if (isTeraboxApiError(err)) return redact(err.message);
   if (err instanceof Error) return redact(err.message);
   return redact(String(err));
@@ -290,7 +303,8 @@ export async function main(argv: string[], ioOverrides: Partial<CliIo> = {}): Pr
     .version()
     .wrap(Math.min(120, (io.stdout as { columns?: number }).columns ?? 100))
     .fail((msg, err) => {
-      throw err ?? new UsageError(msg);
+      // yargs' own messages may span lines ("Invalid values:\n  Argument: ..."): one line, as ours.
+      throw err ?? new UsageError(msg.replace(/\s*\n\s*/g, ' ').trim());
     });
   for (const def of CONFIG_KEYS) {
     parser = parser.option(def.key, {

@@ -46,7 +46,7 @@ test('unknown keys are refused (typo protection), missing files and bad JSON nam
 
     r = await runCli(['serve', '--server.prot', '1'], { env });
     assert.equal(r.code, 2);
-    assert.match(oneLine(r.stderr), /Unknown argument/);
+    assert.equal(oneLine(r.stderr), 'terabox-dav: unknown option --server.prot (did you mean --server.port?)');
 
     r = await runCli(['serve', '--config', join(dir, 'nope.json')], { env });
     assert.equal(r.code, 2);
@@ -87,4 +87,22 @@ test('hash-password reads stdin and prints a hash that verifies', () =>
     assert.match(hash, /^scrypt\$/);
     assert.equal(await verifyPassword('correct horse', hash), true);
     assert.equal(await verifyPassword('correct horse\n', hash), false);
+  }));
+
+test('unknown options and stray words: one line saying which, with a guess for a near config key; yargs messages on one line; exit 2', () =>
+  withTmp(async (dir) => {
+    const env = cleanEnv(dir);
+    let r = await runCli(['serve', '--sever.port=3'], { env });
+    assert.equal(r.code, 2);
+    assert.equal(oneLine(r.stderr), 'terabox-dav: unknown option --sever.port (did you mean --server.port?)');
+    r = await runCli(['serve', '--bogus', 'x', 'extra'], { env });
+    assert.equal(r.code, 2);
+    assert.equal(oneLine(r.stderr), 'terabox-dav: unknown option --bogus; unexpected argument extra (--help lists them)');
+    r = await runCli(['config', 'stray'], { env });
+    assert.equal(r.code, 2);
+    assert.equal(oneLine(r.stderr), 'terabox-dav: unexpected argument stray (--help lists them)');
+    // A yargs message of several lines (a positional outside its choices) comes out as one.
+    r = await runCli(['uploads', 'bogus'], { env });
+    assert.equal(r.code, 2);
+    assert.match(oneLine(r.stderr), /^terabox-dav: Invalid values: Argument: action, Given: "bogus", Choices: /);
   }));
