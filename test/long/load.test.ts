@@ -254,9 +254,18 @@ async function runLoad(t: { diagnostic(msg: string): void }, mode: 'writethrough
     // 64 x 256 KiB plus 5 MiB GETs) are not all handed back to the OS, so RSS steps up when many
     // large bodies happen to be in flight at once and steps down only sometimes. That is not a leak
     // (the quiescent heap and external figures above stay put); this bound only catches gross growth.
-    const rssGrowth = growth(rss);
-    const base = lastHalf(rss)[0]![1];
-    assert.ok(rssGrowth < Math.max(64 * 1048576, base * 0.2), `RSS grew by ${mib(rssGrowth)} over the last half (from ${mib(base)}; samples ${lastHalf(rss).map(([, v]) => mib(v)).join(' ')})`);
+    // Peak RSS has a ceiling in both modes (a body held per request would pass it within seconds).
+    const peak = Math.max(...rss.map(([, v]) => v));
+    assert.ok(peak < 512 * 1048576, `peak RSS ${mib(peak)} (ceiling 512 MiB; samples ${rss.map(([, v]) => mib(v)).join(' ')})`);
+    // The growth rule holds only in write-through mode: in write-back mode the upload queue grows
+    // through the whole run (its workers read 4 MiB shards from the journal while clients PUT), so RSS
+    // rises with the queue and not with a leak; CI saw +80 MiB over a 15 s half with the quiescent
+    // heap and external figures above flat. A leak there is caught by those two figures.
+    if (mode === 'writethrough') {
+      const rssGrowth = growth(rss);
+      const base = lastHalf(rss)[0]![1];
+      assert.ok(rssGrowth < Math.max(64 * 1048576, base * 0.2), `RSS grew by ${mib(rssGrowth)} over the last half (from ${mib(base)}; samples ${lastHalf(rss).map(([, v]) => mib(v)).join(' ')})`);
+    }
   } finally {
     await s.close();
   }
