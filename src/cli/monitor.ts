@@ -11,10 +11,12 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BridgeMetrics } from '../dav/metrics.js';
 import type { AccountView, ServiceMonitor, ShareState, StatusSnapshot, UploadView } from '../dav/service.js';
+import { TbdavError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { redact } from '../shared/redact.js';
 import type { TeraboxClient } from '../terabox/client.js';
-import type { WritebackPort } from '../vfs/writeback.js';
+import type { UploadsAdmin } from '../vfs/uploads-control.js';
+import { FAILURE_MEANING, type PendingInfo, type WritebackPort } from '../vfs/writeback.js';
 import type { SharesWiring } from './shares-wiring.js';
 
 const VIP_TYPES: Record<number, string> = { 0: 'regular user', 1: 'Premium', 2: 'super Premium' };
@@ -143,6 +145,25 @@ export class StackMonitor implements ServiceMonitor {
     return this.account.value;
   }
 
+  /** The write-back queue's retry/remove, when the running queue offers them (WritebackQueue does). */
+  private admin(): UploadsAdmin {
+    const wb = this.parts?.writeback as (WritebackPort & Partial<UploadsAdmin>) | undefined;
+    if (!wb || typeof wb.retry !== 'function' || typeof wb.discardUpload !== 'function') {
+      throw new TbdavError('TBDAV_NOT_FOUND', 'no write-back queue to act on');
+    }
+    return wb as WritebackPort & UploadsAdmin;
+  }
+
+  /** Status page "Retry": the upload at this path (its id) starts again. */
+  async retryUpload(id: string): Promise<void> {
+    if (!(await this.admin().retry(id))) throw new TbdavError('TBDAV_NOT_FOUND', `retry ${id}: no such upload`);
+  }
+
+  /** Status page "Remove": the upload at this path is given up and its body deleted. */
+  async removeUpload(id: string): Promise<void> {
+    if (!(await this.admin().discardUpload(id))) throw new TbdavError('TBDAV_NOT_FOUND', `remove ${id}: no such upload`);
+  }
+
   async snapshot(): Promise<StatusSnapshot> {
     const { metrics } = this.opts;
     const snap: StatusSnapshot = {
@@ -168,12 +189,21 @@ export class StackMonitor implements ServiceMonitor {
     const wb = this.parts.writeback;
     if (wb) {
       const u = wb.usage();
-      const view = (i: { id: string; path: string; size: number; createdAt: number }): UploadView => ({ id: i.id, path: i.path, size: i.size, done: 0, since: i.createdAt });
+      const now = this.now();
+      const view = (i: PendingInfo): UploadView => {
+        const v: UploadView = { id: i.path, path: i.path, size: i.size, done: 0, since: i.createdAt };
+        if (i.state === 'failed') v.error = `${FAILURE_MEANING[i.failed?.code ?? ''] ?? 'refused by TeraBox'} (${i.failed?.code ?? i.lastError ?? '?'})`;
+        else if (i.state === 'retrying') {
+          const wait = i.nextAttemptAt !== undefined ? Math.max(0, Math.round((i.nextAttemptAt - now) / 1000)) : undefined;
+          v.note = `attempt ${i.attempts} failed (${i.lastError ?? '?'})${wait !== undefined ? `, next in ${wait} s` : ''}`;
+        }
+        return v;
+      };
       const pending = wb.pendingUnder('/');
       snap.uploads = {
-        inFlight: pending.filter((i) => i.state !== 'queued').map(view),
-        queued: pending.filter((i) => i.state === 'queued').map(view),
-        failed: [],
+        inFlight: pending.filter((i) => i.state === 'uploading').map(view),
+        queued: pending.filter((i) => i.state === 'queued' || i.state === 'retrying').map(view),
+        failed: pending.filter((i) => i.state === 'failed').map(view),
         spoolBytes: u.pendingBytes,
         spoolMaxBytes: u.maxBytes,
       };

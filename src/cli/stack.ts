@@ -242,9 +242,9 @@ export async function startStack(config: Config, opts: StackOptions = {}): Promi
         const u = wb.usage();
         const pending = wb.pendingUnder('/');
         // failed: refused for good, kept until `terabox-dav uploads retry/remove` (issue 9)
-        const failed = pending.filter((i) => i.state === 'failed').length;
-        const inFlight = pending.filter((i) => i.state === 'uploading' || i.state === 'retrying').length;
-        l.writeback = { queued: pending.length - inFlight - failed, inFlight, failed, spoolBytes: u.pendingBytes, spoolMaxBytes: u.maxBytes };
+        // (retrying: waiting for its next attempt, counted as queued, as the status page shows it)
+        const count = (...states: string[]): number => pending.filter((i) => states.includes(i.state)).length;
+        l.writeback = { queued: count('queued', 'retrying'), inFlight: count('uploading'), failed: count('failed'), spoolBytes: u.pendingBytes, spoolMaxBytes: u.maxBytes };
       }
       return l;
     });

@@ -112,9 +112,9 @@ export class BridgeMetrics {
         },
       });
     };
-    gauge('tbdav_writeback_queued_uploads', 'Write-back uploads waiting for their turn.', (l) => l.writeback?.queued);
+    gauge('tbdav_writeback_queued_uploads', 'Write-back uploads waiting for their turn or for their next attempt.', (l) => l.writeback?.queued);
     gauge('tbdav_writeback_uploading', 'Write-back uploads running now.', (l) => l.writeback?.inFlight);
-    gauge('tbdav_writeback_failed_uploads', 'Write-back uploads that failed and wait for a retry or removal (status page).', (l) => l.writeback?.failed);
+    gauge('tbdav_writeback_failed_uploads', 'Write-back uploads TeraBox refused for good, kept until retried or removed (status page, terabox-dav uploads).', (l) => l.writeback?.failed);
     gauge('tbdav_writeback_spool_bytes', 'Bytes of not-yet-uploaded bodies on local disk.', (l) => l.writeback?.spoolBytes);
     gauge('tbdav_writeback_spool_max_bytes', 'upload.spoolMaxBytes: beyond it a PUT gets 507.', (l) => l.writeback?.spoolMaxBytes);
     gauge('tbdav_pacer_interval_seconds', 'Current spacing between API call starts (0: unpaced).', (l) => (l.pacer ? l.pacer.intervalMs / 1000 : undefined));

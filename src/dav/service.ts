@@ -40,6 +40,8 @@ export interface UploadView {
   since: number;
   /** Why it failed (failed uploads only). */
   error?: string;
+  /** A word on a waiting upload (e.g. "retrying in 40 s after: TeraBox busy"). */
+  note?: string;
 }
 
 export interface AccountView {

@@ -113,7 +113,7 @@ function uploadRows(list: UploadView[], kind: 'inFlight' | 'queued' | 'failed', 
       const pct = u.size > 0 ? Math.min(100, Math.floor((u.done / u.size) * 100)) : 0;
       let cells = `<td>${escapeHtml(u.path)}</td><td>${formatBytes(u.size)}</td>`;
       if (kind === 'inFlight') cells += `<td><progress max="${Math.max(1, u.size)}" value="${u.done}">${pct}%</progress> ${pct}%</td>`;
-      if (kind === 'queued') cells += `<td class="muted">waiting ${ago(input.now - u.since)}</td>`;
+      if (kind === 'queued') cells += `<td class="muted">waiting ${ago(input.now - u.since)}${u.note ? ` · ${escapeHtml(u.note)}` : ''}</td>`;
       if (kind === 'failed') {
         cells += `<td class="bad">${escapeHtml(u.error ?? 'failed')}</td>`;
         cells += input.canAct
