@@ -12,9 +12,8 @@ import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startTestStack } from '../helpers/stack.js';
-import { run, which } from './_e2e-util.js';
+import { RCLONE, rcloneRemote } from './_rclone.js';
 
-const RCLONE = which('rclone');
 const SKIP = RCLONE ? false : 'rclone is not installed (apt-get install rclone)';
 
 test('rclone --transfers 8: 200 x 10 KiB up and back, at most 20 download calls', { skip: SKIP, timeout: 240_000 }, async () => {
@@ -26,19 +25,8 @@ test('rclone --transfers 8: 200 x 10 KiB up and back, at most 20 download calls'
     await mkdir(src);
     const names = Array.from({ length: 200 }, (_, i) => `photo-${String(i).padStart(3, '0')}.jpg`);
     for (const n of names) await writeFile(join(src, n), randomBytes(10 * 1024));
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      HOME: dir,
-      RCLONE_CONFIG: join(dir, 'rclone.conf'),
-      RCLONE_CONFIG_X_TYPE: 'webdav',
-      RCLONE_CONFIG_X_URL: stack.url,
-      RCLONE_CONFIG_X_VENDOR: 'other',
-    };
-    const rc = async (...args: string[]): Promise<void> => {
-      const res = await run(RCLONE!, [...args, '--transfers', '8', '--checkers', '8', '--retries', '1', '--low-level-retries', '2'], { env, timeoutMs: 200_000 });
-      assert.equal(res.timedOut, false, `rclone ${args.join(' ')} timed out`);
-      assert.equal(res.code, 0, `rclone ${args.join(' ')} exited ${res.code}:\n${res.stderr.slice(-3000)}`);
-    };
+    const rclone = await rcloneRemote({ dir, url: stack.url, flags: ['--transfers', '8', '--checkers', '8', '--retries', '1', '--low-level-retries', '2'], timeoutMs: 200_000 });
+    const rc = rclone.ok;
     await rc('copy', src, 'X:photos');
     const calls0 = stack.counters.requests['/openapi/api/download'] ?? 0;
     await rc('copy', 'X:photos', back);

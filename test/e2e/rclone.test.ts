@@ -8,13 +8,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
+import { writeRandomTree } from '../helpers/files.js';
 import { startTestStack, type TestStack, type TestStackOptions } from '../helpers/stack.js';
-import { run, which, type RunResult } from './_e2e-util.js';
+import { RCLONE, rcloneRemote, upCheckBack } from './_rclone.js';
 
-const RCLONE = which('rclone');
 const MiB = 1024 * 1024;
 
 /** Files of the tree: relative path -> size. */
@@ -30,19 +30,6 @@ const TREE: Record<string, number> = {
   'with space/and space.txt': 5000,
 };
 
-async function listFiles(root: string): Promise<string[]> {
-  const out: string[] = [];
-  async function walk(dir: string): Promise<void> {
-    for (const d of await readdir(dir, { withFileTypes: true })) {
-      const p = join(dir, d.name);
-      if (d.isDirectory()) await walk(p);
-      else out.push(relative(root, p).normalize('NFC'));
-    }
-  }
-  await walk(root);
-  return out.sort();
-}
-
 async function roundTrip(configPatch?: TestStackOptions['configPatch']): Promise<void> {
   const user = { username: 'rc', password: 'rclone pass' };
   const stack: TestStack = await startTestStack({ users: [user], configPatch });
@@ -50,51 +37,17 @@ async function roundTrip(configPatch?: TestStackOptions['configPatch']): Promise
   const src = join(dir, 'src');
   const back = join(dir, 'back');
   try {
-    for (const [rel, size] of Object.entries(TREE)) {
-      await mkdir(join(src, rel, '..'), { recursive: true });
-      await writeFile(join(src, rel), randomBytes(size));
-    }
+    await writeRandomTree(src, TREE);
     await mkdir(join(src, 'empty folder'), { recursive: true });
 
-    const obscured = await run(RCLONE!, ['obscure', user.password], { timeoutMs: 10_000, env: { ...process.env, HOME: dir } });
-    assert.equal(obscured.code, 0, obscured.stderr);
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      HOME: dir,
-      RCLONE_CONFIG: join(dir, 'rclone.conf'),
-      RCLONE_CONFIG_X_TYPE: 'webdav',
-      RCLONE_CONFIG_X_URL: stack.url,
-      RCLONE_CONFIG_X_VENDOR: 'other',
-      RCLONE_CONFIG_X_USER: user.username,
-      RCLONE_CONFIG_X_PASS: obscured.stdout.trim(),
-    };
-    const rc = async (...args: string[]): Promise<RunResult> => {
-      const res = await run(RCLONE!, [...args, '--retries', '1', '--low-level-retries', '2', '--contimeout', '10s', '--timeout', '60s'], { env, timeoutMs: 120_000 });
-      assert.equal(res.timedOut, false, `rclone ${args.join(' ')} timed out:\n${res.stderr.slice(-3000)}`);
-      return res;
-    };
-    const ok = async (...args: string[]): Promise<RunResult> => {
-      const res = await rc(...args);
-      assert.equal(res.code, 0, `rclone ${args.join(' ')} exited ${res.code}:\n${res.stderr.slice(-3000)}`);
-      return res;
-    };
+    const rc = await rcloneRemote({ dir, url: stack.url, user, flags: ['--retries', '1', '--low-level-retries', '2', '--contimeout', '10s', '--timeout', '60s'] });
+    const ok = rc.ok;
     const lsf = async (path: string): Promise<string[]> =>
       (await ok('lsf', '-R', path)).stdout.split('\n').filter(Boolean).map((l) => l.normalize('NFC')).sort();
 
     // Up, compare on the server side, and back.
-    await ok('copy', '--create-empty-src-dirs', src, 'X:tree');
-    const check = await rc('check', '--download', src, 'X:tree');
-    assert.equal(check.code, 0, `rclone check --download found differences:\n${check.stderr.slice(-3000)}`);
-    assert.match(check.stderr, /0 differences found/);
+    await upCheckBack(rc, src, 'X:tree', back, ['--create-empty-src-dirs']);
     assert.ok((await lsf('X:tree')).includes('empty folder/'), 'empty folder is listed');
-
-    await ok('copy', 'X:tree', back);
-    const want = await listFiles(src);
-    assert.deepEqual(await listFiles(back), want);
-    for (const rel of want) {
-      const [a, b] = await Promise.all([readFile(join(src, rel)), readFile(join(back, rel))]);
-      assert.ok(a.equals(b), `content of ${rel} differs after the round trip`);
-    }
     assert.equal((await stat(join(back, 'empty.txt'))).size, 0);
 
     // moveto / copyto.
@@ -119,7 +72,7 @@ async function roundTrip(configPatch?: TestStackOptions['configPatch']): Promise
     assert.ok((await lsf('X:tree')).includes('new dir/'));
     await ok('rmdir', 'X:tree/new dir');
     assert.ok(!(await lsf('X:tree')).includes('new dir/'));
-    const rmdirFull = await rc('rmdir', 'X:tree/with space');
+    const rmdirFull = await rc.run('rmdir', 'X:tree/with space');
     assert.notEqual(rmdirFull.code, 0, 'rmdir of a non-empty folder must fail');
     await ok('purge', 'X:tree');
     assert.deepEqual(await lsf('X:'), []);
@@ -139,7 +92,7 @@ test('rclone: the same round trip with write-back uploads', { skip: SKIP, timeou
   await roundTrip({ upload: { mode: 'writeback' } });
 });
 
-test('rclone vendor owncloud: modification times kept (X-OC-Mtime) and MD5 hashes offered (oc:checksums) match the local files', { skip: RCLONE ? false : 'rclone is not installed (apt-get install rclone)', timeout: 120_000 }, async () => {
+test('rclone vendor owncloud: modification times kept (X-OC-Mtime) and MD5 hashes offered (oc:checksums) match the local files', { skip: SKIP, timeout: 120_000 }, async () => {
   const stack: TestStack = await startTestStack();
   const dir = await mkdtemp(join(tmpdir(), 'tbdav-rclone-oc-'));
   const src = join(dir, 'src');
@@ -151,20 +104,8 @@ test('rclone vendor owncloud: modification times kept (X-OC-Mtime) and MD5 hashe
       await writeFile(join(src, rel), randomBytes(size));
       await utimes(join(src, rel), mtime, mtime);
     }
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      HOME: dir,
-      RCLONE_CONFIG: join(dir, 'rclone.conf'),
-      RCLONE_CONFIG_OC_TYPE: 'webdav',
-      RCLONE_CONFIG_OC_URL: stack.url,
-      RCLONE_CONFIG_OC_VENDOR: 'owncloud',
-    };
-    const ok = async (...args: string[]): Promise<string> => {
-      const res = await run(RCLONE!, [...args, '--retries', '1', '--low-level-retries', '2'], { env, timeoutMs: 90_000 });
-      assert.equal(res.timedOut, false, `rclone ${args.join(' ')} timed out`);
-      assert.equal(res.code, 0, `rclone ${args.join(' ')} exited ${res.code}:\n${res.stderr.slice(-3000)}`);
-      return res.stdout;
-    };
+    const oc = await rcloneRemote({ dir, url: stack.url, name: 'OC', vendor: 'owncloud', flags: ['--retries', '1', '--low-level-retries', '2'], timeoutMs: 90_000 });
+    const ok = async (...args: string[]): Promise<string> => (await oc.ok(...args)).stdout;
     await ok('copy', src, 'OC:t');
     const listed = JSON.parse(await ok('lsjson', '-R', '--files-only', 'OC:t')) as { Path: string; ModTime: string; Size: number }[];
     assert.equal(listed.length, 3);

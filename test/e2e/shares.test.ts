@@ -18,8 +18,8 @@ import { addShare } from '../../src/terabox/shares.js';
 import { DURATION_PROP } from '../../src/vfs/streaming.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
 import { run, which } from './_e2e-util.js';
+import { RCLONE, rcloneRemote } from './_rclone.js';
 
-const RCLONE = which('rclone');
 const FFMPEG = which('ffmpeg');
 const FFPROBE = which('ffprobe');
 const user = { username: 'sh', password: 'share pass' };
@@ -180,26 +180,16 @@ test('rclone browses and reads a share', { skip: RCLONE ? false : 'rclone is not
     await put(stack, '/pub/a.txt', 'aaa');
     await put(stack, '/pub/deep/b.bin', Buffer.alloc(100_000, 5));
     await share(stack, ['/pub'], 'ab12', 'Pub');
-    const obscured = await run(RCLONE!, ['obscure', user.password], { timeoutMs: 10_000, env: { ...process.env, HOME: dir } });
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      HOME: dir,
-      RCLONE_CONFIG: join(dir, 'rclone.conf'),
-      RCLONE_CONFIG_X_TYPE: 'webdav',
-      RCLONE_CONFIG_X_URL: stack.url,
-      RCLONE_CONFIG_X_VENDOR: 'other',
-      RCLONE_CONFIG_X_USER: user.username,
-      RCLONE_CONFIG_X_PASS: obscured.stdout.trim(),
-    };
-    const ls = await run(RCLONE!, ['lsf', '-R', 'X:Shared with me', '--retries', '1'], { env, timeoutMs: 60_000 });
+    const rc = await rcloneRemote({ dir, url: stack.url, user, flags: ['--retries', '1'], timeoutMs: 60_000 });
+    const ls = await rc.run('lsf', '-R', 'X:Shared with me');
     assert.equal(ls.code, 0, ls.stderr);
     assert.deepEqual(ls.stdout.split('\n').filter(Boolean).sort(), ['Pub/', 'Pub/pub/', 'Pub/pub/a.txt', 'Pub/pub/deep/', 'Pub/pub/deep/b.bin']);
     const back = join(dir, 'back');
-    const cp = await run(RCLONE!, ['copy', 'X:Shared with me/Pub', back, '--retries', '1'], { env, timeoutMs: 60_000 });
+    const cp = await rc.run('copy', 'X:Shared with me/Pub', back);
     assert.equal(cp.code, 0, cp.stderr);
     assert.equal(await readFile(join(back, 'pub/a.txt'), 'utf8'), 'aaa');
     assert.ok((await readFile(join(back, 'pub/deep/b.bin'))).equals(Buffer.alloc(100_000, 5)));
-    const w = await run(RCLONE!, ['copyto', join(back, 'pub/a.txt'), 'X:Shared with me/Pub/pub/new.txt', '--retries', '1', '--low-level-retries', '1'], { env, timeoutMs: 60_000 });
+    const w = await rc.run('copyto', join(back, 'pub/a.txt'), 'X:Shared with me/Pub/pub/new.txt', '--low-level-retries', '1');
     assert.notEqual(w.code, 0, 'rclone cannot write into a share');
     assert.match(w.stderr, /403/);
   } finally {
