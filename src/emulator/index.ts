@@ -83,17 +83,8 @@ export interface EmulatorOptions {
   logger?: Logger;
 }
 
-export interface EmulatorCounters {
-  requests: Record<string, number>;
-  bytesServed: number;
-  bytesUploaded: number;
-  faultsInjected: number;
-  /** Refresh tokens presented again after they were spent (whatever refreshReuse does then). */
-  refreshTokenReuse: number;
-  /** API calls refused with errno 31034 by `rateLimit`. */
-  rateLimited: number;
-  reset(): void;
-}
+/** The emulator's counters (requests per path, bytes, faults, refresh-token reuse, rate-limited calls). */
+export type EmulatorCounters = Counters;
 
 export interface EmulatorHandle {
   authUrl: string;
