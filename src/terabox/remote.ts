@@ -72,6 +72,32 @@ function samePath(a: string, b: string): boolean {
   return a.normalize('NFC') === b.normalize('NFC');
 }
 
+/** The fields of a listed item (drive list/filemetas, share list) that make an Entry. */
+export interface ListedItem {
+  isdir: number | string;
+  size: number | string;
+  server_mtime: number | string;
+  server_ctime: number | string;
+  md5?: string;
+  fs_id: number | string;
+}
+
+/** The Entry at `path` of an item the service listed (the drive's and the shares' listings alike). */
+export function entryOfItem(path: string, info: ListedItem): Entry {
+  const isDir = Number(info.isdir) === 1;
+  const e: Entry = {
+    path,
+    name: baseName(path),
+    isDir,
+    size: isDir ? 0 : Number(info.size) || 0,
+    mtime: (Number(info.server_mtime) || 0) * 1000,
+    ctime: (Number(info.server_ctime) || 0) * 1000,
+    id: String(info.fs_id),
+  };
+  if (!isDir && typeof info.md5 === 'string' && info.md5) e.hash = info.md5;
+  return e;
+}
+
 /** Which md5 the service reports for a multi-shard file (see TeraboxRemote.fileMd5Rule). */
 export type FileMd5Rule = 'blocklist' | 'content';
 
@@ -112,19 +138,8 @@ export class TeraboxRemote implements Remote {
     return drivePath(this.root, path);
   }
 
-  private entryOf(path: string, info: Pick<FileInfo, 'isdir' | 'size' | 'server_mtime' | 'server_ctime' | 'md5' | 'fs_id'>): Entry {
-    const isDir = Number(info.isdir) === 1;
-    const e: Entry = {
-      path,
-      name: baseName(path),
-      isDir,
-      size: isDir ? 0 : Number(info.size) || 0,
-      mtime: (Number(info.server_mtime) || 0) * 1000,
-      ctime: (Number(info.server_ctime) || 0) * 1000,
-      id: String(info.fs_id),
-    };
-    if (!isDir && info.md5) e.hash = info.md5;
-    return e;
+  private entryOf(path: string, info: ListedItem): Entry {
+    return entryOfItem(path, info);
   }
 
   // ---------------------------------------------------------------- reads

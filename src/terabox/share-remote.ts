@@ -28,9 +28,10 @@ import { baseName } from '../remote/paths.js';
 import { TbdavError, isTbdavError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { silentLogger } from '../shared/logger.js';
-import { ERRNO, type ShareFileInfo, type ShareTransferResponse, type StreamType } from './api/types.js';
+import { ERRNO, type ShareTransferResponse, type StreamType } from './api/types.js';
 import type { TeraboxClient } from './client.js';
 import { DownloadReader, type DownloadReaderOptions } from './download.js';
+import { entryOfItem } from './remote.js';
 import { isTeraboxApiError, relabelError } from './errors.js';
 import type { ShareRecord } from './share-store.js';
 import { type ShareTransferOptions, startShareTransfer } from './share-transfer.js';
@@ -161,28 +162,13 @@ export class ShareRemote implements Remote, CopyOut, Streaming {
 
   // ---------------------------------------------------------------- listing
 
-  private entryOf(path: string, i: ShareFileInfo): Entry {
-    const isDir = Number(i.isdir) === 1;
-    const e: Entry = {
-      path,
-      name: baseName(path),
-      isDir,
-      size: isDir ? 0 : Number(i.size) || 0,
-      mtime: (Number(i.server_mtime) || 0) * 1000,
-      ctime: (Number(i.server_ctime) || 0) * 1000,
-      id: String(i.fs_id),
-    };
-    if (!isDir && typeof i.md5 === 'string' && i.md5) e.hash = i.md5;
-    return e;
-  }
-
   private async listRoot(opts: CallOptions): Promise<Entry[]> {
     const info = await this.withKey('list', '/', opts, (spd) => this.client.shortUrlInfo(this.record.shorturl, spd, opts));
     const roots = new Map<string, RootItem>();
     for (const item of info.list ?? []) {
       let name = String(item.server_filename);
       if (roots.has(name)) name = `${name} (${String(item.fs_id)})`;
-      roots.set(name, { sharerPath: String(item.path), entry: this.entryOf(`/${name}`, item) });
+      roots.set(name, { sharerPath: String(item.path), entry: entryOfItem(`/${name}`, item) });
     }
     this.roots = roots;
     return [...roots.values()].map((r) => ({ ...r.entry }));
@@ -211,7 +197,7 @@ export class ShareRemote implements Remote, CopyOut, Streaming {
         this.client.shareList(this.record.surl, sekey, { ...opts, dir: sharerPath, page, num: pageSize, order: 'asc', by: 'name' }),
       );
       const items = res.list ?? [];
-      for (const i of items) out.push(this.entryOf(`${path}/${String(i.server_filename)}`, i));
+      for (const i of items) out.push(entryOfItem(`${path}/${String(i.server_filename)}`, i));
       if (items.length < pageSize) break;
     }
     return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
