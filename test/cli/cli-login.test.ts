@@ -5,11 +5,11 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startEmulator, type EmulatorHandle } from '../../src/emulator/index.js';
-import { cleanEnv, runCli, startCli } from '../helpers/cli.js';
+import { cleanEnv, runCli, startCli, writeCliConfig } from '../helpers/cli.js';
 import { withEnvVariant } from '../helpers/emulator-variant.js';
 
 let dir: string;
@@ -25,23 +25,7 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function writeConfig(name: string): Promise<{ file: string; stateDir: string }> {
-  const stateDir = join(dir, name, 'state');
-  const file = join(dir, name, 'config.json');
-  const { mkdir } = await import('node:fs/promises');
-  await mkdir(join(dir, name), { recursive: true });
-  await writeFile(
-    file,
-    JSON.stringify({
-      server: { host: '127.0.0.1', port: 0 },
-      terabox: { authUrl: emu.authUrl, ...emu.credentials, root: emu.appRoot + '/cli-test' },
-      stateDir,
-      cacheDir: join(dir, name, 'cache'),
-      log: { level: 'warn' },
-    }),
-  );
-  return { file, stateDir };
-}
+const writeConfig = (name: string): Promise<{ file: string; stateDir: string }> => writeCliConfig(join(dir, name), emu, '/cli-test');
 
 test('login (device code, no TTY) -> whoami -> serve -> logout', async () => {
   const { file, stateDir } = await writeConfig('device');

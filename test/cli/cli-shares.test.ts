@@ -5,7 +5,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startEmulator, type EmulatorHandle } from '../../src/emulator/index.js';
@@ -13,7 +13,7 @@ import { FileTokenStore } from '../../src/terabox/auth/token-store.js';
 import { TeraboxClient } from '../../src/terabox/client.js';
 import { TeraboxRemote } from '../../src/terabox/remote.js';
 import { makeSpool } from '../terabox/setup.js';
-import { cleanEnv, runCli } from '../helpers/cli.js';
+import { cleanEnv, runCli, writeCliConfig } from '../helpers/cli.js';
 import { withEnvVariant } from '../helpers/emulator-variant.js';
 
 let dir: string;
@@ -31,19 +31,7 @@ before(async () => {
   await drive.mkdir('/Holiday');
   await drive.write('/Holiday/beach.jpg', await makeSpool(dir, 'spool', 2048), { overwrite: false });
   await client.close();
-  stateDir = join(dir, 'state');
-  file = join(dir, 'config.json');
-  await mkdir(stateDir, { recursive: true });
-  await writeFile(
-    file,
-    JSON.stringify({
-      server: { host: '127.0.0.1', port: 0 },
-      terabox: { authUrl: emu.authUrl, ...emu.credentials, root: emu.appRoot },
-      stateDir,
-      cacheDir: join(dir, 'cache'),
-      log: { level: 'warn' },
-    }),
-  );
+  ({ file, stateDir } = await writeCliConfig(dir, emu));
 });
 
 after(async () => {

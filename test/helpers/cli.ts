@@ -3,11 +3,35 @@
  * with a clean environment (no TERABOX_DAV_* leaking in from the caller) and bounded time.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { EmulatorHandle } from '../../src/emulator/index.js';
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const entry = join(repoRoot, 'src/cli/run.ts');
+
+/**
+ * A config.json for CLI children against the emulator `emu`, in the folder `base` (made):
+ * `base/config.json`, state in `base/state` (made), cache in `base/cache`; the bridge on 127.0.0.1 at
+ * a free port, log level warn, terabox.root = the app folder + `root` (e.g. '/cli-test').
+ */
+export async function writeCliConfig(base: string, emu: Pick<EmulatorHandle, 'authUrl' | 'credentials' | 'appRoot'>, root = ''): Promise<{ file: string; stateDir: string }> {
+  const file = join(base, 'config.json');
+  const stateDir = join(base, 'state');
+  await mkdir(stateDir, { recursive: true });
+  await writeFile(
+    file,
+    JSON.stringify({
+      server: { host: '127.0.0.1', port: 0 },
+      terabox: { authUrl: emu.authUrl, ...emu.credentials, root: emu.appRoot + root },
+      stateDir,
+      cacheDir: join(base, 'cache'),
+      log: { level: 'warn' },
+    }),
+  );
+  return { file, stateDir };
+}
 
 export interface CliResult {
   code: number | null;

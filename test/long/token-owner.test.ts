@@ -8,7 +8,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -16,7 +16,7 @@ import { startEmulator } from '../../src/emulator/index.js';
 import { withEnvVariant } from '../helpers/emulator-variant.js';
 import { FileTokenStore } from '../../src/terabox/auth/token-store.js';
 import { TeraboxClient } from '../../src/terabox/client.js';
-import { cleanEnv, runCli, startCli } from '../helpers/cli.js';
+import { cleanEnv, runCli, startCli, writeCliConfig } from '../helpers/cli.js';
 
 const SECONDS = Number(process.env.TBDAV_TOKEN_OWNER_SECONDS ?? 40);
 
@@ -24,21 +24,9 @@ for (const refreshReuse of ['refuse', 'revoke'] as const) {
   test(`serve + whoami side by side, 5 s tokens, ${SECONDS} s, refreshReuse '${refreshReuse}': every call succeeds, no refresh token reused`, { timeout: (SECONDS + 120) * 1000 }, async () => {
     const dir = await mkdtemp(join(tmpdir(), 'tbdav-token-owner-'));
     const emu = await startEmulator(withEnvVariant({ dataDir: join(dir, 'emu'), accessTokenTtlSec: 5, variant: { refreshReuse } }));
-    const stateDir = join(dir, 'state');
-    const file = join(dir, 'config.json');
     let serve: ReturnType<typeof startCli> | undefined;
     try {
-      await mkdir(stateDir, { recursive: true });
-      await writeFile(
-        file,
-        JSON.stringify({
-          server: { host: '127.0.0.1', port: 0 },
-          terabox: { authUrl: emu.authUrl, ...emu.credentials, root: emu.appRoot + '/owner' },
-          stateDir,
-          cacheDir: join(dir, 'cache'),
-          log: { level: 'warn' },
-        }),
-      );
+      const { file, stateDir } = await writeCliConfig(dir, emu, '/owner');
       // log in (as `login --code` would): the pair lands in the state dir's token file
       const login = new TeraboxClient({ authUrl: emu.authUrl, ...emu.credentials, tokenStore: new FileTokenStore(stateDir) });
       await login.exchangeCode(emu.issueAuthorizationCode());
