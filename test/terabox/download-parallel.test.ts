@@ -43,7 +43,7 @@ const reader = (over: DownloadReaderOptions = {}, source: DlinkClient = rig.clie
   new DownloadReader(source, { chunkBytes: 256 * KiB, rampBytes: 0, resumeBaseMs: 1, resumeMaxMs: 20, resumeAttempts: 8, ...over });
 
 /** rig.client as a reader's dlink source, counting the dlink GETs in flight (from the call until the body closes). */
-function countingSource(): { source: DlinkClient; peak: () => number } {
+function countingSource(): { source: DlinkClient; peak: () => number; open: () => number } {
   let open = 0;
   let peak = 0;
   const source: DlinkClient = {
@@ -61,7 +61,7 @@ function countingSource(): { source: DlinkClient; peak: () => number } {
       }
     },
   };
-  return { source, peak: () => peak };
+  return { source, peak: () => peak, open: () => open };
 }
 const served = (): number => rig.emu.counters.bytesServed;
 const contentGets = (): number => rig.count('/file'); // one per GET of the dlink, whatever its redirects
@@ -106,7 +106,8 @@ test('4 connections: every byte fetched once, one GET per chunk, four GETs in fl
 });
 
 test('a Range GET fetches its range only; a read abandoned early costs one chunk; a destroyed read stops upstream', { timeout: 60_000 }, async () => {
-  const r = reader({ connections: 4, rampBytes: 1 * MiB, chunkBytes: 512 * KiB });
+  const counting = countingSource();
+  const r = reader({ connections: 4, rampBytes: 1 * MiB, chunkBytes: 512 * KiB }, counting.source);
   let bytes0 = served();
   const got = await readAll(await r.open('/big.bin', entry, { start: 3 * MiB, end: 5 * MiB - 1 }, {}));
   assert.ok(got.equals(data.subarray(3 * MiB, 5 * MiB)));
@@ -126,6 +127,8 @@ test('a Range GET fetches its range only; a read abandoned early costs one chunk
     const t = await r.open('/big.bin', entry, undefined, {});
     await firstBytes(t, 1.5 * MiB);
     t.destroy();
+    await sleep(20);
+    assert.equal(counting.open(), 0, 'every GET in flight was closed at once (a chunk is 250 ms of transfer here)');
     await sleep(300);
     const after1 = served();
     await sleep(600);
