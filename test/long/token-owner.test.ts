@@ -2,7 +2,8 @@
  * One token owner across processes (issue 9 acceptance): `terabox-dav serve` and `terabox-dav
  * whoami` run side by side as child processes on one state dir, with 5 s access tokens, for 40 s
  * (TBDAV_TOKEN_OWNER_SECONDS). serve keeps working (PUT, GET, PROPFIND through it) while whoami is
- * run again and again. Holds when every WebDAV request and every whoami succeeds and the emulator
+ * run again and again, and serve idles now and then so that whoami refreshes the pair serve holds.
+ * Holds when every WebDAV request and every whoami succeeds and the emulator
  * never saw a refresh token presented twice (counters.refreshTokenReuse 0), under refreshReuse
  * 'refuse' (200004) and 'revoke' (the whole login dies on reuse).
  */
@@ -55,7 +56,10 @@ for (const refreshReuse of ['refuse', 'revoke'] as const) {
           await pf.arrayBuffer();
           if (pf.status !== 207) failures.push(`PROPFIND: ${pf.status}`);
           davCalls += 3;
-          await new Promise((r) => setTimeout(r, 200));
+          // every fifth round serve idles for longer than half a token's life: a whoami started then
+          // finds the saved pair due and refreshes it, while serve still holds the old one in memory
+          // (serve must adopt the new pair, not send its spent refresh token)
+          await new Promise((r) => setTimeout(r, i % 5 === 4 ? 3500 : 200));
         }
       };
       const whoamiLoop = async (): Promise<void> => {
