@@ -24,6 +24,7 @@ import { addShare } from '../terabox/shares.js';
 import { normalizePath } from '../vfs/paths.js';
 import { askServer, offlineUploads, type ControlAnswer, type ControlRequest, type UploadRow } from '../vfs/uploads-control.js';
 import { FAILURE_MEANING, writebackDirs } from '../vfs/writeback.js';
+import { formatBytes } from '../shared/format.js';
 
 export interface CliIo {
   env: Record<string, string | undefined>;
@@ -58,17 +59,6 @@ function defaultWaitForStop(): Promise<string> {
     process.on('SIGINT', on);
     process.on('SIGTERM', on);
   });
-}
-
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return i === 0 ? `${n} B` : `${v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0)} ${units[i]}`;
 }
 
 const VIP_TYPES: Record<number, string> = { 0: 'regular user', 1: 'Premium', 2: 'super Premium' };

@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { RecentError } from './metrics.js';
 import type { ShareState, StatusSnapshot, UploadView } from './service.js';
+import { formatBytes } from '../shared/format.js';
 
 export const STATUS_PREFIX = '/.terabox-dav';
 
@@ -29,17 +30,6 @@ export interface StatusPageInput {
 
 export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
-}
-
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return i === 0 ? `${n} B` : `${v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0)} ${units[i]}`;
 }
 
 function ago(ms: number): string {
