@@ -77,7 +77,8 @@ test('serve without a saved login: 503 + Retry-After, QR and code on the status 
   try {
     const [, url] = await serve.waitFor(/WebDAV URL: (\S+)\n/);
     await serve.waitFor(/NOT LOGGED IN to TeraBox/);
-    assert.match(serve.stdout(), new RegExp(`Open ${url!.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/\\.terabox-dav/ in a browser`));
+    // the advice is the next line, written a moment later: wait for it (reading stdout at once raced it)
+    await serve.waitFor(new RegExp(`Open ${url!.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/\\.terabox-dav/ in a browser`));
 
     const r = await fetch(`${url}/`, { method: 'PROPFIND', headers: { ...AUTH, depth: '0' } });
     assert.equal(r.status, 503);
