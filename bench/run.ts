@@ -17,6 +17,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
 import { CONFIG_KEYS } from '../src/cli/config.js';
+import { createPrng } from '../src/emulator/util.js';
 
 const MiB = 1024 * 1024;
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -233,18 +234,6 @@ const DOWNLOAD_CONNECTIONS = Number(CONFIG_KEYS.find((k) => k.key === 'download.
 
 /** Download-host paths of the emulator's counters (dlink hops and bytes: not API calls). */
 const DOWNLOAD_HOST = new Set(['/file', '/hop', '/content']);
-
-/** Deterministic PRNG (mulberry32): the same random offsets in every run. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** rclone with `args` (one try of the whole command: --retries 1, so no failure hides behind a repeat): wall time, exit code, ERROR lines. */
 async function rcloneRun(args: string[], env: NodeJS.ProcessEnv): Promise<{ ms: number; code: number | null; errors: number; stderr: string }> {
@@ -813,7 +802,7 @@ async function main(): Promise<void> {
           const url = `${b.url}/${seekName}`;
           const open = await get(url, { range: 'bytes=0-65535' });
           if (open.status !== 206) throw new Error(`seek64 open: ${open.status}`);
-          const random = mulberry32(20261205);
+          const random = createPrng(20261205); // the same random offsets in every run
           const ttfb: number[] = [];
           const pulled: number[] = [];
           for (let i = 0; i < 20; i++) {

@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { Pacer, MIN_BACKOFF_MS, type PacerEvent, type PaceOutcome } from '../../src/terabox/pacer.js';
 import { HttpCaller, paceOutcome } from '../../src/terabox/http.js';
 import { TeraboxApiError } from '../../src/terabox/errors.js';
+import { prng } from '../helpers/random.js';
 
 // ------------------------------------------------------------------ a virtual clock
 
@@ -48,18 +49,6 @@ class VirtualClock {
       next.resolve();
     }
   }
-}
-
-/** Deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const OK: PaceOutcome = { kind: 'ok' };
