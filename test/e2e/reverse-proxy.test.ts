@@ -11,17 +11,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import https from 'node:https';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import winston from 'winston';
 import { createLogger } from '../../src/shared/logger.js';
 import { NGINX, startNginx } from '../helpers/nginx.js';
 import { startTestStack } from '../helpers/stack.js';
-import { run, which } from './_e2e-util.js';
+import { LITMUS, runLitmusSuites } from './_litmus.js';
 
-const LITMUS = which('litmus');
 const SKIP = !NGINX ? 'nginx is not installed' : !LITMUS ? 'litmus is not installed' : false;
 const USER = { username: 'owner', password: 'a?>b:c~~>?' };
 const basic = (u: string, p: string): string => 'Basic ' + Buffer.from(`${u}:${p}`).toString('base64');
@@ -68,7 +64,6 @@ test('behind nginx with trustedProxies: the log and the throttle see the real cl
   const logger = createLogger({ format: 'json', level: 'info', transports: [new winston.transports.Stream({ stream: sink })] });
   const stack = await startTestStack({ users: [USER], logger, configPatch: { server: { trustedProxies: ['127.0.0.1'] } } });
   const proxy = await startNginx(stack.url);
-  const home = await mkdtemp(join(tmpdir(), 'tbdav-proxy-litmus-'));
   try {
     const status = (r: { status: number } | 'held'): number | 'held' => (r === 'held' ? r : r.status);
     // 1. The log line names the client, not the proxy (and not what the client claims in X-Forwarded-For).
@@ -92,25 +87,15 @@ test('behind nginx with trustedProxies: the log and the throttle see the real cl
     assert.match(String(warn?.['message']), /from 127\.0\.0\.3/, 'the throttle log names the guesser');
 
     // 3. litmus through the proxy: all five suites, 104 tests, 0 failures.
-    const res = await run(LITMUS!, ['--keep-going', `${proxy.url}/`, USER.username, USER.password], {
-      env: { ...process.env, TESTS: 'basic copymove props locks http', HOME: home },
-      cwd: home,
-      timeoutMs: 180_000,
-    });
-    const out = res.stdout + res.stderr;
-    assert.equal(res.timedOut, false, out.slice(-3000));
-    const sums = [...out.matchAll(/summary for `([a-z]+)': of (\d+) tests run: (\d+) passed, (\d+) failed/g)].map((m) => ({ suite: m[1], run: Number(m[2]), failed: Number(m[4]) }));
-    assert.deepEqual(sums.map((s) => s.suite), ['basic', 'copymove', 'props', 'locks', 'http'], out.slice(-3000));
-    assert.equal(sums.reduce((n, s) => n + s.failed, 0), 0, out.split('\n').filter((l) => /FAIL|WARNING/.test(l)).join('\n'));
+    const { out, code, total } = await runLitmusSuites(`${proxy.url}/`, USER);
     // 104 over plain HTTP; over TLS litmus itself skips http/expect100 ("skipping for SSL server").
-    assert.equal(sums.reduce((n, s) => n + s.run, 0), 103);
-    const skipped = out.split('\n').filter((l) => /SKIPPED/.test(l));
+    assert.equal(total, 103);
+    const skipped = out.split('\n').filter((l: string) => /SKIPPED/.test(l));
     assert.equal(skipped.length, 1, skipped.join('\n'));
     assert.match(skipped[0]!, /expect100.*skipping for SSL server/);
-    assert.equal(res.code, 0);
+    assert.equal(code, 0);
   } finally {
     await proxy.close();
     await stack.close();
-    await rm(home, { recursive: true, force: true });
   }
 });
