@@ -5,10 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { Writable } from 'node:stream';
-import winston from 'winston';
 import { computeClientInfo, parseForwarded, TrustedProxies } from '../../src/dav/client-info.js';
-import { createLogger } from '../../src/shared/logger.js';
+import { captureLogger } from '../helpers/logs.js';
 import { startHarness } from './harness.js';
 
 function fakeReq(peer: string, headers: Record<string, string>, encrypted = false): http.IncomingMessage {
@@ -59,18 +57,6 @@ test('computeClientInfo: headers ignored from an untrusted peer, believed from a
   assert.deepEqual(junk, { address: '127.0.0.1', peer: '127.0.0.1', proto: 'http', host: 'h:1', viaProxy: true });
 });
 
-function jsonLines(): { logger: ReturnType<typeof createLogger>; records: () => Record<string, unknown>[] } {
-  const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      lines.push(chunk.toString());
-      cb();
-    },
-  });
-  const logger = createLogger({ format: 'json', transports: [new winston.transports.Stream({ stream: sink })] });
-  return { logger, records: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>) };
-}
-
 function raw(port: number, localAddress: string, method: string, path: string, headers: Record<string, string>): Promise<number> {
   return new Promise((resolve, reject) => {
     const rq = http.request({ host: '127.0.0.1', port, method, path, localAddress, headers: { connection: 'close', ...headers } }, (m) => {
@@ -83,7 +69,7 @@ function raw(port: number, localAddress: string, method: string, path: string, h
 }
 
 test('bridge: the log line and the throttle see the forwarded client address only from a trusted proxy', async () => {
-  const { logger, records } = jsonLines();
+  const { logger, records } = captureLogger('json', 'info');
   const h = await startHarness({
     logger,
     users: [{ username: 'u', password: 'right' }],

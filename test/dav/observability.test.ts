@@ -4,29 +4,21 @@ import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { promisify } from 'node:util';
-import winston from 'winston';
 import { Agent, request } from 'undici';
-import { createLogger } from '../../src/shared/logger.js';
+import { captureLogger } from '../helpers/logs.js';
 import type { CallOptions } from '../../src/remote/types.js';
 import { startHarness } from './harness.js';
 
 test('each request is logged at info with method, path, status, bytes, ms, request id; secrets redacted', async () => {
-  const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      lines.push(chunk.toString());
-      cb();
-    },
-  });
-  const logger = createLogger({ format: 'json', transports: [new winston.transports.Stream({ stream: sink })] });
+  // info: the level serve logs at by default (a request's line is at info)
+  const { logger, lines, records: parsed } = captureLogger('json', 'info');
   const h = await startHarness({ logger });
   try {
     await h.req('PUT', '/a.txt', { body: 'hello', headers: { 'X-Request-Id': 'req-42' } });
     await h.req('GET', '/a.txt?access_token=supersecretvalue123');
     await new Promise((r) => setTimeout(r, 50));
-    const records = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    const records = parsed();
     const put = records.find((r) => r['requestId'] === 'req-42');
     assert.ok(put, 'PUT logged with the given request id');
     assert.equal(put['level'], 'info');

@@ -11,9 +11,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import https from 'node:https';
-import { Writable } from 'node:stream';
-import winston from 'winston';
-import { createLogger } from '../../src/shared/logger.js';
+import { captureLogger } from '../helpers/logs.js';
 import { NGINX, startNginx } from '../helpers/nginx.js';
 import { startTestStack } from '../helpers/stack.js';
 import { LITMUS, runLitmusSuites } from './_litmus.js';
@@ -54,14 +52,7 @@ function viaProxy(
 }
 
 test('behind nginx with trustedProxies: the log and the throttle see the real client address; litmus passes through the proxy', { skip: SKIP, timeout: 240_000 }, async () => {
-  const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      lines.push(chunk.toString());
-      cb();
-    },
-  });
-  const logger = createLogger({ format: 'json', level: 'info', transports: [new winston.transports.Stream({ stream: sink })] });
+  const { logger, records } = captureLogger('json', 'info');
   const stack = await startTestStack({ users: [USER], logger, configPatch: { server: { trustedProxies: ['127.0.0.1'] } } });
   const proxy = await startNginx(stack.url);
   try {
@@ -70,7 +61,7 @@ test('behind nginx with trustedProxies: the log and the throttle see the real cl
     const ok = await viaProxy(proxy.url, '127.0.0.2', { headers: { authorization: basic(USER.username, USER.password), 'x-request-id': 'from-two', 'x-forwarded-for': '6.6.6.6' } });
     assert.equal(status(ok), 207);
     await new Promise((r) => setTimeout(r, 50));
-    const rec = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((r) => r['requestId'] === 'from-two' && String(r['message']).startsWith('PROPFIND'));
+    const rec = records().find((r) => r['requestId'] === 'from-two' && String(r['message']).startsWith('PROPFIND'));
     assert.ok(rec, 'request logged');
     assert.equal(rec['client'], '127.0.0.2');
     assert.match(await proxy.accessLog(), /^127\.0\.0\.2 /m, 'nginx saw the same client');
@@ -83,7 +74,7 @@ test('behind nginx with trustedProxies: the log and the throttle see the real cl
     assert.ok(burst.some((r) => r === 'held'), `guesses held: ${JSON.stringify(burst)}`);
     assert.ok(burst.some((r) => r !== 'held' && r.status === 429), `guesses beyond the held cap refused: ${JSON.stringify(burst)}`);
     assert.equal(status(await viaProxy(proxy.url, '127.0.0.2', { headers: { authorization: basic(USER.username, USER.password) } })), 207, 'the owner behind the same proxy gets in');
-    const warn = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((r) => /too many failed logins/.test(String(r['message'])));
+    const warn = records().find((r) => /too many failed logins/.test(String(r['message'])));
     assert.match(String(warn?.['message']), /from 127\.0\.0\.3/, 'the throttle log names the guesser');
 
     // 3. litmus through the proxy: all five suites, 104 tests, 0 failures.

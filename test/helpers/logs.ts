@@ -13,10 +13,12 @@ export interface CapturedLogger {
   /** The same array as `lines`. */
   logs: string[];
   text(): string;
+  /** The lines parsed as JSON records (json format only). */
+  records(): Record<string, unknown>[];
 }
 
-/** A debug-level logger writing formatted lines (`text` or `json`) to memory. */
-export function captureLogger(format: 'text' | 'json' = 'text'): CapturedLogger {
+/** A logger (debug level unless `level` says otherwise) writing formatted lines (`text` or `json`) to memory. */
+export function captureLogger(format: 'text' | 'json' = 'text', level: 'error' | 'warn' | 'info' | 'debug' = 'debug'): CapturedLogger {
   const lines: string[] = [];
   const sink = new Writable({
     write(chunk: Buffer | string, _enc, cb) {
@@ -26,6 +28,6 @@ export function captureLogger(format: 'text' | 'json' = 'text'): CapturedLogger 
   });
   const transports: winston.transport[] = [new winston.transports.Stream({ stream: sink })];
   if (process.env.TBDAV_TEST_LOG) transports.push(new winston.transports.Console({ stderrLevels: ['error', 'warn', 'info', 'debug'] }));
-  const logger = createLogger({ level: 'debug', format, transports });
-  return { logger, lines, logs: lines, text: () => lines.join('\n') };
+  const logger = createLogger({ level, format, transports });
+  return { logger, lines, logs: lines, text: () => lines.join('\n'), records: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>) };
 }
