@@ -46,7 +46,7 @@ export interface Config {
   cacheDir: string;
   cache: { ttlSeconds: number };
   upload: { concurrency: number; mode: 'writethrough' | 'writeback'; waitSeconds: number; spoolMaxBytes: number };
-  download: { connections: number };
+  download: { connections: number; parallelBelowBytesPerSecond: number };
   ignore: string[];
   shares: { folder: string; copyWaitSeconds: number };
   streaming: { enabled: boolean; type: 'M3U8_AUTO_480' | 'M3U8_AUTO_720' | 'M3U8_AUTO_1080' };
@@ -144,7 +144,15 @@ export const CONFIG_KEYS: readonly KeyDef[] = [
     min: 1,
     max: 16,
     default: 4,
-    doc: 'Connections one download may use: a GET longer than 4 MiB is fetched ahead as 2 MiB ranges over up to this many connections (TeraBox throttles each connection of a free account) and delivered in order; a download holds at most this many ranges in memory. 1: one connection per GET.',
+    doc: 'Connections one download may use: a GET longer than 4 MiB starts on one connection; when that one brings less than download.parallelBelowBytesPerSecond (TeraBox throttles each connection of a free account), the rest is fetched ahead as 2 MiB ranges over up to this many connections and delivered in order; a download holds at most this many ranges in memory. 1: one connection per GET.',
+  },
+  {
+    key: 'download.parallelBelowBytesPerSecond',
+    kind: 'int',
+    min: 0,
+    max: Number.MAX_SAFE_INTEGER,
+    default: 8 * 1024 * 1024,
+    doc: 'A GET longer than 4 MiB goes parallel (download.connections) when its one connection brings fewer bytes per second than this over its first second (default 8 MiB/s; throttled free accounts get 0.1-0.5 MB/s per connection). A faster link stays on one connection, which costs less CPU. 0: never parallel.',
   },
   { key: 'ignore', kind: 'list', default: DEFAULT_IGNORE, doc: 'Name patterns (* and ?) kept on local disk only, never uploaded (Finder/Explorer clutter). Env/flag form: JSON or comma list.' },
   {

@@ -268,7 +268,7 @@ export async function startStack(config: Config, opts: StackOptions = {}): Promi
 
     /** Remote, vfs (with its own write-back queue) and the shares around it, over the logged-in client. */
     const openShare = async (): Promise<ShareParts> => {
-      const remote = new TeraboxRemote(client, { root, uploadConcurrency: config.upload.concurrency, connections: config.download.connections, logger });
+      const remote = new TeraboxRemote(client, { root, uploadConcurrency: config.upload.concurrency, connections: config.download.connections, parallelBelowBytesPerSecond: config.download.parallelBelowBytesPerSecond, logger });
       await ensureRoot(client, remote, root, logger);
       await mkdir(cacheDir, { recursive: true, mode: 0o700 });
       // Write-back: the Vfs opens its own queue (and resumes journalled uploads) and closes it first

@@ -12,7 +12,8 @@
  *    folder) (issue 10).
  *  - ResumableRead: the resume state machine. It knows nothing of dlinks: it is given a function
  *    that opens bytes from..end, and is tested alone over a local HTTP server.
- *  - ParallelRead: a long read as ranged GETs over several connections, delivered in order (issue 10).
+ *  - ParallelRead: a long read on one connection while it proves fast, else as ranged GETs over
+ *    several connections, delivered in order (issue 10).
  *
  * Shared state (concurrency):
  *  - `links` (DlinkBook): the dlink cache, the demands in flight and the next batch; see its header.
@@ -71,14 +72,21 @@ export interface DownloadReaderOptions {
   dlinkBatchWindowMs?: number;
   /**
    * Connections one read may use (config `download.connections`, default 4): a read longer than
-   * two chunks is fetched ahead as ranged GETs of `chunkBytes` over up to this many connections
-   * and delivered in order (ParallelRead). 1 = one GET per read, as before.
+   * two chunks starts on one connection; when that one proves slow (below `parallelBelowBytesPerSecond`)
+   * the rest is fetched ahead as ranged GETs of `chunkBytes` over up to this many connections and
+   * delivered in order (ParallelRead). 1 = one GET per read.
    */
   connections?: number;
   /** Bytes per ranged GET of a parallel read (default 2 MiB). */
   chunkBytes?: number;
-  /** Bytes a parallel read delivers on one connection before it opens the others (default 1 MiB). */
-  rampBytes?: number;
+  /**
+   * A long read goes parallel when its one connection brings fewer bytes per second than this
+   * over its first `probeMs` of transfer (config `download.parallelBelowBytesPerSecond`, default
+   * 8 MiB/s). 0: never parallel; Infinity: parallel from the start (no probe).
+   */
+  parallelBelowBytesPerSecond?: number;
+  /** How long a long read's one connection is measured (default 1000 ms of transfer from its first byte). */
+  probeMs?: number;
   /** Body bytes received are reported here (metrics). */
   observer?: Pick<Observer, 'transfer'>;
 }
@@ -253,6 +261,9 @@ export async function openFitting(what: string, open: OpenAt, start: number, end
   }
 }
 
+/** download.parallelBelowBytesPerSecond by default: one connection slower than 8 MiB/s goes parallel. */
+export const DEFAULT_PARALLEL_BELOW = 8 * 1024 * 1024;
+
 export class DownloadReader {
   private readonly logger: Logger;
   /** The dlinks (cache + batched lookup). */
@@ -271,7 +282,12 @@ export class DownloadReader {
     this.logger = opts.logger ?? client.logger ?? silentLogger();
     this.links = new DlinkBook(client, { logger: this.logger, ttlMs: opts.dlinkTtlMs ?? 50 * 60_000, windowMs: opts.dlinkBatchWindowMs });
     const chunkBytes = Math.max(1, Math.floor(opts.chunkBytes ?? 2 * 1024 * 1024));
-    this.parallel = { connections: Math.max(1, Math.floor(opts.connections ?? 4)), chunkBytes, rampBytes: Math.max(0, opts.rampBytes ?? Math.min(chunkBytes, 1024 * 1024)) };
+    this.parallel = {
+      connections: Math.max(1, Math.floor(opts.connections ?? 4)),
+      chunkBytes,
+      parallelBelow: Math.max(0, opts.parallelBelowBytesPerSecond ?? DEFAULT_PARALLEL_BELOW),
+      probeMs: Math.max(1, opts.probeMs ?? 1000),
+    };
     const observer = opts.observer;
     this.onBytes = observer?.transfer ? (bytes: number) => observer.transfer?.({ direction: 'down', bytes }) : undefined;
     const baseMs = Math.max(0, opts.resumeBaseMs ?? 200);
@@ -292,16 +308,20 @@ export class DownloadReader {
     const known = this.knownOf(entry);
     const open: OpenAt = (from, to, signal) => this.openAt(path, fsId, from, to, known, { signal, requestId: opts.requestId });
     const onBytes = this.onBytes;
-    /** A resumable stream of from..to (its first GET done before it is handed out). */
-    const openRange = async (from: number, to: number, signal: AbortSignal | undefined): Promise<Readable> => {
+    /** A resumable read of from..to (its first GET done before it is handed out). */
+    const openResumable = async (from: number, to: number, signal: AbortSignal | undefined): Promise<ResumableRead> => {
       const first = await openFitting(what, open, from, to, this.policy, this.logger, { signal, requestId: opts.requestId });
-      return new ResumableRead({ what, open, first, start: from, end: to, policy: this.policy, logger: this.logger, signal, requestId: opts.requestId, onBytes }).stream;
+      return new ResumableRead({ what, open, first, start: from, end: to, policy: this.policy, logger: this.logger, signal, requestId: opts.requestId, onBytes });
     };
-    const { connections, chunkBytes, rampBytes } = this.parallel;
-    if (connections < 2 || end - start + 1 <= 2 * chunkBytes) return openRange(start, end, opts.signal);
-    // a long read: its first chunk is opened here (a failure rejects before any byte), the rest ahead
-    const first = await openRange(start, start + chunkBytes - 1, opts.signal);
-    return new ParallelRead({ what, start, end, first, openRange, policy: { connections, chunkBytes, rampBytes }, gauge: this.gauge, signal: opts.signal }).stream;
+    const openRange = async (from: number, to: number, signal: AbortSignal | undefined): Promise<Readable> => (await openResumable(from, to, signal)).stream;
+    const policy = this.parallel;
+    const { connections, chunkBytes, parallelBelow } = policy;
+    if (connections < 2 || parallelBelow <= 0 || end - start + 1 <= 2 * chunkBytes) return openRange(start, end, opts.signal);
+    // a long read: its first GET is opened here (a failure rejects before any byte): the whole read
+    // while it is measured, one chunk when parallel from the start
+    const firstEnd = Number.isFinite(parallelBelow) ? end : start + chunkBytes - 1;
+    const first = await openResumable(start, firstEnd, opts.signal);
+    return new ParallelRead({ what, start, end, first, openRange, policy, gauge: this.gauge, signal: opts.signal, logger: this.logger, requestId: opts.requestId }).stream;
   }
 
   /** Bytes held by parallel reads not yet taken by their readers (now, and the most ever). */
@@ -622,8 +642,11 @@ export class ResumableRead {
   private lastBreakAt = -1;
   private readonly stop = new AbortController();
   private readonly signal: AbortSignal;
+  /** Last byte owed (inclusive): init.end, or less once shortened. */
+  private end: number;
 
   constructor(private readonly init: ResumableReadInit) {
+    this.end = init.end;
     this.body = init.first.body;
     this.toSkip = init.first.skip;
     this.pos = init.start;
@@ -656,6 +679,25 @@ export class ResumableRead {
     return this.pos - this.init.start;
   }
 
+  /**
+   * Owe bytes up to `end` only (a parallel read takes the rest over other connections): the
+   * stream ends there, and the upstream body is cut when it gets there (the bytes the host sent
+   * beyond it meanwhile are dropped). Bytes already passed on stay: the end settled on is the
+   * later of `end` and the last byte passed on; it is returned. A finished stream keeps its end.
+   */
+  shorten(end: number): number {
+    if (this.state === 'done' || end >= this.end) return this.end;
+    this.end = Math.max(end, this.pos - 1);
+    if (this.pos > this.end) {
+      // everything owed is out: end now (a pending resume is stopped)
+      this.state = 'done';
+      this.stop.abort();
+      this.body.destroy();
+      this.stream.push(null);
+    }
+    return this.end;
+  }
+
   private fail(err: unknown): void {
     if (this.state === 'done') return;
     this.state = 'done';
@@ -686,10 +728,10 @@ export class ResumableRead {
       c = c.subarray(this.toSkip);
       this.toSkip = 0;
     }
-    const left = this.init.end - this.pos + 1;
+    const left = this.end - this.pos + 1;
     if (c.length >= left) {
       this.stream.push(c.subarray(0, left));
-      this.pos = this.init.end + 1;
+      this.pos = this.end + 1;
       this.state = 'done';
       this.stream.push(null);
       b.destroy();
@@ -718,7 +760,7 @@ export class ResumableRead {
       if (this.stalled > policy.attempts || this.breaks > policy.attempts * 10) {
         return this.fail(giveUpError(`${what}: download broke at byte ${this.pos} (${why}); gave up after ${this.breaks} resumes`, cause));
       }
-      logger.info(`${what}: upstream broke at byte ${this.pos} of ${this.init.start}-${this.init.end} (${why}), resuming (attempt ${this.breaks})`, {
+      logger.info(`${what}: upstream broke at byte ${this.pos} of ${this.init.start}-${this.end} (${why}), resuming (attempt ${this.breaks})`, {
         requestId: this.init.requestId,
       });
       try {
@@ -731,7 +773,7 @@ export class ResumableRead {
       if (this.finished()) return;
       let next: Opened;
       try {
-        next = await this.init.open(this.pos, this.init.end, this.signal);
+        next = await this.init.open(this.pos, this.end, this.signal);
       } catch (err) {
         if (this.finished()) return;
         if (this.init.signal?.aborted) return this.fail(this.aborted());
@@ -755,12 +797,17 @@ export class ResumableRead {
 // ------------------------------------------------------------------ parallel ranged reads
 
 export interface ParallelPolicy {
-  /** Ranged GETs in flight at once (>= 2). */
+  /** Ranged GETs in flight at once (>= 2) once the read is parallel. */
   connections: number;
   /** Bytes per ranged GET. */
   chunkBytes: number;
-  /** Bytes delivered on the first connection before the others open (an abandoned read costs one chunk). */
-  rampBytes: number;
+  /**
+   * The first connection's speed (bytes per second, over `probeMs` of transfer) below which the
+   * read goes parallel. Infinity: parallel from the start (no probe).
+   */
+  parallelBelow: number;
+  /** How long the first connection is measured: ms of transfer from its first byte, time paused by a slow reader not counted. */
+  probeMs: number;
 }
 
 /** Bytes held by parallel reads and not yet taken by their readers: now and the most ever. */
@@ -776,17 +823,29 @@ export class BufferGauge {
   }
 }
 
+/** The stream of a read's first GET, which the read may end sooner (ResumableRead). */
+export interface FirstRange {
+  stream: Readable;
+  /** Owe bytes up to `end` only; returns the end settled on (>= the last byte already passed on). */
+  shorten(end: number): number;
+}
+
 export interface ParallelReadInit extends Pick<CallOptions, 'signal'> {
   what: string;
   start: number;
   /** Inclusive. */
   end: number;
-  /** The stream of the first chunk, start..start+chunkBytes-1, already opened. */
-  first: Readable;
+  /**
+   * The first GET, already opened: start..end (the whole read) when probing
+   * (policy.parallelBelow finite), else start..start+chunkBytes-1.
+   */
+  first: FirstRange;
   /** Opens a resumable stream of from..to (rejects with the first GET's failure). */
   openRange(from: number, to: number, signal: AbortSignal): Promise<Readable>;
   policy: ParallelPolicy;
   gauge: BufferGauge;
+  logger?: Logger;
+  requestId?: string;
 }
 
 /** One ranged GET of a parallel read. */
@@ -799,21 +858,38 @@ interface Chunk {
   parts: Buffer[];
   buffered: number;
   ended: boolean;
+  /** Paused by us: it holds a chunk's worth (only the first GET, which may span the whole read). */
+  paused: boolean;
 }
 
 /**
- * A long read fetched ahead as ranged GETs of `chunkBytes` over up to `connections` connections
- * (TeraBox throttles per connection) and delivered in order, each range resumable on its own
- * (ResumableRead) and checked like any answer. Every byte is asked once: the ranges are disjoint.
+ * A long read, on one connection while that connection proves fast, else fetched ahead as ranged
+ * GETs of `chunkBytes` over up to `connections` connections (TeraBox throttles each connection of
+ * a free account), delivered in order, each range resumable on its own (ResumableRead) and checked
+ * like any answer.
  *
- * Memory: a chunk's bytes are held until the reader takes them, and a new chunk starts only when
- * the head chunk is delivered, so a read holds at most `connections` x `chunkBytes` (BufferGauge
- * counts them). The first `rampBytes` come over one connection: a read abandoned early (a player
- * probing, a seek) costs at most the first chunk. Destroying the stream (or the caller's signal)
- * aborts every chunk, queued and in flight.
+ * Modes:
+ *  - 'probing': one GET of the whole read streams; its bytes over the first `probeMs` of transfer
+ *    are counted. As soon as they reach `parallelBelow` x probeMs it is fast: 'single'. When probeMs
+ *    of transfer pass below that: 'parallel' — the first GET is shortened to end one chunk past the
+ *    byte delivered (ResumableRead.shorten: cut there, the bytes already on their way beyond it
+ *    dropped) and the rest is asked as ranges. Time the first GET is paused because the reader is
+ *    slow does not count (a slow reader does not make a link slow).
+ *  - 'single': the one GET to the end, as with one connection: no range GETs, no reassembly.
+ *  - 'parallel': up to `connections` GETs of disjoint ranges; a new one starts when the head one is
+ *    delivered. With parallelBelow Infinity a read starts here (its first GET one chunk).
+ * Every byte is asked once (ranges disjoint); the only waste is what the first GET's host sent
+ * past the cut before the connection closed.
  *
- * Shared state: the fields below are touched only by this read's stream callbacks and its chunks'
- * event handlers; `gauge` is shared by the reads of one DownloadReader (a sum, same event loop).
+ * Memory: a chunk's bytes are held until the reader takes them (the first GET is paused when it
+ * holds a chunk), a new chunk starts only when the head chunk is delivered, so a read holds about
+ * `connections` x `chunkBytes` at most (BufferGauge counts them). A read abandoned early (a
+ * player probing, a seek) costs what its one GET received. Destroying the stream (or the caller's
+ * signal) aborts every chunk, queued and in flight.
+ *
+ * Shared state: the fields below are touched only by this read's stream callbacks, its chunks'
+ * event handlers and its probe timer; `gauge` is shared by the reads of one DownloadReader (a sum,
+ * same event loop).
  */
 export class ParallelRead {
   readonly stream: Readable;
@@ -821,13 +897,19 @@ export class ParallelRead {
   private readonly chunks: Chunk[] = [];
   /** First byte not yet given to a chunk. */
   private next: number;
-  private delivered = 0;
+  /** Next byte to deliver. */
+  private pos: number;
   private done = false;
   private wantMore = true;
+  private mode: 'probing' | 'single' | 'parallel';
+  /** The probe of the first GET: its first byte's time, bytes, time paused by us. */
+  private probe = { firstAt: 0, bytes: 0, pausedMs: 0, pausedAt: 0, timer: undefined as NodeJS.Timeout | undefined };
 
   constructor(private readonly init: ParallelReadInit) {
     const { start, policy } = init;
-    const firstEnd = Math.min(init.end, start + policy.chunkBytes - 1);
+    this.pos = start;
+    this.mode = Number.isFinite(policy.parallelBelow) ? 'probing' : 'parallel';
+    const firstEnd = this.mode === 'probing' ? init.end : Math.min(init.end, start + policy.chunkBytes - 1);
     this.next = firstEnd + 1;
     const self = this;
     this.stream = new Readable({
@@ -842,9 +924,9 @@ export class ParallelRead {
       },
     });
     const head = this.newChunk(start, firstEnd);
-    this.attach(head, init.first);
+    this.attach(head, init.first.stream);
     init.signal?.addEventListener('abort', this.onAbort, { once: true });
-    this.fill(); // opens the others at once when rampBytes is 0
+    this.fill(); // parallel from the start: the others at once
   }
 
   private readonly onAbort = (): void => {
@@ -852,19 +934,27 @@ export class ParallelRead {
   };
 
   private newChunk(start: number, end: number): Chunk {
-    const c: Chunk = { start, end, stop: new AbortController(), stream: undefined, parts: [], buffered: 0, ended: false };
+    const c: Chunk = { start, end, stop: new AbortController(), stream: undefined, parts: [], buffered: 0, ended: false, paused: false };
     this.chunks.push(c);
     return c;
   }
 
   private attach(c: Chunk, stream: Readable): void {
     c.stream = stream;
+    const first = this.chunks.length === 1 && this.chunks[0] === c && c.start === this.init.start;
     stream.on('data', (b: Buffer) => {
       if (this.done) return;
       c.parts.push(b);
       c.buffered += b.length;
       this.init.gauge.add(b.length);
+      if (first && this.mode === 'probing') this.probed(b.length);
       if (c === this.chunks[0]) this.pump();
+      if (!c.ended && c.buffered >= this.init.policy.chunkBytes && !c.paused && first) {
+        // the first GET may span the whole read: hold at most a chunk of it
+        c.paused = true;
+        stream.pause();
+        if (this.mode === 'probing') this.probe.pausedAt = Date.now();
+      }
     });
     stream.on('end', () => {
       c.ended = true;
@@ -873,10 +963,76 @@ export class ParallelRead {
     stream.on('error', (err) => this.fail(err));
   }
 
+  /** `n` more bytes of the first GET while probing. */
+  private probed(n: number): void {
+    const p = this.probe;
+    const { parallelBelow, probeMs } = this.init.policy;
+    if (p.firstAt === 0) {
+      p.firstAt = Date.now();
+      p.timer = setTimeout(this.onProbeTimer, probeMs);
+      p.timer.unref?.();
+    }
+    p.bytes += n;
+    if (p.bytes >= (parallelBelow * probeMs) / 1000) this.stopProbe('single');
+  }
+
+  /** Transfer time of the first GET so far (ms), time paused by us not counted. */
+  private probeActiveMs(): number {
+    const p = this.probe;
+    const now = Date.now();
+    return now - p.firstAt - p.pausedMs - (p.pausedAt ? now - p.pausedAt : 0);
+  }
+
+  private readonly onProbeTimer = (): void => {
+    this.probe.timer = undefined;
+    if (this.done || this.mode !== 'probing') return;
+    const active = this.probeActiveMs();
+    if (active < this.init.policy.probeMs) {
+      // the reader held it back for a while: measure the transfer time still missing
+      this.probe.timer = setTimeout(this.onProbeTimer, Math.max(10, this.init.policy.probeMs - active));
+      this.probe.timer.unref?.();
+      return;
+    }
+    this.stopProbe('parallel');
+  };
+
+  private stopProbe(mode: 'single' | 'parallel'): void {
+    const p = this.probe;
+    if (p.timer) clearTimeout(p.timer);
+    p.timer = undefined;
+    if (this.mode !== 'probing') return;
+    const rate = Math.round((p.bytes * 1000) / Math.max(1, this.probeActiveMs()));
+    if (mode === 'single') {
+      this.mode = 'single';
+      return;
+    }
+    const head = this.chunks[0];
+    const { chunkBytes, connections } = this.init.policy;
+    // the first GET ends one chunk past the byte delivered; the rest as ranges (unless little is left)
+    const want = this.pos + chunkBytes - 1;
+    if (!head || head.start !== this.init.start || this.init.end - want < chunkBytes / 2) {
+      this.mode = 'single';
+      return;
+    }
+    const end = this.init.first.shorten(want);
+    if (end >= this.init.end) {
+      this.mode = 'single';
+      return;
+    }
+    head.end = end;
+    this.next = end + 1;
+    this.mode = 'parallel';
+    this.init.logger?.debug(
+      `${this.init.what}: one connection brings ${rate} B/s (below ${this.init.policy.parallelBelow}): bytes ${this.next}-${this.init.end} over up to ${connections} connections`,
+      { requestId: this.init.requestId },
+    );
+    this.fill();
+  }
+
   /** Open chunks ahead, up to the connections allowed now. */
   private fill(): void {
     const { policy, end } = this.init;
-    const allowed = this.delivered >= policy.rampBytes ? policy.connections : 1;
+    const allowed = this.mode === 'parallel' ? policy.connections : 1;
     while (!this.done && this.chunks.length < allowed && this.next <= end) {
       const c = this.newChunk(this.next, Math.min(end, this.next + policy.chunkBytes - 1));
       this.next = c.end + 1;
@@ -896,8 +1052,7 @@ export class ParallelRead {
     while (!this.done && this.wantMore) {
       const head = this.chunks[0];
       if (!head) {
-        this.done = true;
-        this.init.signal?.removeEventListener('abort', this.onAbort);
+        this.finish();
         this.stream.push(null);
         return;
       }
@@ -905,16 +1060,32 @@ export class ParallelRead {
       if (part) {
         head.buffered -= part.length;
         this.init.gauge.sub(part.length);
-        const before = this.delivered;
-        this.delivered += part.length;
+        this.pos += part.length;
         this.wantMore = this.stream.push(part);
-        if (before < this.init.policy.rampBytes && this.delivered >= this.init.policy.rampBytes) this.fill();
         continue;
       }
-      if (!head.ended) return; // more of the head is on its way
+      if (!head.ended) {
+        if (head.paused) {
+          // all it held is delivered: let it bring more
+          head.paused = false;
+          if (this.probe.pausedAt) {
+            this.probe.pausedMs += Date.now() - this.probe.pausedAt;
+            this.probe.pausedAt = 0;
+          }
+          head.stream?.resume();
+        }
+        return; // more of the head is on its way
+      }
       this.chunks.shift();
       this.fill();
     }
+  }
+
+  private finish(): void {
+    this.done = true;
+    if (this.probe.timer) clearTimeout(this.probe.timer);
+    this.probe.timer = undefined;
+    this.init.signal?.removeEventListener('abort', this.onAbort);
   }
 
   private fail(err: unknown): void {
@@ -925,8 +1096,7 @@ export class ParallelRead {
 
   /** Abort every chunk and release what they hold. */
   private stopAll(): void {
-    this.done = true;
-    this.init.signal?.removeEventListener('abort', this.onAbort);
+    this.finish();
     for (const c of this.chunks.splice(0)) {
       c.stop.abort();
       if (c.stream) discard(c.stream);

@@ -1,8 +1,10 @@
 /**
  * `download.connections` over the full stack (bridge -> vfs -> TeraboxRemote -> emulator, port 0):
- * with 1 a GET of a 9 MiB file is one ranged GET upstream, as before; with 4 it is fetched as 2 MiB
- * ranges (5 GETs upstream) and every byte is served once; under resets and answers that do not fit
- * (10 %), whole and ranged GETs stay exact with either setting.
+ * with 1, and with 4 over a fast (unthrottled) link, a GET of a 9 MiB file is one ranged GET
+ * upstream and every byte is served once; with 4 over a link throttled per connection (2 MiB/s,
+ * below download.parallelBelowBytesPerSecond's 8 MiB/s) it goes parallel after its first second
+ * (several GETs upstream, bytes exact, about every byte served once); under resets and answers that
+ * do not fit (10 %), whole and ranged GETs stay exact with either setting.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -26,8 +28,24 @@ for (const connections of [1, 4]) {
       const res = await fetch(s.url + '/nine.bin');
       assert.equal(res.status, 200);
       assert.equal(md5(Buffer.from(await res.arrayBuffer())), md5(data));
-      assert.equal((s.counters.requests['/file'] ?? 0) - gets0, connections === 1 ? 1 : Math.ceil(data.length / (2 * MiB)), 'ranged GETs upstream');
+      assert.equal((s.counters.requests['/file'] ?? 0) - gets0, 1, 'one GET upstream: the link is fast');
       assert.equal(s.counters.bytesServed - bytes0, data.length, 'every byte served once');
+
+      if (connections > 1) {
+        s.emulator.setOptions({ throughputBytesPerSec: 2 * MiB });
+        const gets1 = s.counters.requests['/file'] ?? 0;
+        const bytes1 = s.counters.bytesServed;
+        try {
+          const slow = await fetch(s.url + '/nine.bin');
+          assert.equal(md5(Buffer.from(await slow.arrayBuffer())), md5(data), 'throttled: exact');
+        } finally {
+          s.emulator.setOptions({ throughputBytesPerSec: 0 });
+        }
+        const gets = (s.counters.requests['/file'] ?? 0) - gets1;
+        assert.ok(gets >= 3, `throttled per connection: the rest came as 2 MiB ranges (${gets} GETs upstream)`);
+        const extra = s.counters.bytesServed - bytes1 - data.length;
+        assert.ok(extra >= 0 && extra <= 2 * MiB, `about every byte served once (${extra} more)`);
+      }
 
       s.emulator.setOptions({ faults: { rate: 0.1, seed: 71 + connections, kinds: ['reset', 'badLength', 'badRange'], endpoints: [BYTES_PATH] } });
       for (let round = 0; round < 2; round++) {

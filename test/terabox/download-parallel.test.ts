@@ -2,12 +2,15 @@
  * Parallel ranged reads (issue 10, `download.connections`) of the DownloadReader over the emulator
  * on port 0, counted from the emulator's counters (bytes served, GETs of the content URL) and the
  * reader's buffer gauge:
- *  - content exact with 1 and 4 connections, whole and ranged, under resets and answers that do not
- *    fit (badLength, badRange);
- *  - every byte fetched once (bytes served = bytes read), one GET per chunk, `connections` GETs in
+ *  - a long read stays on ONE GET while that connection is fast (unthrottled emulator), also when
+ *    its reader is slow; under a per-connection throttle it goes parallel (several GETs in flight),
+ *    bytes exact, and the first GET is cut where the ranges take over (bytes served ~ bytes read);
+ *  - content exact with 1 connection, 4 parallel from the start and 4 probing under a throttle,
+ *    whole and ranged, under resets and answers that do not fit (badLength, badRange);
+ *  - parallel from the start: every byte fetched once, one GET per chunk, `connections` GETs in
  *    flight at once;
  *  - a Range GET fetches its range only; a read abandoned early costs one chunk; a read destroyed
- *    mid-way stops every chunk upstream;
+ *    after going parallel closes every GET in flight at once;
  *  - memory bounded: a slow reader never makes it hold more than connections x chunkBytes.
  */
 import { test, before, after } from 'node:test';
@@ -39,8 +42,11 @@ after(async () => {
   await rig?.close();
 });
 
+/** A reader of 256 KiB chunks; parallel from the start unless `over` sets parallelBelowBytesPerSecond. */
 const reader = (over: DownloadReaderOptions = {}, source: DlinkClient = rig.client): DownloadReader =>
-  new DownloadReader(source, { chunkBytes: 256 * KiB, rampBytes: 0, resumeBaseMs: 1, resumeMaxMs: 20, resumeAttempts: 8, ...over });
+  new DownloadReader(source, { chunkBytes: 256 * KiB, parallelBelowBytesPerSecond: Infinity, resumeBaseMs: 1, resumeMaxMs: 20, resumeAttempts: 8, ...over });
+/** Probing as in production (one connection first), measured over 200 ms. */
+const probing = { parallelBelowBytesPerSecond: 8 * MiB, probeMs: 200 };
 
 /** rig.client as a reader's dlink source, counting the dlink GETs in flight (from the call until the body closes). */
 function countingSource(): { source: DlinkClient; peak: () => number; open: () => number } {
@@ -66,10 +72,15 @@ function countingSource(): { source: DlinkClient; peak: () => number; open: () =
 const served = (): number => rig.emu.counters.bytesServed;
 const contentGets = (): number => rig.count('/file'); // one per GET of the dlink, whatever its redirects
 
-for (const connections of [1, 4]) {
-  test(`${connections} connection(s) under resets and bad answers: whole and ranged reads exact`, { timeout: 120_000 }, async () => {
-    const r = reader({ connections });
-    rig.emu.setOptions({ faults: { rate: 0.3, seed: 23 + connections, kinds: ['reset', 'badLength', 'badRange'], endpoints: [BYTES_PATH] } });
+const modes: [string, DownloadReaderOptions, number][] = [
+  ['1 connection', { connections: 1 }, 0],
+  ['4 connections parallel from the start', { connections: 4 }, 0],
+  ['4 connections probing, throttled 4 MiB/s per GET', { connections: 4, ...probing }, 4 * MiB],
+];
+for (const [name, over, throttle] of modes) {
+  test(`${name} under resets and bad answers: whole and ranged reads exact`, { timeout: 120_000 }, async () => {
+    const r = reader(over);
+    rig.emu.setOptions({ throughputBytesPerSec: throttle, faults: { rate: 0.3, seed: 23 + (over.connections ?? 0) + throttle, kinds: ['reset', 'badLength', 'badRange'], endpoints: [BYTES_PATH] } });
     const faults0 = rig.emu.counters.faultsInjected;
     try {
       for (let round = 0; round < 3; round++) {
@@ -81,14 +92,14 @@ for (const connections of [1, 4]) {
         assert.equal(md5(got), md5(data.subarray(a, b + 1)), `range ${a}-${b}`);
       }
     } finally {
-      rig.emu.setOptions({ faults: { rate: 0 } });
+      rig.emu.setOptions({ throughputBytesPerSec: 0, faults: { rate: 0 } });
     }
     assert.ok(rig.emu.counters.faultsInjected - faults0 >= 2, `faults were injected (${rig.emu.counters.faultsInjected - faults0})`);
     assert.equal(r.bufferStats().buffered, 0, 'nothing left held');
   });
 }
 
-test('4 connections: every byte fetched once, one GET per chunk, four GETs in flight at once', { timeout: 60_000 }, async () => {
+test('4 connections parallel from the start: every byte fetched once, one GET per chunk, four GETs in flight at once', { timeout: 60_000 }, async () => {
   const counting = countingSource();
   const r = reader({ connections: 4 }, counting.source);
   const bytes0 = served();
@@ -107,11 +118,13 @@ test('4 connections: every byte fetched once, one GET per chunk, four GETs in fl
 
 test('a Range GET fetches its range only; a read abandoned early costs one chunk; a destroyed read stops upstream', { timeout: 60_000 }, async () => {
   const counting = countingSource();
-  const r = reader({ connections: 4, rampBytes: 1 * MiB, chunkBytes: 512 * KiB }, counting.source);
+  const r = reader({ connections: 4, chunkBytes: 512 * KiB, parallelBelowBytesPerSecond: 4 * MiB, probeMs: 100 }, counting.source);
   let bytes0 = served();
+  const gets0 = contentGets();
   const got = await readAll(await r.open('/big.bin', entry, { start: 3 * MiB, end: 5 * MiB - 1 }, {}));
   assert.ok(got.equals(data.subarray(3 * MiB, 5 * MiB)));
   assert.equal(served() - bytes0, 2 * MiB, 'exactly the range');
+  assert.equal(contentGets() - gets0, 1, 'one GET: the link is fast');
 
   // a player probing: reads a little of an open-ended range, then goes away
   rig.emu.setOptions({ throughputBytesPerSec: 2 * MiB });
@@ -126,6 +139,8 @@ test('a Range GET fetches its range only; a read abandoned early costs one chunk
     // a read destroyed after going parallel: every chunk stops
     const t = await r.open('/big.bin', entry, undefined, {});
     await firstBytes(t, 1.5 * MiB);
+    assert.ok(counting.peak() >= 3, `the throttled read went parallel (${counting.peak()} GETs in flight at most)`);
+    assert.ok(counting.open() >= 1, `GETs in flight when destroyed (${counting.open()})`);
     t.destroy();
     await sleep(20);
     assert.equal(counting.open(), 0, 'every GET in flight was closed at once (a chunk is 250 ms of transfer here)');
@@ -153,6 +168,53 @@ test('memory bounded: a slow reader makes a 4-connection read hold at most 4 chu
   assert.ok(peak <= 4 * 256 * KiB, `peak ${peak} bytes held`);
   assert.ok(peak >= 256 * KiB, `the chunks ahead were held (${peak})`);
   assert.equal(buffered, 0);
+});
+
+test('probing: on a fast link a long read is ONE GET, also for a slow reader; on a throttled one it goes parallel, exact and fetched about once', { timeout: 60_000 }, async () => {
+  const counting = countingSource();
+  // (a) unthrottled: one GET streams the whole file
+  const r = reader({ connections: 4, ...probing, parallelBelowBytesPerSecond: 2 * MiB }, counting.source);
+  let gets0 = contentGets();
+  let bytes0 = served();
+  const got = await readAll(await r.open('/big.bin', entry, undefined, {}));
+  assert.equal(md5(got), md5(data));
+  assert.equal(contentGets() - gets0, 1, 'one GET for the whole file');
+  assert.equal(served() - bytes0, data.length, 'every byte served once');
+  assert.equal(counting.peak(), 1);
+
+  // a reader (2 MiB/s) slower than the threshold (16 MiB/s, i.e. 3.2 MiB in the 200 ms probed,
+  // more than the buffers on the way hold) over a fast link: the time the GET waits for it does
+  // not count, the read stays on one GET
+  const slow = reader({ connections: 4, probeMs: 200, parallelBelowBytesPerSecond: 16 * MiB }, counting.source);
+  gets0 = contentGets();
+  const s = await slow.open('/big.bin', entry, { start: 0, end: 6 * MiB - 1 }, {});
+  const parts: Buffer[] = [];
+  for await (const c of s) {
+    parts.push(c as Buffer);
+    await sleep(Math.ceil(((c as Buffer).length / MiB) * 500)); // 2 MiB/s
+  }
+  assert.ok(Buffer.concat(parts).equals(data.subarray(0, 6 * MiB)));
+  assert.equal(contentGets() - gets0, 1, 'a slow reader does not make the read parallel');
+  assert.ok(slow.bufferStats().peak <= 2 * 256 * KiB, `the one GET held about a chunk (${slow.bufferStats().peak})`);
+
+  // (b) 2 MiB/s per GET, below 8 MiB/s: after the probe, the rest over four connections
+  const t = reader({ connections: 4, ...probing }, counting.source);
+  const peak0 = counting.peak();
+  gets0 = contentGets();
+  bytes0 = served();
+  rig.emu.setOptions({ throughputBytesPerSec: 2 * MiB });
+  try {
+    const all = await readAll(await t.open('/big.bin', entry, undefined, {}));
+    assert.equal(md5(all), md5(data), 'byte-identical');
+  } finally {
+    rig.emu.setOptions({ throughputBytesPerSec: 0 });
+  }
+  assert.equal(peak0, 1);
+  assert.equal(counting.peak(), 4, 'four GETs in flight once the one connection proved slow');
+  assert.ok(contentGets() - gets0 >= 10, `ranges after the probe (${contentGets() - gets0} GETs)`);
+  const extra = served() - bytes0 - data.length;
+  assert.ok(extra >= 0 && extra <= 256 * KiB, `the first GET was cut where the ranges take over: ${extra} bytes served twice or dropped`);
+  assert.equal(t.bufferStats().buffered, 0);
 });
 
 /** Read at least n bytes of s (then leave it paused). */
