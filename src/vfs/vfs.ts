@@ -527,7 +527,9 @@ export class Vfs implements FileSystem {
 
   /**
    * Remove `p` on the remote unless the cache knows it is absent (`force`: even then); NOT_FOUND
-   * counts as done.
+   * counts as done. With `force` (making sure a pending upload left nothing behind) a name the
+   * backend refuses counts as done too: nothing can be stored under it (a write-back upload
+   * refused for its name never reached the remote, and its MOVE or DELETE did what was asked).
    */
   private async removeRemoteIfThere(p: string, opts?: CallOptions, force = false): Promise<void> {
     if (!force && this.cache.lookup(p) === null) return;
@@ -535,8 +537,9 @@ export class Vfs implements FileSystem {
       await this.remote.remove(p, opts);
     } catch (err) {
       // Already gone upstream (changed elsewhere, or only ever pending): the local records still go.
-      if (!isTbdavError(err, 'TBDAV_NOT_FOUND')) throw err;
-      this.logger.debug(`remove ${p}: already absent on the remote`);
+      const absent = isTbdavError(err, 'TBDAV_NOT_FOUND') || (force && isTbdavError(err, 'TBDAV_INVALID_NAME'));
+      if (!absent) throw err;
+      this.logger.debug(`remove ${p}: absent on the remote (${(err as { code?: string }).code})`);
     }
   }
 
