@@ -337,7 +337,8 @@ export async function startStack(config: Config, opts: StackOptions = {}): Promi
                 code: { qrPng: png, userCode: code.user_code, verificationUrl: code.verification_url, expiresAt: Date.now() + code.expires_in * 1000 },
                 ...(problem ? { problem } : {}),
               });
-              logger.info(`stack: login code issued; approve it on ${theBridge.url}/.terabox-dav/ (user code ${code.user_code})`);
+              // the spec says user_code may be absent (the QR code is then the only way): say so, not '(user code )'
+              logger.info(`stack: login code issued; approve it on ${theBridge.url}/.terabox-dav/${code.user_code ? ` (user code ${code.user_code})` : ' (scan the QR code)'}`);
             },
           });
           logger.info('stack: logged in to TeraBox through the status page; tokens saved');
