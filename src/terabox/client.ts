@@ -8,8 +8,8 @@
  * (3.5.6) and share/download (3.5.7); tokeninfo takes `access_token` as a form field (1.4.2.2).
  *
  * Auth errors: a call refused for its access token (errno -6, 111, 200002, 200003) refreshes the
- * token once (single-flight in the Authenticator) and is repeated once; the service refused it,
- * so repeating is safe for every call.
+ * token (single-flight in the Authenticator) and is repeated; again while each refusal is of a
+ * newer token, up to AUTH_REPEATS times. The service refused it, so repeating is safe for every call.
  *
  * Shared state: none of its own beyond `auth` (see its header) and `http` (its pacer).
  */
@@ -125,6 +125,12 @@ export interface ShareVerifyResult {
   /** The BOXCLND cookie value: `spd` / `sekey` of the following share calls. */
   sekey: string;
 }
+
+/**
+ * Refreshes (and repeats) one call may go through when its access token is refused, each for another
+ * token: on a busy machine with short-lived tokens a repeat can meet its fresh token expired too.
+ */
+export const AUTH_REPEATS = 3;
 
 /** A dlink refused with 403/410 (expired or signature no longer valid): ask a fresh one. */
 export class DlinkExpiredError extends TeraboxApiError {
@@ -259,10 +265,13 @@ export class TeraboxClient {
 
   /**
    * One openapi/pcs call: session (token + domains), the one call path, and on an access-token
-   * error one refresh and one repeat.
+   * error a refresh and a repeat — again while each refusal is of another token than the last one
+   * (the repeat waited in the pacer long enough for the new token to expire too, or it adopted a
+   * pair another process had refreshed a while ago), at most AUTH_REPEATS times.
    */
   private async api<T>(name: EndpointName, spec: ApiSpec, opts: CallOptions): Promise<HttpResponse<T>> {
-    let refreshed = false;
+    let refreshes = 0;
+    let lastRefused: string | undefined;
     for (;;) {
       const before = (await this.auth.tokens())?.accessToken;
       let used = before;
@@ -295,9 +304,10 @@ export class TeraboxClient {
       } catch (err) {
         const tokenError =
           isTeraboxApiError(err) && ((err.errno !== undefined && ACCESS_TOKEN_ERRNOS.has(err.errno)) || (err.errno === undefined && err.httpStatus === 401));
-        if (!tokenError || refreshed || used === undefined) throw err;
-        refreshed = true;
-        this.logger.debug(`${name}: access token refused, refreshing once`, { requestId: opts.requestId, errno: (err as TeraboxApiError).errno });
+        if (!tokenError || used === undefined || used === lastRefused || refreshes >= AUTH_REPEATS) throw err;
+        refreshes++;
+        lastRefused = used;
+        this.logger.debug(`${name}: access token refused, refreshing (${refreshes} of at most ${AUTH_REPEATS})`, { requestId: opts.requestId, errno: (err as TeraboxApiError).errno });
         await this.auth.onAuthFailure(used, opts);
       }
     }

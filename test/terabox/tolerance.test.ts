@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { startEmulator, type EmulatorHandle } from '../../src/emulator/index.js';
 import { withEnvVariant } from '../helpers/emulator-variant.js';
 import { FileTokenStore } from '../../src/terabox/auth/token-store.js';
-import { TeraboxClient } from '../../src/terabox/client.js';
+import { AUTH_REPEATS, TeraboxClient } from '../../src/terabox/client.js';
 import { TeraboxRemote, SESSION_RESTARTS } from '../../src/terabox/remote.js';
 import { serviceMd5 } from '../../src/terabox/shards.js';
 import { startAnswerProxy, obfuscateMd5, type AnswerProxy } from './answer-proxy.js';
@@ -360,6 +360,36 @@ test("terabox.root '/': the paths sent are '/litmus', never '//litmus'", async (
     assert.ok(sent.some((t) => t.includes('"/litmus/a.txt"')));
     for (const p of sent) assert.doesNotMatch(p, /\/\//, p);
   } finally {
+    await r.close();
+  }
+});
+
+test('a repeat refused for its fresh token too (busy machine, short tokens) refreshes again, while each refusal is of a newer token, at most AUTH_REPEATS times', async () => {
+  const r = await rig();
+  const refusedTokens: string[] = [];
+  let refuse = 2;
+  proxy.hooks.intercept = (call) => {
+    if (call.path !== '/openapi/api/quota' || refuse === 0) return undefined;
+    refuse--;
+    refusedTokens.push(call.query.get('access_tokens') ?? '');
+    return { json: { errno: 111, errmsg: 'access token expired' } };
+  };
+  try {
+    const refreshes0 = proxy.count('/oauth/refreshtoken');
+    const q = await r.client.quota();
+    assert.equal(typeof q.total, 'number', 'the third attempt answered');
+    assert.equal(proxy.count('/oauth/refreshtoken') - refreshes0, 2, 'one refresh per refusal');
+    assert.equal(new Set(refusedTokens).size, 2, 'each refusal was of another token');
+
+    // A service that refuses every token: bounded, the token error comes out.
+    refuse = Infinity;
+    const quotas0 = proxy.count('/openapi/api/quota');
+    const refreshes1 = proxy.count('/oauth/refreshtoken');
+    await assert.rejects(r.client.quota(), (err: unknown) => (err as { errno?: number }).errno === 111);
+    assert.equal(proxy.count('/oauth/refreshtoken') - refreshes1, AUTH_REPEATS);
+    assert.equal(proxy.count('/openapi/api/quota') - quotas0, AUTH_REPEATS + 1);
+  } finally {
+    proxy.hooks.intercept = undefined;
     await r.close();
   }
 });
