@@ -118,6 +118,11 @@ export interface DlinkResponse {
   statusCode: number;
   headers: Record<string, string | string[] | undefined>;
   body: Readable;
+  /**
+   * The URL that answered, when the dlink redirected (the CDN's): later ranges of the same read may
+   * ask it directly (openResolved), one hop less. Holds signatures: never logged unredacted.
+   */
+  resolvedUrl?: string;
 }
 
 export interface ShareVerifyResult {
@@ -796,10 +801,44 @@ export class TeraboxClient {
           }
           throw new DlinkExpiredError({ endpoint: 'dlink', code: 'TBDAV_RETRYABLE', httpStatus: status, errno, message: 'download link refused or expired' });
         }
-        return { statusCode: status, headers: res.headers, body: res.data };
+        return { statusCode: status, headers: res.headers, body: res.data, ...(hop > 0 ? { resolvedUrl: url.href } : {}) };
       }
       throw new TeraboxApiError({ endpoint: 'dlink', code: 'TBDAV_FATAL', message: 'too many redirects' });
     }
+  }
+
+  /**
+   * One GET of a URL a dlink redirected to (DlinkResponse.resolvedUrl), for later ranges of the
+   * same read: nothing appended, no redirect followed, retried only when nothing was sent. A
+   * redirect or a refusal (401/403/410) is a DlinkExpiredError; the caller goes back to the dlink
+   * on any failure.
+   */
+  async openResolved(resolved: string, range?: { start: number; end?: number }, signal?: AbortSignal, requestId?: string): Promise<DlinkResponse> {
+    const url = new URL(resolved);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new TeraboxApiError({ endpoint: 'dlink', code: 'TBDAV_FATAL', message: `unsupported download URL scheme ${url.protocol}` });
+    }
+    const headers: Record<string, string> = {};
+    if (range) headers.range = `bytes=${range.start}-${range.end ?? ''}`;
+    const res = await this.http.call<Readable & { dump?: () => Promise<void>; text?: () => Promise<string> }>({
+      endpoint: 'dlink',
+      method: 'GET',
+      url,
+      headers,
+      retry: 'unsafe',
+      expect: 'stream',
+      pace: 'none',
+      dispatcher: this.downloadPool,
+      timeoutMs: this.transferTimeoutMs ?? Math.max(this.requestTimeoutMs, 60_000),
+      passStatuses: [301, 302, 303, 307, 308, 401, 403, 410],
+      signal,
+      requestId,
+    });
+    if ((res.status >= 300 && res.status < 400) || res.status === 401 || res.status === 403 || res.status === 410) {
+      await this.drain(res.data);
+      throw new DlinkExpiredError({ endpoint: 'dlink', code: 'TBDAV_RETRYABLE', httpStatus: res.status, message: 'resolved download URL refused or moved' });
+    }
+    return { statusCode: res.status, headers: res.headers, body: res.data };
   }
 
   /** The errno of a small JSON error body (undefined when there is none). */

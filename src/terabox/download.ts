@@ -46,6 +46,8 @@ export interface DlinkClient {
   download(fsIds: string[], opts?: CallOptions): Promise<{ fs_id: string; dlink: string }[]>;
   /** One GET of a dlink (token appended, redirects followed), Range sent when given. */
   openDlink(dlink: string, range?: { start: number; end?: number }, signal?: AbortSignal, requestId?: string): Promise<DlinkResponse>;
+  /** One GET of the URL a dlink redirected to (later ranges of the same read; optional). */
+  openResolved?(url: string, range?: { start: number; end?: number }, signal?: AbortSignal, requestId?: string): Promise<DlinkResponse>;
 }
 
 export interface ResumePolicy {
@@ -101,6 +103,12 @@ export interface KnownFile {
   etagMustBeMd5: boolean;
   /** The ETag of the first answer that had one: every later hop of the same read must carry it. */
   etag?: string;
+  /**
+   * The URL the dlink redirected to (the CDN's), once a GET of this read was redirected: the read's
+   * later GETs (ranges, resumes) ask it directly, one hop less. false once it failed in any way:
+   * the rest of the read goes through the dlink.
+   */
+  resolved?: string | false;
 }
 
 /** One opened download body, checked. */
@@ -306,11 +314,14 @@ export class DownloadReader {
     const fsId = entry.id;
     const what = `openRead ${path}`;
     const known = this.knownOf(entry);
-    const open: OpenAt = (from, to, signal) => this.openAt(path, fsId, from, to, known, { signal, requestId: opts.requestId });
+    // resumes go through the dlink (after a break, the conservative way); the first GET of each
+    // range may go straight to the URL the read's first GET was redirected to
+    const open: OpenAt = (from, to, signal) => this.openAt(path, fsId, from, to, known, { signal, requestId: opts.requestId }, false);
+    const openRangeFirst: OpenAt = (from, to, signal) => this.openAt(path, fsId, from, to, known, { signal, requestId: opts.requestId }, true);
     const onBytes = this.onBytes;
     /** A resumable read of from..to (its first GET done before it is handed out). */
     const openResumable = async (from: number, to: number, signal: AbortSignal | undefined): Promise<ResumableRead> => {
-      const first = await openFitting(what, open, from, to, this.policy, this.logger, { signal, requestId: opts.requestId });
+      const first = await openFitting(what, openRangeFirst, from, to, this.policy, this.logger, { signal, requestId: opts.requestId });
       return new ResumableRead({ what, open, first, start: from, end: to, policy: this.policy, logger: this.logger, signal, requestId: opts.requestId, onBytes });
     };
     const openRange = async (from: number, to: number, signal: AbortSignal | undefined): Promise<Readable> => (await openResumable(from, to, signal)).stream;
@@ -340,12 +351,15 @@ export class DownloadReader {
 
   /**
    * One GET of bytes `from`..`end` through the file's dlink (a fresh dlink once when it is refused),
-   * checked against what is known of the file (checkAnswer) before it is handed on: a misfit is a
+   * or, when `viaResolved` (the first GET of a range), straight at the URL the dlink led to earlier
+   * in this read (KnownFile.resolved; on any failure of that, through the dlink), checked against what is known of the file (checkAnswer) before it is handed on: a misfit is a
    * MisfitError (TBDAV_RETRYABLE), never bytes. The first fitting ETag is remembered in `known`,
    * so that every later hop of the same read must carry it too.
    */
-  private async openAt(path: string, fsId: string, from: number, end: number, known: KnownFile, opts: CallOptions): Promise<Opened> {
+  private async openAt(path: string, fsId: string, from: number, end: number, known: KnownFile, opts: CallOptions, viaResolved: boolean): Promise<Opened> {
     const what = `openRead ${path}`;
+    const direct = viaResolved && typeof known.resolved === 'string' && this.client.openResolved ? await this.openResolvedAt(what, known.resolved, from, end, known, opts) : undefined;
+    if (direct) return direct;
     for (let attempt = 1; ; attempt++) {
       const dlink = await this.dlinkFor(fsId, path, opts);
       let res: DlinkResponse;
@@ -363,20 +377,50 @@ export class DownloadReader {
         }
         throw relabelError('openRead', path, err);
       }
-      let fit: AnswerFit;
-      try {
-        fit = checkAnswer(what, from, end, res, known);
-      } catch (err) {
-        discard(res.body);
-        throw err;
-      }
-      if (fit.etagMd5 !== undefined && known.md5s.includes(fit.etagMd5) && !this.hostEtagIsMd5) {
-        this.hostEtagIsMd5 = true;
-        this.logger.debug(`${what}: the download host's ETag is the file md5; checking it from now on`, { requestId: opts.requestId });
-      }
-      if (fit.etag !== undefined && known.etag === undefined) known.etag = fit.etag;
-      return { body: res.body, skip: fit.skip };
+      const opened = this.fit(what, from, end, res, known, opts);
+      if (res.resolvedUrl !== undefined && known.resolved === undefined) known.resolved = res.resolvedUrl;
+      return opened;
     }
+  }
+
+  /**
+   * The GET of `from`..`end` at the URL an earlier GET of this read was redirected to; undefined
+   * (and the URL forgotten) when it fails in any way, so that the caller asks the dlink. A misfit
+   * is the caller's too (MisfitError), like any answer's.
+   */
+  private async openResolvedAt(what: string, url: string, from: number, end: number, known: KnownFile, opts: CallOptions): Promise<Opened | undefined> {
+    let res: DlinkResponse;
+    try {
+      res = await this.client.openResolved!(url, { start: from, end }, opts.signal, opts.requestId);
+    } catch (err) {
+      if (opts.signal?.aborted) throw abortError(what, opts.signal);
+      known.resolved = false;
+      this.logger.debug(`${what}: the download URL the dlink led to failed (${(err as Error).message}); back to the dlink`, { requestId: opts.requestId });
+      return undefined;
+    }
+    try {
+      return this.fit(what, from, end, res, known, opts);
+    } catch (err) {
+      known.resolved = false; // the next try goes through the dlink
+      throw err;
+    }
+  }
+
+  /** checkAnswer, and what an answer teaches (the host's ETag is the md5; the read's first ETag); a misfit's body dropped. */
+  private fit(what: string, from: number, end: number, res: DlinkResponse, known: KnownFile, opts: CallOptions): Opened {
+    let fit: AnswerFit;
+    try {
+      fit = checkAnswer(what, from, end, res, known);
+    } catch (err) {
+      discard(res.body);
+      throw err;
+    }
+    if (fit.etagMd5 !== undefined && known.md5s.includes(fit.etagMd5) && !this.hostEtagIsMd5) {
+      this.hostEtagIsMd5 = true;
+      this.logger.debug(`${what}: the download host's ETag is the file md5; checking it from now on`, { requestId: opts.requestId });
+    }
+    if (fit.etag !== undefined && known.etag === undefined) known.etag = fit.etag;
+    return { body: res.body, skip: fit.skip };
   }
 
   /** The dlink of `fsId` (cached, or asked in a batch), tied to the caller's signal. */
@@ -730,11 +774,13 @@ export class ResumableRead {
     }
     const left = this.end - this.pos + 1;
     if (c.length >= left) {
-      this.stream.push(c.subarray(0, left));
       this.pos = this.end + 1;
       this.state = 'done';
-      this.stream.push(null);
+      // the body first: its connection is closed before the end of this stream is seen (a
+      // parallel read then starts its next range), never one range too many in flight
       b.destroy();
+      this.stream.push(c.subarray(0, left));
+      this.stream.push(null);
       return;
     }
     this.pos += c.length;

@@ -33,7 +33,7 @@ for (const connections of [1, 4]) {
 
       if (connections > 1) {
         s.emulator.setOptions({ throughputBytesPerSec: 2 * MiB });
-        const gets1 = s.counters.requests['/file'] ?? 0;
+        const gets1 = s.counters.requests[BYTES_PATH] ?? 0;
         const bytes1 = s.counters.bytesServed;
         try {
           const slow = await fetch(s.url + '/nine.bin');
@@ -41,7 +41,7 @@ for (const connections of [1, 4]) {
         } finally {
           s.emulator.setOptions({ throughputBytesPerSec: 0 });
         }
-        const gets = (s.counters.requests['/file'] ?? 0) - gets1;
+        const gets = (s.counters.requests[BYTES_PATH] ?? 0) - gets1;
         assert.ok(gets >= 3, `throttled per connection: the rest came as 2 MiB ranges (${gets} GETs upstream)`);
         const extra = s.counters.bytesServed - bytes1 - data.length;
         assert.ok(extra >= 0 && extra <= 2 * MiB, `about every byte served once (${extra} more)`);

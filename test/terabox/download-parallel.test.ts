@@ -22,6 +22,8 @@ import { DownloadReader, type DlinkClient, type DownloadReaderOptions } from '..
 import { TeraboxRemote } from '../../src/terabox/remote.js';
 import type { Entry } from '../../src/remote/types.js';
 import { BYTES_PATH, startRig, makeSpool, readAll, type Rig } from './setup.js';
+import { envVariant } from '../helpers/emulator-variant.js';
+import type { DlinkResponse } from '../../src/terabox/client.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -48,29 +50,41 @@ const reader = (over: DownloadReaderOptions = {}, source: DlinkClient = rig.clie
 /** Probing as in production (one connection first), measured over 200 ms. */
 const probing = { parallelBelowBytesPerSecond: 8 * MiB, probeMs: 200 };
 
-/** rig.client as a reader's dlink source, counting the dlink GETs in flight (from the call until the body closes). */
-function countingSource(): { source: DlinkClient; peak: () => number; open: () => number } {
+/**
+ * rig.client as a reader's dlink source, counting the download GETs in flight (from the call until
+ * the body closes), through the dlink and straight at the URL it led to alike; `resolvedUrl`
+ * rewrites the latter (to make it fail).
+ */
+function countingSource(resolvedUrl: (url: string) => string = (u) => u): { source: DlinkClient; peak: () => number; open: () => number; resolved: () => number } {
   let open = 0;
   let peak = 0;
+  let resolved = 0;
+  const counted = async (get: () => Promise<DlinkResponse>): Promise<DlinkResponse> => {
+    open++;
+    peak = Math.max(peak, open);
+    try {
+      const res = await get();
+      res.body.once('close', () => open--);
+      return res;
+    } catch (err) {
+      open--;
+      throw err;
+    }
+  };
   const source: DlinkClient = {
     download: (ids, opts) => rig.client.download(ids, opts),
-    openDlink: async (dlink, range, signal, requestId) => {
-      open++;
-      peak = Math.max(peak, open);
-      try {
-        const res = await rig.client.openDlink(dlink, range, signal, requestId);
-        res.body.once('close', () => open--);
-        return res;
-      } catch (err) {
-        open--;
-        throw err;
-      }
+    openDlink: (dlink, range, signal, requestId) => counted(() => rig.client.openDlink(dlink, range, signal, requestId)),
+    openResolved: (url, range, signal, requestId) => {
+      resolved++;
+      return counted(() => rig.client.openResolved(resolvedUrl(url), range, signal, requestId));
     },
   };
-  return { source, peak: () => peak, open: () => open };
+  return { source, peak: () => peak, open: () => open, resolved: () => resolved };
 }
+const hops = envVariant().dlinkHops;
 const served = (): number => rig.emu.counters.bytesServed;
-const contentGets = (): number => rig.count('/file'); // one per GET of the dlink, whatever its redirects
+const dlinkGets = (): number => rig.count('/file'); // one per GET of the dlink, whatever its redirects
+const contentGets = (): number => rig.count(BYTES_PATH); // one per GET of the bytes, through the dlink or straight
 
 const modes: [string, DownloadReaderOptions, number][] = [
   ['1 connection', { connections: 1 }, 0],
@@ -201,6 +215,7 @@ test('probing: on a fast link a long read is ONE GET, also for a slow reader; on
   const t = reader({ connections: 4, ...probing }, counting.source);
   const peak0 = counting.peak();
   gets0 = contentGets();
+  const dlinks0 = dlinkGets();
   bytes0 = served();
   rig.emu.setOptions({ throughputBytesPerSec: 2 * MiB });
   try {
@@ -211,10 +226,29 @@ test('probing: on a fast link a long read is ONE GET, also for a slow reader; on
   }
   assert.equal(peak0, 1);
   assert.equal(counting.peak(), 4, 'four GETs in flight once the one connection proved slow');
-  assert.ok(contentGets() - gets0 >= 10, `ranges after the probe (${contentGets() - gets0} GETs)`);
+  const gets = contentGets() - gets0;
+  assert.ok(gets >= 10, `ranges after the probe (${gets} GETs)`);
+  // the ranges went straight to the URL the first GET was redirected to: one dlink GET in all
+  assert.equal(dlinkGets() - dlinks0, hops === 0 ? gets : 1, 'dlink GETs');
   const extra = served() - bytes0 - data.length;
   assert.ok(extra >= 0 && extra <= 256 * KiB, `the first GET was cut where the ranges take over: ${extra} bytes served twice or dropped`);
   assert.equal(t.bufferStats().buffered, 0);
+});
+
+test('the URL the dlink led to refused: the ranges go back to the dlink, bytes exact', { skip: hops === 0 ? 'the dlink answers the bytes itself: nothing to reuse' : false, timeout: 60_000 }, async () => {
+  // its signature spoilt: the download host refuses it (403), as an expired CDN URL would be
+  const counting = countingSource((u) => u.replace(/sign=[^&]+/, 'sign=0'));
+  const r = reader({ connections: 4 }, counting.source);
+  const dlinks0 = dlinkGets();
+  const gets0 = contentGets();
+  const got = await readAll(await r.open('/big.bin', entry, undefined, {}));
+  assert.equal(md5(got), md5(data));
+  const gets = contentGets() - gets0;
+  const chunks = Math.ceil(data.length / (256 * KiB));
+  // the ranges under way when it was first refused (at most the four connections) tried it, no later one
+  assert.ok(counting.resolved() >= 1 && counting.resolved() <= 4, `tried by ${counting.resolved()} GETs`);
+  assert.equal(gets, chunks + counting.resolved(), 'one GET of bytes per chunk, plus the refused tries');
+  assert.equal(dlinkGets() - dlinks0, chunks, 'every chunk through the dlink');
 });
 
 /** Read at least n bytes of s (then leave it paused). */
