@@ -152,7 +152,7 @@ export const CONFIG_KEYS: readonly KeyDef[] = [
     min: 0,
     max: Number.MAX_SAFE_INTEGER,
     default: 8 * 1024 * 1024,
-    doc: 'A GET longer than 4 MiB goes parallel (download.connections) when its one connection brings fewer bytes per second than this over its first second (default 8 MiB/s; throttled free accounts get 0.1-0.5 MB/s per connection). A faster link stays on one connection, which costs less CPU. 0: never parallel.',
+    doc: 'A GET longer than 4 MiB goes parallel (download.connections) when its one connection brings fewer bytes per second than this over its first half second of transfer (default 8 MiB/s; throttled free accounts get 0.1-0.5 MB/s per connection). A faster link stays on one connection, which costs less CPU. 0: never parallel.',
   },
   { key: 'ignore', kind: 'list', default: DEFAULT_IGNORE, doc: 'Name patterns (* and ?) kept on local disk only, never uploaded (Finder/Explorer clutter). Env/flag form: JSON or comma list.' },
   {

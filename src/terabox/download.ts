@@ -87,7 +87,7 @@ export interface DownloadReaderOptions {
    * 8 MiB/s). 0: never parallel; Infinity: parallel from the start (no probe).
    */
   parallelBelowBytesPerSecond?: number;
-  /** How long a long read's one connection is measured (default 1000 ms of transfer from its first byte). */
+  /** How long a long read's one connection is measured (default 500 ms of transfer from its first byte). */
   probeMs?: number;
   /** Body bytes received are reported here (metrics). */
   observer?: Pick<Observer, 'transfer'>;
@@ -294,7 +294,7 @@ export class DownloadReader {
       connections: Math.max(1, Math.floor(opts.connections ?? 4)),
       chunkBytes,
       parallelBelow: Math.max(0, opts.parallelBelowBytesPerSecond ?? DEFAULT_PARALLEL_BELOW),
-      probeMs: Math.max(1, opts.probeMs ?? 1000),
+      probeMs: Math.max(1, opts.probeMs ?? 500),
     };
     const observer = opts.observer;
     this.onBytes = observer?.transfer ? (bytes: number) => observer.transfer?.({ direction: 'down', bytes }) : undefined;

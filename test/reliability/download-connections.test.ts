@@ -2,7 +2,7 @@
  * `download.connections` over the full stack (bridge -> vfs -> TeraboxRemote -> emulator, port 0):
  * with 1, and with 4 over a fast (unthrottled) link, a GET of a 9 MiB file is one ranged GET
  * upstream and every byte is served once; with 4 over a link throttled per connection (2 MiB/s,
- * below download.parallelBelowBytesPerSecond's 8 MiB/s) it goes parallel after its first second
+ * below download.parallelBelowBytesPerSecond's 8 MiB/s) it goes parallel after its first half second
  * (several GETs upstream, bytes exact, about every byte served once); under resets and answers that
  * do not fit (10 %), whole and ranged GETs stay exact with either setting.
  */
