@@ -762,21 +762,7 @@ export class TeraboxClient {
       let url = new URL(first);
       url.searchParams.set('access_tokens', session.accessToken);
       for (let hop = 0; hop < 4; hop++) {
-        const res = await this.http.call<Readable & { dump?: () => Promise<void>; text?: () => Promise<string> }>({
-          endpoint: 'dlink',
-          method: 'GET',
-          url,
-          headers,
-          retry: 'idempotent',
-          expect: 'stream',
-          // not an API call: no pacer, and a pool of its own (a seek never waits behind API calls)
-          pace: 'none',
-          dispatcher: this.downloadPool,
-          timeoutMs: this.transferTimeoutMs ?? Math.max(this.requestTimeoutMs, 60_000),
-          passStatuses: [301, 302, 303, 307, 308, 401, 403, 410],
-          signal,
-          requestId,
-        });
+        const res = await this.downloadHostGet(url, headers, 'idempotent', signal, requestId);
         const status = res.status;
         if (status >= 300 && status < 400) {
           const location = firstHeader(res.headers.location);
@@ -808,6 +794,27 @@ export class TeraboxClient {
   }
 
   /**
+   * A GET on the download hosts (dlink, redirect hops, the CDN): not an API call, so no pacer, and a
+   * pool of its own (a seek never waits behind API calls); redirects and refusals are passed back.
+   */
+  private downloadHostGet(url: URL, headers: Record<string, string>, retry: 'idempotent' | 'unsafe', signal: AbortSignal | undefined, requestId: string | undefined) {
+    return this.http.call<Readable & { dump?: () => Promise<void>; text?: () => Promise<string> }>({
+      endpoint: 'dlink',
+      method: 'GET',
+      url,
+      headers,
+      retry,
+      expect: 'stream',
+      pace: 'none',
+      dispatcher: this.downloadPool,
+      timeoutMs: this.transferTimeoutMs ?? Math.max(this.requestTimeoutMs, 60_000),
+      passStatuses: [301, 302, 303, 307, 308, 401, 403, 410],
+      signal,
+      requestId,
+    });
+  }
+
+  /**
    * One GET of a URL a dlink redirected to (DlinkResponse.resolvedUrl), for later ranges of the
    * same read: nothing appended, no redirect followed, retried only when nothing was sent. A
    * redirect or a refusal (401/403/410) is a DlinkExpiredError; the caller goes back to the dlink
@@ -820,20 +827,7 @@ export class TeraboxClient {
     }
     const headers: Record<string, string> = {};
     if (range) headers.range = `bytes=${range.start}-${range.end ?? ''}`;
-    const res = await this.http.call<Readable & { dump?: () => Promise<void>; text?: () => Promise<string> }>({
-      endpoint: 'dlink',
-      method: 'GET',
-      url,
-      headers,
-      retry: 'unsafe',
-      expect: 'stream',
-      pace: 'none',
-      dispatcher: this.downloadPool,
-      timeoutMs: this.transferTimeoutMs ?? Math.max(this.requestTimeoutMs, 60_000),
-      passStatuses: [301, 302, 303, 307, 308, 401, 403, 410],
-      signal,
-      requestId,
-    });
+    const res = await this.downloadHostGet(url, headers, 'unsafe', signal, requestId);
     if ((res.status >= 300 && res.status < 400) || res.status === 401 || res.status === 403 || res.status === 410) {
       await this.drain(res.data);
       throw new DlinkExpiredError({ endpoint: 'dlink', code: 'TBDAV_RETRYABLE', httpStatus: res.status, message: 'resolved download URL refused or moved' });
