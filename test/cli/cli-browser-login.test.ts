@@ -29,7 +29,8 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function writeConfig(name: string): Promise<{ file: string; stateDir: string }> {
+/** config.json for a serve child in `dir/name` against `on` (default: the shared emulator), drive folder app root + `root`. */
+async function writeConfig(name: string, on: Pick<EmulatorHandle, 'authUrl' | 'credentials' | 'appRoot'> = emu, root = '/' + name): Promise<{ file: string; stateDir: string }> {
   const stateDir = join(dir, name, 'state');
   const file = join(dir, name, 'config.json');
   await mkdir(join(dir, name), { recursive: true });
@@ -37,7 +38,7 @@ async function writeConfig(name: string): Promise<{ file: string; stateDir: stri
     file,
     JSON.stringify({
       server: { host: '127.0.0.1', port: 0, users: [USER] },
-      terabox: { authUrl: emu.authUrl, ...emu.credentials, root: emu.appRoot + '/' + name },
+      terabox: { authUrl: on.authUrl, ...on.credentials, root: on.appRoot + root },
       stateDir,
       cacheDir: join(dir, name, 'cache'),
       log: { level: 'info' },
@@ -141,19 +142,7 @@ test('a saved login the service refuses: serve stays up, says why on the page, a
 test('a code that expires unapproved is replaced by a new one on the page', { timeout: 90_000 }, async () => {
   const short = await startEmulator(withEnvVariant({ dataDir: join(dir, 'emulator-short'), deviceCodeInterval: 1, deviceCodeTtlSec: 3, autoApproveAfterPolls: 1_000_000 }));
   try {
-    const stateDir = join(dir, 'short', 'state');
-    const file = join(dir, 'short', 'config.json');
-    await mkdir(join(dir, 'short'), { recursive: true });
-    await writeFile(
-      file,
-      JSON.stringify({
-        server: { host: '127.0.0.1', port: 0, users: [USER] },
-        terabox: { authUrl: short.authUrl, ...short.credentials, root: short.appRoot },
-        stateDir,
-        cacheDir: join(dir, 'short', 'cache'),
-        log: { level: 'info' },
-      }),
-    );
+    const { file, stateDir } = await writeConfig('short', short, '');
     const serve = startCli(['serve', '--config', file], { env: cleanEnv(dir) });
     try {
       const [, url] = await serve.waitFor(/WebDAV URL: (\S+)\n/);
@@ -176,19 +165,7 @@ test('a login TeraBox refuses while serving sends the share back to the browser 
   // Refresh tokens that die 8 s after the login (a refresh keeps the old expiry), access tokens of 2 s.
   const short = await startEmulator(withEnvVariant({ dataDir: join(dir, 'emulator-refresh'), deviceCodeInterval: 1, autoApproveAfterPolls: 1, accessTokenTtlSec: 2, refreshTokenTtlSec: 8 }));
   try {
-    const stateDir = join(dir, 'refresh', 'state');
-    const file = join(dir, 'refresh', 'config.json');
-    await mkdir(join(dir, 'refresh'), { recursive: true });
-    await writeFile(
-      file,
-      JSON.stringify({
-        server: { host: '127.0.0.1', port: 0, users: [USER] },
-        terabox: { authUrl: short.authUrl, ...short.credentials, root: short.appRoot },
-        stateDir,
-        cacheDir: join(dir, 'refresh', 'cache'),
-        log: { level: 'info' },
-      }),
-    );
+    const { file, stateDir } = await writeConfig('refresh', short, '');
     const serve = startCli(['serve', '--config', file], { env: cleanEnv(dir) });
     try {
       const [, url] = await serve.waitFor(/WebDAV URL: (\S+)\n/);
