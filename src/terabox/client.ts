@@ -715,6 +715,7 @@ export class TeraboxClient {
     what: { fsIds?: (number | string)[]; filelist?: string[]; path: string; ondup?: 'fail' | 'newcopy'; async: 0 | 1 | 2 },
     opts: CallOptions = {},
   ): Promise<ShareTransferResponse> {
+    checkDrivePath(what.path, 'share/transfer'); // the destination is a drive folder: never a malformed path
     const form: Record<string, string | undefined> = {
       fsidlist: what.fsIds ? JSON.stringify(what.fsIds.map(String)) : undefined,
       filelist: what.filelist ? JSON.stringify(what.filelist) : undefined,

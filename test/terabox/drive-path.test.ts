@@ -93,6 +93,8 @@ test('the client refuses a malformed path before any request', async () => {
     await assert.rejects(client.filemanager('delete', ['//x']), { code: 'TBDAV_BAD_REQUEST' });
     await assert.rejects(client.filemanager('rename', [{ path: '/x', newname: 'a/b' }]), { code: 'TBDAV_BAD_REQUEST' });
     await assert.rejects(client.filemanager('move', [{ path: '/x', dest: '/y/', newname: 'z' }]), { code: 'TBDAV_BAD_REQUEST' });
+    // share/transfer's destination is a drive folder like any other
+    await assert.rejects(client.shareTransfer(1, 2, 'k', { fsIds: [3], path: '/saved//here', async: 0 }), { code: 'TBDAV_BAD_REQUEST' });
   } finally {
     await client.close();
   }
