@@ -6,18 +6,22 @@
  *
  * Two processes use it: the CLI (`share add/remove`) and `serve` (which reads it, notices changes
  * by the file's mtime and size, and writes a new sekey after verifying again). Every change is a
- * read-modify-write of the current file in one process step; concurrent writers from two processes
- * may lose the older of two changes made in the same instant (the file is never torn).
+ * read-modify-write of the current file under a file lock (file-lock.ts: `shares.json.lock`), so a
+ * change made by one process is never lost to another's made in the same instant.
  *
  * Concurrency (in one process): `chain` serialises the read-modify-write of changes.
  */
 import { readFile, stat, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../shared/atomic-file.js';
+import { withFileLock } from './file-lock.js';
 import { TbdavError } from '../shared/errors.js';
 import { registerSecret } from '../shared/redact.js';
 
 export const SHARES_FILE = 'shares.json';
+/** A held shares lock not refreshed for this long is taken over (a change is one read and one write). */
+const SHARES_LOCK_STALE_MS = 10_000;
+const SHARES_LOCK_RETRIES = { retries: 60, factor: 1.3, minTimeout: 10, maxTimeout: 500, randomize: true };
 
 export interface ShareRecord {
   /** The share's folder name under shares.folder (unique, one path segment). */
@@ -118,12 +122,14 @@ export class ShareStore {
 
   /** Apply `change` to the current list and save it; serialised within this process. */
   private update<T>(change: (shares: ShareRecord[]) => T): Promise<T> {
-    const run = this.chain.then(async () => {
-      const shares = await this.load();
-      const out = change(shares);
-      await this.save(shares);
-      return out;
-    });
+    const run = this.chain.then(() =>
+      withFileLock(this.file, { staleMs: SHARES_LOCK_STALE_MS, retries: SHARES_LOCK_RETRIES, what: 'shares file' }, async () => {
+        const shares = await this.load();
+        const out = change(shares);
+        await this.save(shares);
+        return out;
+      }),
+    );
     this.chain = run.catch(() => undefined);
     return run;
   }

@@ -86,3 +86,16 @@ test('ShareRegistry follows the store: added and removed shares, unchanged ones 
   now += 1000;
   assert.deepEqual((await registry.current()).map((r) => r.record.name), ['two'], 'a broken file keeps what was known');
 });
+
+test('two processes changing shares.json at once lose no change (file lock around each read-modify-write)', async () => {
+  // two stores on one state dir: each its own in-process chain, as two processes have
+  const dirOf = join(rig.dir, 'state-lock');
+  const a = new ShareStore(dirOf);
+  const b = new ShareStore(dirOf);
+  const record = (name: string) => ({ name, link: `https://terabox.com/s/1${name}`, surl: name, shorturl: `1${name}`, pwd: '', sekey: '', shareid: '1', uk: '2', addedAt: Date.now() });
+  const names = Array.from({ length: 12 }, (_, i) => `s${i}`);
+  await Promise.all(names.map((n, i) => (i % 2 ? a : b).add(record(n))));
+  assert.deepEqual((await a.load()).map((s) => s.name).sort(), [...names].sort());
+  await Promise.all(names.slice(0, 6).map((n, i) => (i % 2 ? b : a).remove(n)));
+  assert.deepEqual((await b.load()).map((s) => s.name).sort(), names.slice(6).sort());
+});

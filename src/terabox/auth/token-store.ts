@@ -14,10 +14,10 @@
  */
 import { readFile, rm, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import lockfile from 'proper-lockfile';
 import { writeFileAtomic } from '../../shared/atomic-file.js';
 import { TbdavError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
+import { withFileLock } from '../file-lock.js';
 
 /** Name of the token file in the state dir (the one place it is written down). */
 export const TOKEN_FILE = 'tokens.json';
@@ -107,25 +107,8 @@ export class FileTokenStore implements TokenStore {
     return run;
   }
 
-  private async underFileLock<T>(fn: () => Promise<T>): Promise<T> {
-    await mkdir(this.stateDir, { recursive: true, mode: 0o700 });
-    let release: () => Promise<void>;
-    try {
-      release = await lockfile.lock(this.file, {
-        realpath: false, // the token file may not exist yet
-        lockfilePath: `${this.file}.lock`,
-        stale: TOKEN_LOCK_STALE_MS,
-        retries: TOKEN_LOCK_RETRIES,
-        onCompromised: (err) => this.logger?.warn(`token store ${this.file}: lock lost while held (${err.message})`),
-      });
-    } catch (err) {
-      throw new TbdavError('TBDAV_RETRYABLE', `token store ${this.file}: locked by another process for too long`, { cause: err });
-    }
-    try {
-      return await fn();
-    } finally {
-      await release().catch((err: unknown) => this.logger?.warn(`token store ${this.file}: releasing the lock failed`, { error: String(err) }));
-    }
+  private underFileLock<T>(fn: () => Promise<T>): Promise<T> {
+    return withFileLock(this.file, { staleMs: TOKEN_LOCK_STALE_MS, retries: TOKEN_LOCK_RETRIES, what: 'token store', ...(this.logger ? { logger: this.logger } : {}) }, fn);
   }
 
   async load(): Promise<StoredTokens | null> {
