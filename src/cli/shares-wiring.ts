@@ -39,7 +39,16 @@ export interface SharesWiring {
 
 export function wireShares(
   config: Config,
-  deps: { client: TeraboxClient; vfs: Vfs; driveRoot: string; storeDir: string; logger: Logger; transfer?: ConstructorParameters<typeof ShareRegistry>[2]['transfer'] },
+  deps: {
+    client: TeraboxClient;
+    vfs: Vfs;
+    driveRoot: string;
+    storeDir: string;
+    logger: Logger;
+    transfer?: ConstructorParameters<typeof ShareRegistry>[2]['transfer'];
+    /** Signs the playlists' URLs; kept in the state dir so that they survive a restart (a fresh one per process without). */
+    streamingSecret?: Buffer;
+  },
 ): SharesWiring {
   const store = new ShareStore(deps.storeDir);
   const registry = new ShareRegistry(deps.client, store, { driveRoot: deps.driveRoot, logger: deps.logger, ...(deps.transfer ? { transfer: deps.transfer } : {}) });
@@ -75,6 +84,7 @@ export function wireShares(
     inner: mounts,
     type: config.streaming.type,
     logger: deps.logger,
+    ...(deps.streamingSecret ? { secret: deps.streamingSecret } : {}),
     sourceFor: async (path) => {
       const w = await mounts.resolve(path);
       if (!w) return undefined;

@@ -24,6 +24,7 @@ import { TbdavError, isTbdavError } from '../shared/errors.js';
 import { createLogger, type Logger } from '../shared/logger.js';
 import { combineObservers, safeObserver, type Observer } from '../shared/observer.js';
 import { redact } from '../shared/redact.js';
+import { loadOrCreateSecret } from '../shared/secret-file.js';
 import { ERRNO } from '../terabox/api/types.js';
 import { FileTokenStore } from '../terabox/auth/token-store.js';
 import { TeraboxClient } from '../terabox/client.js';
@@ -36,6 +37,9 @@ import { wireShares, type SharesWiring } from './shares-wiring.js';
 import { appFolderOf, StackMonitor } from './monitor.js';
 import { pngFromDataUrl } from './qr-terminal.js';
 
+
+/** The key that signs the virtual HLS playlists' URLs, in the state dir (stable across restarts). */
+export const STREAMING_KEY_FILE = 'streaming.key';
 export interface StackOptions {
   logger?: Logger;
   /** Extra options for the embedded emulator (tests: faults, small limits). */
@@ -287,7 +291,8 @@ export async function startStack(config: Config, opts: StackOptions = {}): Promi
       });
       cleanups.push(() => vfs.close());
       // Shares under shares.folder and (streaming.enabled) virtual playlists: wrappers of the Vfs.
-      const shares = wireShares(config, { client, vfs, driveRoot: root, storeDir: tokenDir(config), logger });
+      const streamingSecret = config.streaming.enabled ? await loadOrCreateSecret(join(tokenDir(config), STREAMING_KEY_FILE)) : undefined;
+      const shares = wireShares(config, { client, vfs, driveRoot: root, storeDir: tokenDir(config), logger, ...(streamingSecret ? { streamingSecret } : {}) });
       return { remote, vfs, writeback: vfs.writeback, shares };
     };
     const serveShare = async (): Promise<void> => {

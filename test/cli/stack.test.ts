@@ -1,6 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../../src/cli/config.js';
+import { STREAMING_KEY_FILE, startStack, tokenDir } from '../../src/cli/stack.js';
+import { silentLogger } from '../../src/shared/logger.js';
 import { startTestStack } from '../helpers/stack.js';
 
 test('test stack: PUT then GET round trip through bridge, vfs, remote and emulator; close removes the temp dir', async () => {
@@ -65,5 +71,36 @@ test('upload.mode writethrough (default) builds no queue', async () => {
     assert.equal(s.config.upload.mode, 'writethrough');
   } finally {
     await s.close();
+  }
+});
+
+test('the virtual playlists survive a restart: same content and ETag (the signing key is kept in the state dir, 0600)', { timeout: 60_000 }, async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'tbdav-hls-key-'));
+  const config = loadConfig({ env: {}, home: dir, cwd: dir, flags: { 'server.port': 0, stateDir: join(dir, 'state'), cacheDir: join(dir, 'cache') } });
+  config.streaming.enabled = true;
+  const playlist = async (): Promise<{ text: string; etag: string | null }> => {
+    const stack = await startStack(config, { logger: silentLogger() });
+    try {
+      if (!(await fetch(`${stack.url}/clip.mp4`)).ok) {
+        assert.equal((await fetch(`${stack.url}/clip.mp4`, { method: 'PUT', body: randomBytes(70_000) })).status, 201);
+      }
+      const r = await fetch(`${stack.url}/clip.mp4.m3u8`);
+      assert.equal(r.status, 200);
+      return { text: await r.text(), etag: r.headers.get('etag') };
+    } finally {
+      await stack.close();
+    }
+  };
+  try {
+    const first = await playlist();
+    assert.match(first.text, /#EXTM3U/);
+    const second = await playlist();
+    assert.equal(second.text, first.text, 'the playlist (its signed URL) is the same after the restart');
+    assert.equal(second.etag, first.etag);
+    const key = await stat(join(tokenDir(config), STREAMING_KEY_FILE));
+    assert.equal(key.mode & 0o777, 0o600);
+    assert.equal(key.size, 32);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 });
