@@ -11,7 +11,9 @@
  *    flight at once;
  *  - a Range GET fetches its range only; a read abandoned early costs one chunk; a read destroyed
  *    after going parallel closes every GET in flight at once;
- *  - memory bounded: a slow reader never makes it hold more than connections x chunkBytes.
+ *  - memory bounded: a slow reader never makes it hold more than connections x chunkBytes;
+ *  - the probe going parallel while the first GET waits to resume after a reset: the resume asks
+ *    only up to the cut (ResumableRead.shorten in state 'resuming'), every byte asked once.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -249,6 +251,49 @@ test('the URL the dlink led to refused: the ranges go back to the dlink, bytes e
   assert.ok(counting.resolved() >= 1 && counting.resolved() <= 4, `tried by ${counting.resolved()} GETs`);
   assert.equal(gets, chunks + counting.resolved(), 'one GET of bytes per chunk, plus the refused tries');
   assert.equal(dlinkGets() - dlinks0, chunks, 'every chunk through the dlink');
+});
+
+test('probing: the one connection breaks and the probe goes parallel while it waits to resume: the resume asks only up to the cut, the ranges the rest, every byte asked once', { timeout: 60_000 }, async () => {
+  // the first GET is reset after 1 MiB (4 MiB/s: at >= 250 ms); its resume waits 1.5-3 s (backoff);
+  // the probe ends at 1 s of transfer (1 MiB/s < 8 MiB/s) during that wait: the first GET is
+  // shortened while it is resuming (ResumableRead.shorten in state 'resuming')
+  const asked: { start: number; end: number }[] = [];
+  const record = (range: { start: number; end?: number } | undefined): void => {
+    asked.push({ start: range?.start ?? 0, end: range?.end ?? data.length - 1 });
+  };
+  const source: DlinkClient = {
+    logger: rig.logger,
+    download: (ids, opts) => rig.client.download(ids, opts),
+    openDlink: (dlink, range, signal, requestId) => (record(range), rig.client.openDlink(dlink, range, signal, requestId)),
+    openResolved: (url, range, signal, requestId) => (record(range), rig.client.openResolved(url, range, signal, requestId)),
+  };
+  const r = reader({ connections: 4, parallelBelowBytesPerSecond: 8 * MiB, probeMs: 1000, resumeBaseMs: 3000, resumeMaxMs: 3000 }, source);
+  const logs0 = rig.logs.length;
+  const bytes0 = served();
+  rig.emu.setOptions({ throughputBytesPerSec: 4 * MiB, faults: { rate: 1, seed: 5, kinds: ['reset'], endpoints: [BYTES_PATH] } });
+  let got: Buffer;
+  try {
+    const s = await r.open('/big.bin', entry, undefined, {});
+    rig.emu.setOptions({ faults: { rate: 0 } }); // only the first GET breaks
+    got = await readAll(s);
+  } finally {
+    rig.emu.setOptions({ throughputBytesPerSec: 0, faults: { rate: 0 } });
+  }
+  assert.equal(md5(got), md5(data), 'byte-identical');
+  const text = rig.logs.slice(logs0).join('\n');
+  const broke = text.indexOf('upstream broke at byte 1048576');
+  const parallel = text.indexOf('one connection brings');
+  assert.ok(broke >= 0 && parallel > broke, 'the first GET broke at 1 MiB, then the probe sent the read parallel (before the resume)');
+  // asked: the first GET (whole file), then its resume and the ranges, in any order
+  assert.deepEqual(asked[0], { start: 0, end: data.length - 1 });
+  const rest = asked.slice(1).sort((a, b) => a.start - b.start);
+  const resume = rest[0]!;
+  assert.equal(resume.start, MiB, 'the resume starts at the byte reached');
+  assert.ok(resume.end < MiB + 256 * KiB, `the resume asks up to the cut only (bytes ${resume.start}-${resume.end}), not to the end of the file`);
+  for (let i = 1; i < rest.length; i++) assert.equal(rest[i]!.start, rest[i - 1]!.end + 1, `asked ranges disjoint and contiguous: ${JSON.stringify(rest)}`);
+  assert.equal(rest.at(-1)!.end, data.length - 1);
+  assert.equal(served() - bytes0, data.length, 'every byte served once');
+  assert.equal(r.bufferStats().buffered, 0);
 });
 
 /** Read at least n bytes of s (then leave it paused). */
