@@ -17,7 +17,12 @@
  *    which the service was accepting calls), capped at `maxIntervalMs`. The first refusal after a
  *    success, of a call that had to wait for its turn (the pacer set the pace, so it was too fast),
  *    also sets the `targetMs`: 90 % of the rate the service let through in the second before the
- *    refused call started (or of the current rate, when slower). Refusals in a row keep that target
+ *    refused call started (or of the current rate, when slower) — but only on evidence of a limit
+ *    (at least 2 refusals and 10 % of the calls started in that second), and not while the pace is
+ *    still slower than the target (recovering from a backoff): a lone refusal among many accepted
+ *    calls (a fault that is not about our rate) backs off and recovers quickly; lowering the target
+ *    at each of those ratcheted the pace down to about one call a second (test: 3 % random
+ *    refusals in pacer.test.ts). Refusals in a row keep that target
  *    (their own second only saw the backed-off pace). A refusal while calls come slower than the
  *    pace (sporadic) sets no target: the recent rate was the callers', not the service's limit. A Retry-After stops every start until
  *    that time. Answers to calls that started before the last slowdown do not slow down again (they
@@ -105,6 +110,8 @@ const TARGET_SHARE = 0.9;
 const FORGET_ABOVE = 1.3;
 /** Window over which accepted calls are counted (the services' limits are per second). */
 const WINDOW_MS = 1000;
+/** Share of refused calls in the last window that makes a refusal evidence of a rate limit. */
+const LIMIT_EVIDENCE = 0.1;
 
 interface Waiter {
   hold: boolean;
@@ -144,6 +151,8 @@ export class Pacer {
   private streak = 0;
   /** Start times of the recent successful calls (for the accepted rate), oldest first. */
   private readonly accepted: number[] = [];
+  /** Start times of the recent refused calls (evidence of a limit), oldest first. */
+  private readonly refused: number[] = [];
   private readonly waiters: Waiter[] = [];
   private inFlight = 0;
   private pumping = false;
@@ -310,13 +319,26 @@ export class Pacer {
     if (epoch !== this.epoch) return;
     const previous = this.intervalMs;
     let acceptedSpacing: number | undefined;
-    if (this.streak === 0 && saturated) {
+    this.refused.push(startedAt);
+    this.prune();
+    // Evidence of a limit: a good share of the calls started in the second before were refused. A
+    // lone refusal among many accepted calls (3 % random refusals, faults that are not about our
+    // rate) backs off but sets no target: lowering the target at each of those ratcheted the pace
+    // down to one call a second.
+    let okInWindow = 0;
+    let refusedInWindow = 0;
+    for (const t of this.accepted) if (t >= startedAt - WINDOW_MS && t < startedAt) okInWindow++;
+    for (const t of this.refused) if (t >= startedAt - WINDOW_MS && t <= startedAt) refusedInWindow++;
+    const evidence = refusedInWindow >= LIMIT_EVIDENCE * (okInWindow + refusedInWindow) && refusedInWindow >= 2;
+    // Slower than the target (still recovering from a backoff): the service refused a pace it had
+    // let through before, so this says nothing new about its limit: keep the target.
+    const recovering = this.targetMs !== undefined && previous > this.targetMs;
+    if (!evidence || recovering) {
+      // back off below, target unchanged
+    } else if (this.streak === 0 && saturated) {
       // the first refusal after a success, while calls were queueing: the pacer's pace was too fast.
       // What did the service let through in the second before?
-      this.prune();
-      let ok = 0;
-      for (const t of this.accepted) if (t >= startedAt - WINDOW_MS && t < startedAt) ok++;
-      acceptedSpacing = ok > 0 ? WINDOW_MS / ok : undefined;
+      acceptedSpacing = okInWindow > 0 ? WINDOW_MS / okInWindow : undefined;
       this.targetMs = Math.min(this.maxIntervalMs, Math.max(previous, acceptedSpacing ?? previous, MIN_BACKOFF_MS) / TARGET_SHARE);
     } else if (this.targetMs === undefined && saturated) {
       this.targetMs = Math.min(this.maxIntervalMs, Math.max(previous, MIN_BACKOFF_MS) / TARGET_SHARE);
@@ -334,9 +356,11 @@ export class Pacer {
   /** Keep only the successes of the last two windows. */
   private prune(): void {
     const horizon = this.now() - 2 * WINDOW_MS;
-    let drop = 0;
-    while (drop < this.accepted.length && this.accepted[drop]! < horizon) drop++;
-    if (drop > 0) this.accepted.splice(0, drop);
+    for (const list of [this.accepted, this.refused]) {
+      let drop = 0;
+      while (drop < list.length && list[drop]! < horizon) drop++;
+      if (drop > 0) list.splice(0, drop);
+    }
   }
 
   private emit(e: PacerEvent): void {
