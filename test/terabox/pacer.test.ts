@@ -248,30 +248,27 @@ test('a waiting call leaves the queue when its signal aborts; close() rejects th
   await assert.rejects(pacer.acquire({ hold: true }), { name: 'PacerClosedError' });
 });
 
-test('simulation: a service allowing 10 calls/s, 8 workers, ceiling 20/s: < 10 % refused, >= 7.5 accepted calls/s', async () => {
+/**
+ * 8 workers making `wanted` successful calls through a pacer (ceiling 20/s, 4 held) on a virtual
+ * clock: each call asks `answer` (true: accepted), takes 35 ms, and a refused one is retried after
+ * http.ts's jittered exponential delay. The worst spacing is read after every answer.
+ */
+async function simulate(wanted: number, random: () => number, answer: (t: number) => boolean) {
   const clock = new VirtualClock();
   const pacer = new Pacer({ callsPerSecond: 20, concurrency: 4, now: clock.now, sleep: clock.sleep });
-  const random = prng(42);
-  // the service: a sliding 1 s window over accepted calls (what the emulator's rateLimit does)
-  const acceptedAt: number[] = [];
-  const service = (t: number): boolean => {
-    const n = acceptedAt.filter((x) => x > t - 1000).length;
-    if (n >= 10) return false;
-    acceptedAt.push(t);
-    return true;
-  };
-  let refused = 0;
   let calls = 0;
-  let wanted = 600; // 200 files x 3 calls
+  let refused = 0;
+  let worstInterval = 0;
   const worker = async (): Promise<void> => {
     while (wanted > 0) {
       wanted--;
       for (let attempt = 1; ; attempt++) {
         const ticket = await pacer.acquire({ hold: true });
         calls++;
-        const ok = service(clock.now());
+        const ok = answer(clock.now());
         await clock.sleep(35); // latency of the answer
         ticket.done(ok ? OK : LIMITED);
+        worstInterval = Math.max(worstInterval, pacer.stats().intervalMs);
         if (ok) break;
         refused++;
         await clock.sleep(Math.floor(random() * Math.min(30_000, 500 * 2 ** (attempt - 1)))); // http.ts's retry delay
@@ -282,46 +279,35 @@ test('simulation: a service allowing 10 calls/s, 8 workers, ceiling 20/s: < 10 %
   for (let i = 0; i < 8; i++) void worker().then(() => finished++);
   await clock.run(() => finished === 8);
   assert.equal(finished, 8);
+  return { calls, refused, seconds: clock.t / 1000, worstInterval, stats: pacer.stats() };
+}
+
+test('simulation: a service allowing 10 calls/s, 8 workers, ceiling 20/s: < 10 % refused, >= 7.5 accepted calls/s', async () => {
+  // the service: a sliding 1 s window over accepted calls (what the emulator's rateLimit does)
+  const acceptedAt: number[] = [];
+  const service = (t: number): boolean => {
+    const n = acceptedAt.filter((x) => x > t - 1000).length;
+    if (n >= 10) return false;
+    acceptedAt.push(t);
+    return true;
+  };
+  const { calls, refused, seconds, stats } = await simulate(600, prng(42), service); // 200 files x 3 calls
   const share = refused / calls;
-  const perSecond = acceptedAt.length / (clock.t / 1000);
+  const perSecond = acceptedAt.length / seconds;
   assert.equal(acceptedAt.length, 600);
   assert.ok(share < 0.1, `refused share ${share.toFixed(3)} (${refused} of ${calls})`);
   assert.ok(perSecond >= 7.5, `accepted ${perSecond.toFixed(2)} calls/s`);
-  assert.equal(pacer.stats().rateLimited, refused);
+  assert.equal(stats.rateLimited, refused);
   console.log(`# simulation: ${refused} of ${calls} refused (${(share * 100).toFixed(1)} %), ${perSecond.toFixed(2)} accepted calls/s`);
 });
 
 test('simulation: a service with no limit that answers "too often" to 3 % of calls at random: the pace does not ratchet down', async () => {
   // what the emulator's fault injection does (and a service whose 31034 is not about our rate):
   // each refusal backs off, but the pacer must not keep lowering its target at every one of them
-  const clock = new VirtualClock();
-  const pacer = new Pacer({ callsPerSecond: 20, concurrency: 4, now: clock.now, sleep: clock.sleep });
   const random = prng(7);
-  let accepted = 0;
-  let calls = 0;
-  let wanted = 1200;
-  let worstInterval = 0;
-  const worker = async (): Promise<void> => {
-    while (wanted > 0) {
-      wanted--;
-      for (let attempt = 1; ; attempt++) {
-        const ticket = await pacer.acquire({ hold: true });
-        calls++;
-        const ok = random() >= 0.03;
-        await clock.sleep(35);
-        ticket.done(ok ? OK : LIMITED);
-        worstInterval = Math.max(worstInterval, pacer.stats().intervalMs);
-        if (ok) break;
-        await clock.sleep(Math.floor(random() * Math.min(30_000, 500 * 2 ** (attempt - 1))));
-      }
-      accepted++;
-    }
-  };
-  let finished = 0;
-  for (let i = 0; i < 8; i++) void worker().then(() => finished++);
-  await clock.run(() => finished === 8);
-  const perSecond = accepted / (clock.t / 1000);
-  console.log(`# random refusals: ${calls - accepted} of ${calls} refused, ${perSecond.toFixed(2)} accepted calls/s, worst spacing ${worstInterval.toFixed(0)} ms, target at the end ${pacer.stats().targetMs?.toFixed(0) ?? 'none'}`);
+  const { calls, refused, seconds, worstInterval, stats } = await simulate(1200, random, () => random() >= 0.03);
+  const perSecond = (calls - refused) / seconds;
+  console.log(`# random refusals: ${refused} of ${calls} refused, ${perSecond.toFixed(2)} accepted calls/s, worst spacing ${worstInterval.toFixed(0)} ms, target at the end ${stats.targetMs?.toFixed(0) ?? 'none'}`);
   // the ceiling allows 20/s; 8 workers with 35 ms answers and retry delays get well over half of it
   // when each refusal costs one backoff and no lasting target
   assert.ok(perSecond >= 10, `accepted ${perSecond.toFixed(2)} calls/s`);
